@@ -1,0 +1,94 @@
+// Exception stores: where a snapshot keeps the origin chunks it saved.
+//
+// As in the kernel's dm-exception-store, the copy-on-write logic (dm layer)
+// talks to this interface only; it never knows the on-disk format. Two
+// implementations: persistent ("P", the kernel's on-disk format byte for
+// byte, see docs/dm-snapshot.md) and transient ("N", memory only).
+//
+// The store does not keep the in-memory lookup table; the snapshot does
+// (ExceptionTable). The store allocates COW chunks, makes exceptions
+// durable, reports usage and remembers validity.
+//
+// Thread safety: every method may be called concurrently.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string_view>
+
+#include "cowsnap/block_device.h"
+#include "cowsnap/chunk.h"
+#include "cowsnap/status.h"
+
+namespace cowsnap {
+
+// What dm's snapshot status line reports, in 512-byte sectors.
+struct StoreUsage {
+  uint64_t total_sectors = 0;      // size of the COW device
+  uint64_t allocated_sectors = 0;  // header + metadata + data chunks in use
+  uint64_t metadata_sectors = 0;   // header + metadata chunks
+};
+
+// Called once per committed exception found on the device, in on-disk order.
+using ExceptionVisitor = std::function<void(ChunkIndex old_chunk, ChunkIndex cow_chunk)>;
+
+class ExceptionStore {
+ public:
+  ExceptionStore() = default;
+  ExceptionStore(const ExceptionStore&) = delete;
+  ExceptionStore& operator=(const ExceptionStore&) = delete;
+  virtual ~ExceptionStore() = default;
+
+  // "P" or "N", as in the dm snapshot table line.
+  [[nodiscard]] virtual std::string_view type_code() const = 0;
+  [[nodiscard]] virtual const ChunkGeometry& geometry() const = 0;
+  // Exception data live at geometry().offset_of(cow_chunk) on this device.
+  [[nodiscard]] virtual BlockDevice& cow_device() = 0;
+  // False once the store overflowed or was invalidated (and, for a
+  // persistent store, when its header says valid = 0).
+  [[nodiscard]] virtual bool valid() const = 0;
+
+  // Reserves a COW chunk for a new exception. ENOSPC when the store has no
+  // room for one more (the caller then invalidates the snapshot); EIO when
+  // the store is invalid.
+  virtual Result<ChunkIndex> prepare_exception() = 0;
+
+  // Makes `old_chunk -> cow_chunk` durable and returns only then.
+  // REQUIRES: cow_chunk came from prepare_exception() and its data were
+  // written to cow_device() before this call.
+  // Crash safety: the data chunk is flushed before the metadata naming it
+  // is written, and the metadata is flushed before this returns, so a crash
+  // never leaves an exception pointing at unwritten data.
+  // Group commit: concurrent callers share one metadata write and flush.
+  virtual Status commit_exception(ChunkIndex old_chunk, ChunkIndex cow_chunk) = 0;
+
+  // Marks the store invalid, durably (persistent: header valid = 0 written
+  // and flushed). Later prepare/commit calls fail with EIO.
+  virtual Status invalidate() = 0;
+
+  [[nodiscard]] virtual StoreUsage usage() const = 0;
+};
+
+// Persistent store ("P").
+// Creates a new store on `cow`: header (valid = 1) and a zeroed first
+// metadata area, flushed. EINVAL for a bad chunk size or a device smaller
+// than header + one metadata area + one data chunk.
+Result<std::unique_ptr<ExceptionStore>> create_persistent_store(
+    std::shared_ptr<BlockDevice> cow, uint32_t chunk_sectors);
+
+// Opens an existing persistent store and reports its exceptions to `visit`.
+// `chunk_sectors` must match the header's; 0 accepts the header's.
+// Errors (EINVAL, naming the device and the problem): bad magic ("not a
+// snapshot store"), version other than 1, chunk size mismatch or invalid,
+// metadata beyond the device's end (truncated device), an entry naming a
+// COW chunk beyond the device's end. A store whose header says valid = 0
+// opens fine and reports valid() == false.
+Result<std::unique_ptr<ExceptionStore>> open_persistent_store(
+    std::shared_ptr<BlockDevice> cow, uint32_t chunk_sectors, const ExceptionVisitor& visit);
+
+// Transient store ("N"): allocation from chunk 0, nothing on disk but the
+// data; commit_exception only flushes the data.
+Result<std::unique_ptr<ExceptionStore>> create_transient_store(
+    std::shared_ptr<BlockDevice> cow, uint32_t chunk_sectors);
+
+}  // namespace cowsnap
