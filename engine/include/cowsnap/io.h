@@ -6,7 +6,9 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cowsnap/block_device.h"
@@ -15,8 +17,11 @@ namespace cowsnap {
 
 // A regular file or a block device, through pread/pwrite; flush() is
 // fdatasync(). write_zeroes/discard punch holes in regular files
-// (fallocate PUNCH_HOLE|KEEP_SIZE, falling back to writing zeroes) and use
-// BLKZEROOUT/BLKDISCARD on block devices.
+// (fallocate PUNCH_HOLE|KEEP_SIZE, falling back to writing zeroes). On block
+// devices write_zeroes is BLKZEROOUT and discard is a punched hole (a zeroing
+// that may unmap) rather than BLKDISCARD, which does not promise zeroes;
+// both fall back to writing zeroes. Every error message names the path.
+// Thread-safe: pread/pwrite on one descriptor, no other state changes.
 class FileDevice final : public BlockDevice {
  public:
   struct Options {
@@ -99,7 +104,9 @@ class DeviceWrapper : public BlockDevice {
   Status read(uint64_t offset, std::span<uint8_t> buf) override { return target_->read(offset, buf); }
   Status write(uint64_t offset, std::span<const uint8_t> buf) override { return target_->write(offset, buf); }
   Status flush() override { return target_->flush(); }
-  Status write_zeroes(uint64_t offset, uint64_t length) override { return target_->write_zeroes(offset, length); }
+  Status write_zeroes(uint64_t offset, uint64_t length) override {
+    return target_->write_zeroes(offset, length);
+  }
   Status discard(uint64_t offset, uint64_t length) override { return target_->discard(offset, length); }
   [[nodiscard]] std::string describe() const override { return target_->describe(); }
   [[nodiscard]] const std::shared_ptr<BlockDevice>& target() const { return target_; }
@@ -114,7 +121,7 @@ class CountingDevice final : public DeviceWrapper {
  public:
   struct Counters {
     uint64_t reads = 0, bytes_read = 0;
-    uint64_t writes = 0, bytes_written = 0;  // write() calls only
+    uint64_t writes = 0, bytes_written = 0;   // write() calls only
     uint64_t zero_ops = 0, bytes_zeroed = 0;  // write_zeroes() and discard()
     uint64_t flushes = 0;
   };
@@ -141,6 +148,9 @@ class CountingDevice final : public DeviceWrapper {
 // - power_cut_after(n): a power cut happens instead of the (n+1)th
 //   operation of any kind except read; that operation fails with EIO.
 // Undo data for unflushed writes is kept in memory until the next flush.
+// Every call, reads included, is serialized on one mutex: a mutation saves
+// its undo bytes and reaches the target atomically, so the undo log is exact
+// under concurrency. Slow by design; it is a test device.
 class FaultyDevice final : public DeviceWrapper {
  public:
   using DeviceWrapper::DeviceWrapper;
@@ -162,18 +172,22 @@ class FaultyDevice final : public DeviceWrapper {
     uint64_t offset;
     std::vector<uint8_t> old_bytes;
   };
-  // Records undo for the range and counts the operation; false when the
-  // call must fail (cut now, or the injected write failure fires).
+  // Under mu_. Counts the operation and records undo bytes for the range;
+  // an error when the call must fail (cut already or now, bad range, or
+  // the injected write failure fires), in which case nothing was written.
   Status before_mutation(uint64_t offset, uint64_t length);
+  // Under mu_. Counts a non-read operation; cuts power if it is the chosen
+  // one.
+  Status count_operation_locked(std::string_view what);
   void cut_locked();
 
   mutable std::mutex mu_;
-  std::vector<Undo> undo_;  // guarded by mu_; oldest first
-  uint64_t operations_ = 0;  // guarded by mu_
-  int64_t fail_write_at_ = -1;  // guarded by mu_; write-type ordinal to fail
-  uint64_t write_ops_ = 0;  // guarded by mu_
-  int64_t cut_at_ = -1;  // guarded by mu_; operation ordinal to cut at
-  bool cut_ = false;  // guarded by mu_
+  std::vector<Undo> undo_;                 // guarded by mu_; oldest first; cleared by flush
+  uint64_t operations_ = 0;                // guarded by mu_
+  std::optional<uint64_t> fail_write_at_;  // guarded by mu_; write-type ordinal to fail
+  uint64_t write_ops_ = 0;                 // guarded by mu_
+  std::optional<uint64_t> cut_at_;         // guarded by mu_; operation ordinal to cut at
+  bool cut_ = false;                       // guarded by mu_
 };
 
 }  // namespace cowsnap
