@@ -82,7 +82,8 @@ Result<std::unique_ptr<ExceptionStore>> create_persistent_store(
 // snapshot store"), version other than 1, chunk size mismatch or invalid,
 // metadata beyond the device's end (truncated device), an entry naming a
 // COW chunk beyond the device's end. A store whose header says valid = 0
-// opens fine and reports valid() == false.
+// opens fine and reports valid() == false. On an error, `visit` may
+// already have seen some exceptions: discard them.
 Result<std::unique_ptr<ExceptionStore>> open_persistent_store(
     std::shared_ptr<BlockDevice> cow, uint32_t chunk_sectors, const ExceptionVisitor& visit);
 

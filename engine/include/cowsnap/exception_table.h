@@ -12,6 +12,8 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <utility>
+#include <vector>
 
 #include "cowsnap/chunk.h"
 
@@ -25,8 +27,13 @@ class ExceptionTable {
   ExceptionTable& operator=(ExceptionTable&&) noexcept;
 
   [[nodiscard]] std::optional<ChunkIndex> lookup(ChunkIndex old_chunk) const;
-  // REQUIRES: old_chunk has no exception yet.
+  // REQUIRES: old_chunk has no exception yet. (If it has one, the call
+  // changes nothing: the first mapping stays.)
   void insert(ChunkIndex old_chunk, ChunkIndex cow_chunk);
+  // insert() for each pair, sorted first: several times faster for many
+  // exceptions in random order (e.g. everything a store's open reports),
+  // at the cost of the vector it takes.
+  void insert_batch(std::vector<std::pair<ChunkIndex, ChunkIndex>> exceptions);
   // Number of exceptions (chunks), not entries.
   [[nodiscard]] uint64_t size() const;
   // Heap bytes held by the table, including container overhead.

@@ -1,0 +1,374 @@
+// The persistent exception store ("P"), in the kernel's on-disk format.
+//
+// Durability protocol (each step finishes before the next starts):
+//   1. every metadata area the batch writes except the first, and the
+//      zeroes of the area after a newly full one;
+//   2. flush: the batch's data chunks and the step-1 writes are durable;
+//   3. the first area the batch touches (the current area);
+//   4. flush: the batch is committed; callers are told OK.
+// A reader walks areas in order and only enters area i + 1 through a full
+// area i. The current area is never full on disk before step 3, so every
+// area the walk can reach through it holds zeroes or entries whose data is
+// durable by the time step 3 makes them reachable. A crash before step 4
+// ends leaves the table at the last committed prefix (or a prefix with some
+// of this batch, all pointing at written data).
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <mutex>
+#include <vector>
+
+#include "cowsnap/exception_store.h"
+#include "group_commit.h"
+#include "persistent_format.h"
+
+namespace cowsnap {
+namespace {
+
+using pstore::AreaLayout;
+using pstore::DiskException;
+using pstore::DiskHeader;
+
+struct Pending {
+  ChunkIndex old_chunk;
+  ChunkIndex cow_chunk;
+};
+
+// Where open_persistent_store found the committed state to continue from.
+struct LoadedState {
+  bool valid = true;
+  uint64_t next_free = pstore::kHeaderChunks + 1;
+  uint64_t current_area = 0;
+  uint64_t committed = 0;                   // entries in the current area
+  std::vector<uint8_t> current_area_bytes;  // entries then zeroes
+};
+
+class PersistentStore final : public ExceptionStore {
+ public:
+  PersistentStore(std::shared_ptr<BlockDevice> cow, ChunkGeometry geometry, LoadedState state)
+      : cow_(std::move(cow)),
+        geometry_(geometry),
+        layout_(geometry.chunk_bytes()),
+        device_chunks_(geometry.chunks_in(cow_->size_bytes())),
+        total_sectors_(cow_->size_bytes() / kSectorBytes),
+        valid_(state.valid),
+        next_free_(state.next_free),
+        current_area_(state.current_area),
+        area_(std::move(state.current_area_bytes)),
+        committed_(state.committed) {
+    area_.resize(geometry_.chunk_bytes());
+  }
+
+  [[nodiscard]] std::string_view type_code() const override { return "P"; }
+  [[nodiscard]] const ChunkGeometry& geometry() const override { return geometry_; }
+  [[nodiscard]] BlockDevice& cow_device() override { return *cow_; }
+
+  [[nodiscard]] bool valid() const override {
+    std::lock_guard lock(mu_);
+    return valid_;
+  }
+
+  Result<ChunkIndex> prepare_exception() override {
+    std::lock_guard lock(mu_);
+    if (!valid_) return invalid_error();
+    // The kernel's test: the chunk after next_free must still end within
+    // the device.
+    if ((next_free_ + 1) * geometry_.chunk_sectors() > total_sectors_) {
+      valid_ = false;  // an overflowed store is invalid (the caller persists that)
+      return Status::Error(
+          ENOSPC, fmt::format("{}: snapshot store is full ({} data chunks of {} sectors)", cow_->describe(),
+                              layout_.data_capacity(device_chunks_), geometry_.chunk_sectors()));
+    }
+    const ChunkIndex chunk{next_free_};
+    next_free_ = layout_.skip_metadata(next_free_ + 1);
+    return chunk;
+  }
+
+  Status commit_exception(ChunkIndex old_chunk, ChunkIndex cow_chunk) override {
+    // prepare_exception never hands out these; an entry naming one would
+    // make the store refuse to open.
+    if (cow_chunk.value < pstore::kHeaderChunks + 1 || cow_chunk.value >= device_chunks_ ||
+        layout_.is_metadata_chunk(cow_chunk.value)) {
+      return Status::Error(EINVAL, fmt::format("{}: chunk {} is not a data chunk of this snapshot store",
+                                               cow_->describe(), cow_chunk.value));
+    }
+    return commits_.commit(Pending{old_chunk, cow_chunk},
+                           [this](std::span<const Pending> batch) { return write_batch(batch); });
+  }
+
+  Status invalidate() override {
+    {
+      std::lock_guard lock(mu_);
+      valid_ = false;
+    }
+    std::vector<uint8_t> header(geometry_.chunk_bytes(), 0);
+    pstore::encode_header(DiskHeader{.valid = 0, .chunk_sectors = geometry_.chunk_sectors()}, header);
+    Status s = cow_->write(0, header);
+    if (s.ok()) s = cow_->flush();
+    if (!s.ok()) {
+      return Status::Error(EIO, fmt::format("{}: cannot mark the snapshot store invalid: {}", cow_->describe(),
+                                            s.message()));
+    }
+    return Status::Ok();
+  }
+
+  [[nodiscard]] StoreUsage usage() const override {
+    std::lock_guard lock(mu_);
+    const uint64_t cs = geometry_.chunk_sectors();
+    return StoreUsage{.total_sectors = total_sectors_,
+                      .allocated_sectors = next_free_ * cs,
+                      .metadata_sectors = (current_area_ + 1 + pstore::kHeaderChunks) * cs};
+  }
+
+ private:
+  struct AreaImage {
+    uint64_t area;
+    std::vector<uint8_t> bytes;
+  };
+
+  Status invalid_error() const {
+    return Status::Error(EIO, fmt::format("{}: snapshot store is invalid", cow_->describe()));
+  }
+
+  // Runs as the GroupCommit leader: area_, committed_ and the writes of
+  // current_area_ happen here only (see GroupCommit's invariant).
+  Status write_batch(std::span<const Pending> batch) {
+    uint64_t area = 0;
+    {
+      std::lock_guard lock(mu_);
+      if (!valid_) return invalid_error();
+      area = current_area_;
+    }
+    const uint64_t first_area = area;
+    const uint64_t per_area = layout_.exceptions_per_area();
+
+    // Entries go into the current area's image and, past its end, into
+    // images of the following areas (a batch may cross area boundaries).
+    std::vector<AreaImage> later;
+    uint64_t slot = committed_;
+    for (const Pending& p : batch) {
+      if (slot == per_area) {
+        later.push_back(AreaImage{++area, std::vector<uint8_t>(geometry_.chunk_bytes(), 0)});
+        slot = 0;
+      }
+      std::span<uint8_t> image = later.empty() ? std::span<uint8_t>(area_) : std::span<uint8_t>(later.back().bytes);
+      pstore::encode_exception(image, slot++, DiskException{p.old_chunk.value, p.cow_chunk.value});
+    }
+    const bool last_full = slot == per_area;
+    // The area after a full one is zeroed so the walk stops there. When it
+    // would start at or past the device's end, every chunk is allocated,
+    // nothing can follow, and a reader ends the walk at the device's end.
+    const bool zero_next = last_full && layout_.area_location(area + 1) < device_chunks_;
+
+    Status s = write_areas(first_area, later, zero_next ? area + 1 : 0);
+    if (!s.ok()) {
+      {
+        std::lock_guard lock(mu_);
+        valid_ = false;
+      }
+      return Status::Error(EIO, fmt::format("{}: cannot commit {} exception(s), snapshot store invalidated: {}",
+                                            cow_->describe(), batch.size(), s.message()));
+    }
+
+    if (!later.empty()) area_ = std::move(later.back().bytes);
+    committed_ = slot;
+    if (last_full) {
+      ++area;
+      std::fill(area_.begin(), area_.end(), uint8_t{0});
+      committed_ = 0;
+    }
+    std::lock_guard lock(mu_);
+    current_area_ = area;
+    return Status::Ok();
+  }
+
+  // The durability protocol described at the top of this file. `zero_area`
+  // is the area to zero in step 1, 0 for none (area 0 is never zeroed
+  // again after creation).
+  Status write_areas(uint64_t first_area, const std::vector<AreaImage>& later, uint64_t zero_area) {
+    for (const AreaImage& image : later) {
+      COWSNAP_RETURN_IF_ERROR(write_chunk(layout_.area_location(image.area), image.bytes));
+    }
+    if (zero_area != 0) {
+      const uint64_t chunk = layout_.area_location(zero_area);
+      COWSNAP_RETURN_IF_ERROR(cow_->write_zeroes(geometry_.offset_of(ChunkIndex{chunk}), geometry_.chunk_bytes()));
+    }
+    COWSNAP_RETURN_IF_ERROR(cow_->flush());
+    COWSNAP_RETURN_IF_ERROR(write_chunk(layout_.area_location(first_area), area_));
+    return cow_->flush();
+  }
+
+  Status write_chunk(uint64_t chunk, std::span<const uint8_t> bytes) {
+    if (chunk >= device_chunks_) {
+      // Only reachable when commits name chunks prepare_exception never
+      // handed out; refuse rather than write past the end.
+      return Status::Error(EIO, fmt::format("metadata chunk {} is beyond the device's end ({} chunks)", chunk,
+                                            device_chunks_));
+    }
+    return cow_->write(geometry_.offset_of(ChunkIndex{chunk}), bytes);
+  }
+
+  const std::shared_ptr<BlockDevice> cow_;
+  const ChunkGeometry geometry_;
+  const AreaLayout layout_;
+  const uint64_t device_chunks_;
+  const uint64_t total_sectors_;
+
+  mutable std::mutex mu_;
+  bool valid_;              // guarded by mu_
+  uint64_t next_free_;      // guarded by mu_; next chunk prepare hands out
+  uint64_t current_area_;   // guarded by mu_; written by the commit leader only
+
+  // Owned by the commit leader (GroupCommit runs one batch at a time):
+  std::vector<uint8_t> area_;  // the current area as it is (or is about to be) on disk
+  uint64_t committed_;         // entries in area_
+
+  GroupCommit<Pending> commits_;
+};
+
+Status format_error(const BlockDevice& dev, std::string problem) {
+  return Status::Error(EINVAL, fmt::format("{}: {}", dev.describe(), problem));
+}
+
+// Header chunk sizes the kernel could have written: a power of two of
+// sectors (LVM's 4 KiB minimum is not the kernel's), capped at LVM's maximum
+// so that one metadata area stays a sane buffer.
+bool plausible_chunk_sectors(uint32_t chunk_sectors) {
+  return std::has_single_bit(chunk_sectors) && uint64_t{chunk_sectors} * kSectorBytes <= kMaxChunkBytes;
+}
+
+// Walks the metadata areas of a valid store, reporting each exception.
+Result<LoadedState> read_exceptions(BlockDevice& dev, ChunkGeometry geometry, const ExceptionVisitor& visit) {
+  const AreaLayout layout(geometry.chunk_bytes());
+  const uint64_t device_chunks = geometry.chunks_in(dev.size_bytes());
+  const uint64_t per_area = layout.exceptions_per_area();
+  LoadedState state;
+  std::vector<uint8_t> bytes(geometry.chunk_bytes());
+  // A bad entry is reported after the walk, so that a truncated device is
+  // named as such rather than by the first entry past its end.
+  Status bad_entry;
+
+  for (uint64_t area = 0;; ++area) {
+    const uint64_t location = layout.area_location(area);
+    if (location >= device_chunks) {
+      // A full last area that ends exactly at the device's end leaves no
+      // room for another: the store is full, not truncated.
+      if (area > 0 && location == device_chunks) {
+        state.current_area = area;
+        state.committed = 0;
+        break;
+      }
+      return format_error(dev, fmt::format("metadata area {} at chunk {} is beyond the device's end ({} chunks of "
+                                           "{} sectors; truncated?)",
+                                           area, location, device_chunks, geometry.chunk_sectors()));
+    }
+    Status s = dev.read(geometry.offset_of(ChunkIndex{location}), bytes);
+    if (!s.ok()) {
+      return Status::Error(EIO, fmt::format("{}: cannot read metadata area {} at chunk {}: {}", dev.describe(), area,
+                                            location, s.message()));
+    }
+    uint64_t n = 0;
+    for (; n < per_area; ++n) {
+      const DiskException e = pstore::decode_exception(bytes, n);
+      if (e.new_chunk == 0) break;
+      if (!bad_entry.ok()) continue;
+      if (e.new_chunk >= device_chunks) {
+        bad_entry = format_error(dev, fmt::format("exception {} of metadata area {} maps to chunk {} beyond the "
+                                                  "device's end ({} chunks)",
+                                                  n, area, e.new_chunk, device_chunks));
+      } else if (layout.is_metadata_chunk(e.new_chunk)) {
+        bad_entry = format_error(dev, fmt::format("exception {} of metadata area {} maps to chunk {}, which holds "
+                                                  "metadata area {}",
+                                                  n, area, e.new_chunk, layout.area_of(e.new_chunk)));
+      } else {
+        state.next_free = std::max(state.next_free, e.new_chunk + 1);
+        if (visit) visit(ChunkIndex{e.old_chunk}, ChunkIndex{e.new_chunk});
+      }
+    }
+    if (n < per_area) {
+      // Bytes past the end marker are dropped (they are unreachable and
+      // may be debris of an interrupted write); the area is rewritten from
+      // this image on the next commit.
+      std::fill(bytes.begin() + static_cast<ptrdiff_t>(n * pstore::kEntryBytes), bytes.end(), uint8_t{0});
+      state.current_area = area;
+      state.committed = n;
+      state.current_area_bytes = std::move(bytes);
+      break;
+    }
+  }
+  if (!bad_entry.ok()) return bad_entry;
+  state.next_free = layout.skip_metadata(state.next_free);
+  return state;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ExceptionStore>> create_persistent_store(std::shared_ptr<BlockDevice> cow,
+                                                                uint32_t chunk_sectors) {
+  if (Status s = validate_chunk_sectors(chunk_sectors); !s.ok()) return s.with_context(cow->describe());
+  const ChunkGeometry geometry(chunk_sectors);
+  const uint64_t min_chunks = pstore::kHeaderChunks + 2;  // header, area 0, one data chunk
+  if (geometry.chunks_in(cow->size_bytes()) < min_chunks) {
+    return format_error(*cow, fmt::format("device of {} bytes is too small for a snapshot store with {}-byte chunks "
+                                          "(needs at least {} bytes: header, one metadata area, one data chunk)",
+                                          cow->size_bytes(), geometry.chunk_bytes(),
+                                          min_chunks * geometry.chunk_bytes()));
+  }
+  const AreaLayout layout(geometry.chunk_bytes());
+  // Area 0 is zeroed (and durable) before the header names the device a
+  // store, so no crash leaves a valid header in front of stale entries.
+  std::vector<uint8_t> header(geometry.chunk_bytes(), 0);
+  pstore::encode_header(DiskHeader{.chunk_sectors = chunk_sectors}, header);
+  Status s = cow->write_zeroes(geometry.offset_of(ChunkIndex{layout.area_location(0)}), geometry.chunk_bytes());
+  if (s.ok()) s = cow->flush();
+  if (s.ok()) s = cow->write(0, header);
+  if (s.ok()) s = cow->flush();
+  if (!s.ok()) {
+    return Status::Error(EIO, fmt::format("{}: cannot create a snapshot store: {}", cow->describe(), s.message()));
+  }
+  return std::unique_ptr<ExceptionStore>(std::make_unique<PersistentStore>(std::move(cow), geometry, LoadedState{}));
+}
+
+Result<std::unique_ptr<ExceptionStore>> open_persistent_store(std::shared_ptr<BlockDevice> cow, uint32_t chunk_sectors,
+                                                              const ExceptionVisitor& visit) {
+  if (cow->size_bytes() < pstore::kHeaderBytes) {
+    return format_error(*cow, fmt::format("not a snapshot store (device of {} bytes has no room for a header)",
+                                          cow->size_bytes()));
+  }
+  std::vector<uint8_t> raw(pstore::kHeaderBytes);
+  if (Status s = cow->read(0, raw); !s.ok()) {
+    return Status::Error(EIO, fmt::format("{}: cannot read the snapshot store header: {}", cow->describe(),
+                                          s.message()));
+  }
+  const DiskHeader header = pstore::decode_header(raw);
+  if (header.magic != pstore::kMagic) {
+    return format_error(*cow, fmt::format("not a snapshot store (bad magic 0x{:08x}, expected 0x{:08x})",
+                                          header.magic, pstore::kMagic));
+  }
+  if (header.version != pstore::kVersion) {
+    return format_error(*cow, fmt::format("unsupported snapshot store version {} (only version {} is known)",
+                                          header.version, pstore::kVersion));
+  }
+  if (!plausible_chunk_sectors(header.chunk_sectors)) {
+    return format_error(*cow, fmt::format("invalid chunk size in the header: {} sectors (a power of two up to {} "
+                                          "sectors is expected)",
+                                          header.chunk_sectors, kMaxChunkBytes / kSectorBytes));
+  }
+  if (chunk_sectors != 0 && chunk_sectors != header.chunk_sectors) {
+    return format_error(*cow, fmt::format("chunk size mismatch: header says {} sectors, table says {}",
+                                          header.chunk_sectors, chunk_sectors));
+  }
+  const ChunkGeometry geometry(header.chunk_sectors);
+  LoadedState state;
+  if (header.valid == 0) {
+    // As in the kernel: an invalid store's metadata is not read at all.
+    state.valid = false;
+  } else {
+    COWSNAP_ASSIGN_OR_RETURN(state, read_exceptions(*cow, geometry, visit));
+  }
+  return std::unique_ptr<ExceptionStore>(std::make_unique<PersistentStore>(std::move(cow), geometry, std::move(state)));
+}
+
+}  // namespace cowsnap
