@@ -1,0 +1,218 @@
+// Copy-on-write snapshots: the `snapshot-origin` and `snapshot` targets.
+//
+// An Origin owns the origin's real device (dm's "-real" device) and the
+// snapshots taken of it (strongly: a snapshot never silently stops getting
+// copies because a handle to it was dropped). A snapshot refers back to its
+// origin weakly and fails I/O with ENODEV once the origin is gone. SnapshotOriginTarget is the origin as users see it;
+// each SnapshotTarget is one snapshot, with its own exception store.
+//
+// Invariants, enforced in origin.cc and snapshot_target.cc:
+//  1. An origin change (write, write-zeroes, discard) of a chunk that some
+//     valid snapshot has no exception for first copies the old chunk into
+//     every such snapshot's store and commits the exception durably (data
+//     flushed, then metadata flushed); only then is the origin changed. So
+//     a crash never leaves a snapshot reading data written after it was
+//     taken.
+//  2. Per-region locks order copy-outs against snapshot reads and writes:
+//     a snapshot read of a chunk without an exception reads the origin
+//     under the region's lock, so it returns the old data, never the new.
+//     A region is the largest chunk size among the origin's snapshots,
+//     fixed while any request is in flight (changed only at the barrier).
+//  3. A store that cannot take one more exception invalidates its own
+//     snapshot, persistently; the origin request that hit it succeeds and
+//     the other snapshots carry on. Every later read or write of an invalid
+//     snapshot fails with EIO; a read checks validity after reading, so it
+//     never returns data the origin overwrote after invalidation.
+//  4. Exceptions enter a snapshot's ExceptionTable only after their store
+//     committed them, so a lock-free table hit always means durable data.
+//
+// Locking order: barrier (shared for I/O, exclusive for attach/detach) ->
+// region lock -> a snapshot's table lock -> the store's own locks.
+#pragma once
+
+#include <array>
+#include <functional>
+#include <optional>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "cowsnap/chunk.h"
+#include "cowsnap/dm.h"
+#include "cowsnap/exception_store.h"
+#include "cowsnap/exception_table.h"
+
+namespace cowsnap {
+
+class SnapshotTarget;
+
+class Origin : public std::enable_shared_from_this<Origin> {
+ public:
+  // `real_name` is the name table lines use for the real device.
+  static std::shared_ptr<Origin> create(std::shared_ptr<BlockDevice> real, std::string real_name);
+
+  [[nodiscard]] BlockDevice& real() { return *real_; }
+  [[nodiscard]] const std::string& real_name() const { return real_name_; }
+  [[nodiscard]] uint64_t size_bytes() const { return real_->size_bytes(); }
+
+  // Attaches a snapshot over `store`, whose committed exceptions are
+  // `exceptions`. Holds origin I/O at the barrier while it attaches, after
+  // flushing the origin: every origin write acknowledged before the call is
+  // in the snapshot, none issued after it returns.
+  // `cow_name` is the name table lines use for the COW device.
+  // `held`, when given, is a barrier lock the caller already holds from
+  // hold_io() (an online snapshot does more work behind the same barrier).
+  Result<std::shared_ptr<SnapshotTarget>> attach_snapshot(std::unique_ptr<ExceptionStore> store,
+                                                          ExceptionTable exceptions, std::string cow_name,
+                                                          std::unique_lock<std::shared_mutex>* held = nullptr);
+  // Detaches a snapshot (at the barrier, or under `held`). Its target fails
+  // I/O with ENODEV afterwards.
+  void detach_snapshot(const std::shared_ptr<SnapshotTarget>& snapshot,
+                       std::unique_lock<std::shared_mutex>* held = nullptr);
+  [[nodiscard]] std::vector<std::shared_ptr<SnapshotTarget>> snapshots() const;
+
+  // Holds all origin and snapshot I/O until the returned lock is released:
+  // the barrier an online snapshot is taken behind.
+  [[nodiscard]] std::unique_lock<std::shared_mutex> hold_io();
+
+  // The I/O paths of the two targets (see the invariants above).
+  Status read_origin(uint64_t offset, std::span<uint8_t> buf);
+  Status write_origin(uint64_t offset, std::span<const uint8_t> buf);
+  Status write_zeroes_origin(uint64_t offset, uint64_t length);
+  Status discard_origin(uint64_t offset, uint64_t length);
+  Status flush_origin();
+
+  [[nodiscard]] uint32_t region_bytes() const;
+
+  Origin(std::shared_ptr<BlockDevice> real, std::string real_name);
+
+ private:
+  friend class SnapshotTarget;
+  using PieceFn = std::function<Status(uint64_t offset, uint64_t length)>;
+  // Applies `change` to [offset, offset+length) of the origin, region by
+  // region, copying old chunks out first where invariant 1 requires.
+  Status change_origin(uint64_t offset, uint64_t length, const PieceFn& change);
+  // Copies the region's old chunks into every valid snapshot lacking them.
+  // REQUIRES: the region lock for [offset, offset+length) is held.
+  Status copy_out_locked(uint64_t offset, uint64_t length,
+                         const std::vector<std::shared_ptr<SnapshotTarget>>& snapshots);
+  std::mutex& region_lock(uint64_t byte_offset);
+
+  std::shared_ptr<BlockDevice> real_;
+  std::string real_name_;
+  mutable std::shared_mutex barrier_;
+  std::vector<std::shared_ptr<SnapshotTarget>> snapshots_;  // guarded by barrier_
+  uint32_t region_shift_ = 12;                             // guarded by barrier_
+  static constexpr size_t kRegionLocks = 1024;
+  std::array<std::mutex, kRegionLocks> region_locks_;
+};
+
+// `snapshot-origin <origin-real>`.
+class SnapshotOriginTarget final : public Target {
+ public:
+  explicit SnapshotOriginTarget(std::shared_ptr<Origin> origin) : origin_(std::move(origin)) {}
+  [[nodiscard]] uint64_t size_bytes() const override { return origin_->size_bytes(); }
+  Status read(uint64_t offset, std::span<uint8_t> buf) override { return origin_->read_origin(offset, buf); }
+  Status write(uint64_t offset, std::span<const uint8_t> buf) override { return origin_->write_origin(offset, buf); }
+  Status flush() override { return origin_->flush_origin(); }
+  Status write_zeroes(uint64_t offset, uint64_t length) override {
+    return origin_->write_zeroes_origin(offset, length);
+  }
+  Status discard(uint64_t offset, uint64_t length) override { return origin_->discard_origin(offset, length); }
+  [[nodiscard]] std::string_view type_name() const override { return "snapshot-origin"; }
+  [[nodiscard]] std::string table_params() const override { return origin_->real_name(); }
+  [[nodiscard]] uint32_t preferred_block_bytes() const override { return origin_->region_bytes(); }
+  [[nodiscard]] const std::shared_ptr<Origin>& origin() const { return origin_; }
+
+ private:
+  std::shared_ptr<Origin> origin_;
+};
+
+// `snapshot <origin-real> <cow> <P|N> <chunk-sectors>`: one snapshot.
+// Reads see the origin as it was when the snapshot was attached; writes go
+// to the COW store (a partial-chunk write copies the rest of the chunk from
+// the origin first).
+class SnapshotTarget final : public Target {
+ public:
+  SnapshotTarget(const std::shared_ptr<Origin>& origin, std::unique_ptr<ExceptionStore> store,
+                 ExceptionTable exceptions, std::string cow_name);
+
+  [[nodiscard]] uint64_t size_bytes() const override { return size_bytes_; }
+  Status read(uint64_t offset, std::span<uint8_t> buf) override;
+  Status write(uint64_t offset, std::span<const uint8_t> buf) override;
+  Status flush() override;
+  // Both allocate exceptions and write zeroes into the COW store.
+  Status write_zeroes(uint64_t offset, uint64_t length) override;
+  Status discard(uint64_t offset, uint64_t length) override { return write_zeroes(offset, length); }
+  [[nodiscard]] std::string_view type_name() const override { return "snapshot"; }
+  [[nodiscard]] std::string table_params() const override;
+  // "<allocated>/<total> <metadata>" in sectors, or "Invalid".
+  [[nodiscard]] std::string status_params() const override;
+  [[nodiscard]] uint32_t preferred_block_bytes() const override {
+    return static_cast<uint32_t>(geometry_.chunk_bytes());
+  }
+
+  [[nodiscard]] bool valid() const { return valid_.load(std::memory_order_acquire); }
+  [[nodiscard]] StoreUsage usage() const { return store_->usage(); }
+  [[nodiscard]] const ChunkGeometry& geometry() const { return geometry_; }
+  [[nodiscard]] bool has_exception(ChunkIndex chunk) const;
+  [[nodiscard]] uint64_t exception_count() const;
+  [[nodiscard]] size_t exception_table_bytes() const;
+  // Null once the origin is gone.
+  [[nodiscard]] std::shared_ptr<Origin> origin() const { return origin_.lock(); }
+  [[nodiscard]] const std::string& cow_name() const { return cow_name_; }
+
+ private:
+  friend class Origin;
+  [[nodiscard]] std::optional<ChunkIndex> find_exception(ChunkIndex chunk) const;
+  // Copies `old_data` (one whole chunk) into a new exception for `chunk`.
+  // On a full store or a COW I/O error, invalidates the snapshot and
+  // returns the error. REQUIRES: the chunk's region lock is held.
+  Status add_exception_locked(ChunkIndex chunk, std::span<const uint8_t> chunk_data);
+  // Persistently invalidates the snapshot (idempotent); `why` is logged in
+  // the error messages of later requests.
+  void invalidate(const Status& why);
+  Status invalid_error() const;
+  // Pins the origin for one request, after the validity checks.
+  Result<std::shared_ptr<Origin>> begin_request(uint64_t offset, uint64_t length) const;
+  // Writes `data` at offset_in_chunk of `chunk`, allocating the exception
+  // (and copying the rest of the chunk from the origin) when it has none.
+  Status write_in_chunk(Origin& origin, ChunkIndex chunk, uint64_t offset_in_chunk,
+                        std::span<const uint8_t> data);
+
+  std::weak_ptr<Origin> origin_;
+  uint64_t size_bytes_;
+  std::unique_ptr<ExceptionStore> store_;
+  ChunkGeometry geometry_;
+  std::string cow_name_;
+  mutable std::shared_mutex table_mu_;
+  ExceptionTable exceptions_;  // guarded by table_mu_
+  std::atomic<bool> valid_;
+  std::atomic<bool> detached_{false};
+  mutable std::mutex why_mu_;
+  std::string invalid_reason_;  // guarded by why_mu_
+};
+
+// Opens the snapshot stored on `cow` ("P": an existing persistent store when
+// `create` is false, a new one when true; "N": always new) and attaches it
+// to `origin`.
+struct SnapshotSpec {
+  std::shared_ptr<BlockDevice> cow;
+  std::string cow_name;
+  char store_type = 'P';  // 'P' persistent or 'N' transient
+  uint32_t chunk_sectors = 8;
+  bool create = false;
+};
+Result<std::shared_ptr<SnapshotTarget>> open_snapshot(const std::shared_ptr<Origin>& origin,
+                                                      const SnapshotSpec& spec);
+
+// lvm2's Data% (Snap%) from a store's usage: 0 when only header and
+// metadata are used, 100 when full or invalid, otherwise allocated/total
+// with lvm2's clamping (never 0.00 for a non-zero use, never 100.00 short
+// of full). Returns the percentage as a double ready for "%.2f".
+double snapshot_data_percent(const StoreUsage& usage, bool valid);
+
+}  // namespace cowsnap

@@ -1,0 +1,56 @@
+#include <catch2/catch.hpp>
+
+#include <cerrno>
+
+#include "cowsnap/dm.h"
+#include "cowsnap/io.h"
+#include "patterns.h"
+
+using namespace cowsnap;
+using cowsnap::testing::pattern;
+
+TEST_CASE("mapped device splits requests across linear, zero and error targets") {
+  auto pv = std::make_shared<MemoryDevice>(1 << 20, "pv");
+  // sectors 0-7 -> pv sectors 100-107; 8-15 zero; 16-23 -> pv sectors 0-7; 24-31 error
+  auto dev = MappedDevice::create("vg-lv", {{0, 8, make_linear_target(pv, "7:0", 100, 8)},
+                                            {8, 8, make_zero_target(8)},
+                                            {16, 8, make_linear_target(pv, "7:0", 0, 8)},
+                                            {24, 8, make_error_target(8)}});
+  REQUIRE(dev.ok());
+  MappedDevice& d = **dev;
+  CHECK(d.size_bytes() == 32 * 512);
+  CHECK(d.table_text() ==
+        "0 8 linear 7:0 100\n"
+        "8 8 zero \n"
+        "16 8 linear 7:0 0\n"
+        "24 8 error \n");
+
+  const auto data = pattern(0, 24 * 512, 1);
+  REQUIRE(d.write(0, data).ok());  // swallowed by the zero target in the middle
+  std::vector<uint8_t> back(24 * 512);
+  REQUIRE(d.read(0, back).ok());
+  CHECK(std::equal(back.begin(), back.begin() + 4096, data.begin()));
+  CHECK(std::all_of(back.begin() + 4096, back.begin() + 8192, [](uint8_t b) { return b == 0; }));
+  CHECK(std::equal(back.begin() + 8192, back.end(), data.begin() + 8192));
+
+  std::vector<uint8_t> raw(4096);
+  REQUIRE(pv->read(100 * 512, raw).ok());
+  CHECK(std::equal(raw.begin(), raw.end(), data.begin()));
+  REQUIRE(pv->read(0, raw).ok());
+  CHECK(std::equal(raw.begin(), raw.end(), data.begin() + 8192));
+
+  std::vector<uint8_t> tail(1024);
+  CHECK(d.read(23 * 512, tail).errnum() == EIO);
+  CHECK(d.read(32 * 512, std::span(tail).first(1)).errnum() == EINVAL);
+}
+
+TEST_CASE("mapped device refuses tables with gaps or wrong lengths") {
+  auto pv = std::make_shared<MemoryDevice>(1 << 20, "pv");
+  auto gap = MappedDevice::create("g", {{0, 8, make_zero_target(8)}, {16, 8, make_zero_target(8)}});
+  REQUIRE_FALSE(gap.ok());
+  CHECK(gap.status().errnum() == EINVAL);
+  CHECK_THAT(gap.status().message(), Catch::Contains("gap or overlap at sector 8"));
+  auto wrong = MappedDevice::create("w", {{0, 16, make_zero_target(8)}});
+  CHECK(wrong.status().errnum() == EINVAL);
+  CHECK(MappedDevice::create("e", {}).status().errnum() == EINVAL);
+}
