@@ -1,7 +1,8 @@
-// GroupCommit: many threads commit items; each item becomes durable as part
-// of a batch written by one of them, in the manner of LevelDB's writer queue.
+// GroupCommit: many threads commit items; each caller's items become durable
+// together, as part of a batch written by one of the callers, in the manner
+// of LevelDB's writer queue.
 //
-// A caller queues its item and waits. The caller at the front of the queue
+// A caller queues its items and waits. The caller at the front of the queue
 // becomes the leader: it takes every item queued so far (its own first, in
 // arrival order) as one batch, releases the mutex, runs `write_batch` on
 // the batch, then hands the batch's Status to every caller in it and wakes
@@ -28,21 +29,21 @@ namespace cowsnap {
 template <typename Item>
 class GroupCommit {
  public:
-  // Returns the Status write_batch returned for the batch holding `item`.
+  // Returns the Status write_batch returned for the batch holding `items`
+  // (a caller's items always go into one batch, in order).
   // `write_batch` is called as Status(std::span<const Item>) with the lock
   // released; it must not call commit() on this object.
   template <typename WriteBatch>
-  Status commit(Item item, WriteBatch&& write_batch) {
-    Waiter self{std::move(item)};
+  Status commit(std::span<const Item> items, WriteBatch&& write_batch) {
+    Waiter self{items};
     std::unique_lock lock(mu_);
     queue_.push_back(&self);
     while (!self.done && queue_.front() != &self) self.cv.wait(lock);
     if (self.done) return std::move(self.result);
 
     std::vector<Item> batch;
-    batch.reserve(queue_.size());
-    for (Waiter* w : queue_) batch.push_back(w->item);
-    const size_t batch_size = batch.size();
+    const size_t batch_size = queue_.size();
+    for (Waiter* w : queue_) batch.insert(batch.end(), w->items.begin(), w->items.end());
     lock.unlock();
     Status result = write_batch(std::span<const Item>(batch));
     lock.lock();
@@ -62,8 +63,8 @@ class GroupCommit {
  private:
   // Lives on its caller's stack until `done`, or until that caller leads.
   struct Waiter {
-    explicit Waiter(Item i) : item(std::move(i)) {}
-    Item item;
+    explicit Waiter(std::span<const Item> i) : items(i) {}
+    std::span<const Item> items;  // owned by the waiting caller
     Status result;             // guarded by mu_
     bool done = false;         // guarded by mu_
     std::condition_variable cv;

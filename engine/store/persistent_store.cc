@@ -31,10 +31,7 @@ using pstore::AreaLayout;
 using pstore::DiskException;
 using pstore::DiskHeader;
 
-struct Pending {
-  ChunkIndex old_chunk;
-  ChunkIndex cow_chunk;
-};
+using Pending = NewException;
 
 // Where open_persistent_store found the committed state to continue from.
 struct LoadedState {
@@ -87,15 +84,22 @@ class PersistentStore final : public ExceptionStore {
   }
 
   Status commit_exception(ChunkIndex old_chunk, ChunkIndex cow_chunk) override {
-    // prepare_exception never hands out these; an entry naming one would
-    // make the store refuse to open.
-    if (cow_chunk.value < pstore::kHeaderChunks + 1 || cow_chunk.value >= device_chunks_ ||
-        layout_.is_metadata_chunk(cow_chunk.value)) {
-      return Status::Error(EINVAL, fmt::format("{}: chunk {} is not a data chunk of this snapshot store",
-                                               cow_->describe(), cow_chunk.value));
+    const Pending one{old_chunk, cow_chunk};
+    return commit_exceptions(std::span(&one, 1));
+  }
+
+  Status commit_exceptions(std::span<const NewException> exceptions) override {
+    for (const NewException& e : exceptions) {
+      // prepare_exception never hands out these; an entry naming one would
+      // make the store refuse to open.
+      if (e.cow_chunk.value < pstore::kHeaderChunks + 1 || e.cow_chunk.value >= device_chunks_ ||
+          layout_.is_metadata_chunk(e.cow_chunk.value)) {
+        return Status::Error(EINVAL, fmt::format("{}: chunk {} is not a data chunk of this snapshot store",
+                                                 cow_->describe(), e.cow_chunk.value));
+      }
     }
-    return commits_.commit(Pending{old_chunk, cow_chunk},
-                           [this](std::span<const Pending> batch) { return write_batch(batch); });
+    if (exceptions.empty()) return Status::Ok();
+    return commits_.commit(exceptions, [this](std::span<const Pending> batch) { return write_batch(batch); });
   }
 
   Status invalidate() override {
@@ -147,6 +151,7 @@ class PersistentStore final : public ExceptionStore {
     // Entries go into the current area's image and, past its end, into
     // images of the following areas (a batch may cross area boundaries).
     std::vector<AreaImage> later;
+    const uint64_t first_slot = committed_;
     uint64_t slot = committed_;
     for (const Pending& p : batch) {
       if (slot == per_area) {
@@ -162,7 +167,8 @@ class PersistentStore final : public ExceptionStore {
     // nothing can follow, and a reader ends the walk at the device's end.
     const bool zero_next = last_full && layout_.area_location(area + 1) < device_chunks_;
 
-    Status s = write_areas(first_area, later, zero_next ? area + 1 : 0);
+    const uint64_t first_area_end = later.empty() ? slot : per_area;
+    Status s = write_areas(first_area, first_slot, first_area_end, later, zero_next ? area + 1 : 0);
     if (!s.ok()) {
       {
         std::lock_guard lock(mu_);
@@ -187,7 +193,14 @@ class PersistentStore final : public ExceptionStore {
   // The durability protocol described at the top of this file. `zero_area`
   // is the area to zero in step 1, 0 for none (area 0 is never zeroed
   // again after creation).
-  Status write_areas(uint64_t first_area, const std::vector<AreaImage>& later, uint64_t zero_area) {
+  // Of the first area only the sectors holding entries [from_slot,
+  // to_slot) are written: the rest is on disk already (entries committed
+  // before, zeroes after), so a batch costs one sector of metadata, not a
+  // chunk. Sector writes are atomic, so a torn write cannot damage the
+  // entries already there. The first commit after opening rewrites the
+  // whole area, dropping any debris past the end marker.
+  Status write_areas(uint64_t first_area, uint64_t from_slot, uint64_t to_slot, const std::vector<AreaImage>& later,
+                     uint64_t zero_area) {
     for (const AreaImage& image : later) {
       COWSNAP_RETURN_IF_ERROR(write_chunk(layout_.area_location(image.area), image.bytes));
     }
@@ -196,8 +209,19 @@ class PersistentStore final : public ExceptionStore {
       COWSNAP_RETURN_IF_ERROR(cow_->write_zeroes(geometry_.offset_of(ChunkIndex{chunk}), geometry_.chunk_bytes()));
     }
     COWSNAP_RETURN_IF_ERROR(cow_->flush());
-    COWSNAP_RETURN_IF_ERROR(write_chunk(layout_.area_location(first_area), area_));
-    return cow_->flush();
+    uint64_t from = (from_slot * pstore::kEntryBytes) / kSectorBytes * kSectorBytes;
+    uint64_t to = (to_slot * pstore::kEntryBytes + kSectorBytes - 1) / kSectorBytes * kSectorBytes;
+    if (rewrite_whole_area_) {
+      from = 0;
+      to = area_.size();
+    }
+    const uint64_t location = layout_.area_location(first_area);
+    if (location >= device_chunks_) return write_chunk(location, area_);  // refused there, with the reason
+    COWSNAP_RETURN_IF_ERROR(
+        cow_->write(geometry_.offset_of(ChunkIndex{location}) + from, std::span(area_).subspan(from, to - from)));
+    COWSNAP_RETURN_IF_ERROR(cow_->flush());
+    rewrite_whole_area_ = false;
+    return Status::Ok();
   }
 
   Status write_chunk(uint64_t chunk, std::span<const uint8_t> bytes) {
@@ -224,6 +248,7 @@ class PersistentStore final : public ExceptionStore {
   // Owned by the commit leader (GroupCommit runs one batch at a time):
   std::vector<uint8_t> area_;  // the current area as it is (or is about to be) on disk
   uint64_t committed_;         // entries in area_
+  bool rewrite_whole_area_ = true;  // until the first commit since opening
 
   GroupCommit<Pending> commits_;
 };

@@ -38,8 +38,14 @@ class TransientStore final : public ExceptionStore {
     return ChunkIndex{next_free_++};
   }
 
-  Status commit_exception(ChunkIndex /*old_chunk*/, ChunkIndex /*cow_chunk*/) override {
-    return flushes_.commit(0, [this](std::span<const int> /*batch*/) -> Status {
+  Status commit_exception(ChunkIndex old_chunk, ChunkIndex cow_chunk) override {
+    const NewException one{old_chunk, cow_chunk};
+    return commit_exceptions(std::span(&one, 1));
+  }
+
+  Status commit_exceptions(std::span<const NewException> /*exceptions*/) override {
+    static constexpr int kFlushRequest = 0;
+    return flushes_.commit(std::span(&kFlushRequest, 1), [this](std::span<const int> /*batch*/) -> Status {
       if (!valid()) return invalid_error();
       if (Status s = cow_->flush(); !s.ok()) {
         {

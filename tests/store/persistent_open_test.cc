@@ -232,3 +232,31 @@ TEST_CASE("create then open round-trips every exception") {
   CHECK(after.metadata_sectors == before.metadata_sectors);
   CHECK(after.total_sectors == before.total_sectors);
 }
+
+TEST_CASE("open: debris past the end marker is dropped by the next commit") {
+  auto dev = std::make_shared<MemoryDevice>(600 * kChunkBytes, "cow-debris");
+  write_store_by_hand(*dev, {{10, 2}, {11, 3}});
+  // Entries 3.. hold junk, as an interrupted write might leave; entry 2 is
+  // the end marker, so the reader must stop there.
+  auto area = read_chunk(*dev, 1);
+  for (size_t i = 3 * 16; i < area.size(); ++i) area[i] = 0x5A;
+  write_chunk(*dev, 1, area);
+
+  Opened opened = open_store(dev);
+  REQUIRE(opened.status.ok());
+  CHECK(opened.seen == std::vector<Mapping>{{10, 2}, {11, 3}});
+  auto cow = opened.store->prepare_exception();
+  REQUIRE(cow->value == 4);
+  REQUIRE(opened.store->commit_exception(ChunkIndex{12}, *cow).ok());
+
+  std::vector<uint8_t> expected(kChunkBytes, 0);
+  const std::vector<Mapping> entries = {{10, 2}, {11, 3}, {12, 4}};
+  for (size_t i = 0; i < entries.size(); ++i) {
+    put_le64(expected, i * 16, entries[i].first);
+    put_le64(expected, i * 16 + 8, entries[i].second);
+  }
+  CHECK(read_chunk(*dev, 1) == expected);
+  Opened again = open_store(dev);
+  REQUIRE(again.status.ok());
+  CHECK(again.seen == entries);
+}

@@ -14,6 +14,7 @@
 
 #include <functional>
 #include <memory>
+#include <span>
 #include <string_view>
 
 #include "cowsnap/block_device.h"
@@ -27,6 +28,12 @@ struct StoreUsage {
   uint64_t total_sectors = 0;      // size of the COW device
   uint64_t allocated_sectors = 0;  // header + metadata + data chunks in use
   uint64_t metadata_sectors = 0;   // header + metadata chunks
+};
+
+// One exception: origin chunk `old_chunk` is saved at COW chunk `cow_chunk`.
+struct NewException {
+  ChunkIndex old_chunk;
+  ChunkIndex cow_chunk;
 };
 
 // Called once per committed exception found on the device, in on-disk order.
@@ -61,6 +68,11 @@ class ExceptionStore {
   // never leaves an exception pointing at unwritten data.
   // Group commit: concurrent callers share one metadata write and flush.
   virtual Status commit_exception(ChunkIndex old_chunk, ChunkIndex cow_chunk) = 0;
+  // Commits several exceptions as one batch (one metadata write and flush,
+  // shared with concurrent callers too), with commit_exception's contract
+  // for each. All or none become durable-and-acknowledged: on an error the
+  // store is invalid.
+  virtual Status commit_exceptions(std::span<const NewException> exceptions) = 0;
 
   // Marks the store invalid, durably (persistent: header valid = 0 written
   // and flushed). Later prepare/commit calls fail with EIO.
