@@ -54,27 +54,41 @@ uint32_t Origin::region_bytes() const {
   return uint32_t{1} << region_shift_;
 }
 
-std::mutex& Origin::region_lock(uint64_t byte_offset) {
-  // Stripes: two regions may share a mutex, which costs parallelism only;
-  // a request holds one region lock at a time, so sharing cannot deadlock.
+size_t Origin::stripe_of(uint64_t byte_offset) const {
+  // Two regions may share a stripe, which costs parallelism only.
   const uint64_t region = byte_offset >> region_shift_;
-  return region_locks_[(region * 0x9E3779B97F4A7C15ULL >> 40) % kRegionLocks];
+  return static_cast<size_t>((region * 0x9E3779B97F4A7C15ULL) >> 40) % kRegionLocks;
+}
+
+std::vector<std::unique_lock<std::mutex>> Origin::lock_regions(uint64_t offset, uint64_t length) {
+  std::vector<bool> wanted(kRegionLocks, false);
+  const uint64_t region = uint64_t{1} << region_shift_;
+  size_t count = 0;
+  for (uint64_t r = offset & ~(region - 1); r < offset + length && count < kRegionLocks; r += region) {
+    const size_t stripe = stripe_of(r);
+    if (!wanted[stripe]) ++count;
+    wanted[stripe] = true;
+  }
+  std::vector<std::unique_lock<std::mutex>> held;
+  held.reserve(count);
+  for (size_t i = 0; i < kRegionLocks; ++i) {
+    if (wanted[i]) held.emplace_back(region_locks_[i]);
+  }
+  return held;
 }
 
 Status Origin::read_origin(uint64_t offset, std::span<uint8_t> buf) { return real_->read(offset, buf); }
 
 Status Origin::write_origin(uint64_t offset, std::span<const uint8_t> buf) {
-  return change_origin(offset, buf.size(), [&](uint64_t at, uint64_t n) {
-    return real_->write(at, buf.subspan(at - offset, n));
-  });
+  return change_origin(offset, buf.size(), [&] { return real_->write(offset, buf); });
 }
 
 Status Origin::write_zeroes_origin(uint64_t offset, uint64_t length) {
-  return change_origin(offset, length, [&](uint64_t at, uint64_t n) { return real_->write_zeroes(at, n); });
+  return change_origin(offset, length, [&] { return real_->write_zeroes(offset, length); });
 }
 
 Status Origin::discard_origin(uint64_t offset, uint64_t length) {
-  return change_origin(offset, length, [&](uint64_t at, uint64_t n) { return real_->discard(at, n); });
+  return change_origin(offset, length, [&] { return real_->discard(offset, length); });
 }
 
 Status Origin::flush_origin() { return real_->flush(); }
@@ -94,57 +108,48 @@ bool needs_copy(const std::vector<std::shared_ptr<SnapshotTarget>>& snapshots, u
 
 }  // namespace
 
-Status Origin::change_origin(uint64_t offset, uint64_t length, const PieceFn& change) {
+Status Origin::change_origin(uint64_t offset, uint64_t length, const ChangeFn& change) {
   COWSNAP_RETURN_IF_ERROR(check_range(*real_, offset, length));
   std::shared_lock io(barrier_);
   std::vector<std::shared_ptr<SnapshotTarget>> active;
   for (const auto& s : snapshots_) {
     if (s->valid()) active.push_back(s);
   }
-  if (active.empty()) return change(offset, length);
-
-  const uint64_t region = uint64_t{1} << region_shift_;
-  const uint64_t end = offset + length;
-  for (uint64_t pos = offset; pos < end;) {
-    const uint64_t region_start = pos & ~(region - 1);
-    const uint64_t piece_end = std::min(end, region_start + region);
-    // Exceptions are only ever added, and only after they are durable, so
-    // a piece every snapshot already holds needs neither lock nor copy.
-    if (needs_copy(active, pos, piece_end)) {
-      std::lock_guard<std::mutex> lock(region_lock(region_start));
-      COWSNAP_RETURN_IF_ERROR(copy_out_locked(pos, piece_end - pos, active));
-      COWSNAP_RETURN_IF_ERROR(change(pos, piece_end - pos));
-    } else {
-      COWSNAP_RETURN_IF_ERROR(change(pos, piece_end - pos));
-    }
-    pos = piece_end;
-  }
-  return Status::Ok();
+  // Exceptions are only ever added, and only after they are durable, so a
+  // range every snapshot already holds needs neither lock nor copy.
+  if (!needs_copy(active, offset, offset + length)) return change();
+  auto locks = lock_regions(offset, length);
+  COWSNAP_RETURN_IF_ERROR(copy_out_locked(offset, length, active));
+  return change();
 }
 
 Status Origin::copy_out_locked(uint64_t offset, uint64_t length,
                                const std::vector<std::shared_ptr<SnapshotTarget>>& snapshots) {
-  // The old content of the whole region, read once for all snapshots.
+  // The old content of the regions covering the range, read once for all
+  // snapshots, padded to whole regions so that a short last chunk copies as
+  // a full chunk whose tail is zeroes.
   const uint64_t region = uint64_t{1} << region_shift_;
-  const uint64_t region_start = offset & ~(region - 1);
-  const uint64_t region_len = std::min(region, real_->size_bytes() - region_start);
+  const uint64_t start = offset & ~(region - 1);
+  const uint64_t padded = ((offset + length + region - 1) & ~(region - 1)) - start;
   std::vector<uint8_t> old;
   for (const auto& s : snapshots) {
+    if (!s->valid()) continue;
     const ChunkGeometry& g = s->geometry();
+    std::vector<ChunkIndex> missing;
     for (ChunkIndex c = g.chunk_of(offset); g.offset_of(c) < offset + length; ++c.value) {
-      if (!s->valid()) break;
-      if (s->has_exception(c)) continue;
-      if (old.empty()) {
-        // Padded to a whole region so that a short last chunk copies as a
-        // full chunk whose tail is zeroes.
-        old.assign(region, 0);
-        COWSNAP_RETURN_IF_ERROR(real_->read(region_start, std::span(old).first(region_len))
-                                    .with_context(fmt::format("copy-out from {}", real_name_)));
-      }
-      const uint64_t at = g.offset_of(c) - region_start;
-      // A failure here invalidates that snapshot only; the origin carries on.
-      (void)s->add_exception_locked(c, std::span<const uint8_t>(old).subspan(at, g.chunk_bytes()));
+      if (!s->has_exception(c)) missing.push_back(c);
     }
+    if (missing.empty()) continue;
+    if (old.empty()) {
+      old.assign(padded, 0);
+      const uint64_t readable = std::min(padded, real_->size_bytes() - start);
+      COWSNAP_RETURN_IF_ERROR(real_->read(start, std::span(old).first(readable))
+                                  .with_context(fmt::format("copy-out from {}", real_name_)));
+    }
+    // A failure here invalidates that snapshot only; the origin carries on.
+    (void)s->add_exceptions_locked(missing, [&](ChunkIndex c) {
+      return std::span<const uint8_t>(old).subspan(g.offset_of(c) - start, g.chunk_bytes());
+    });
   }
   return Status::Ok();
 }

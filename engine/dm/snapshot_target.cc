@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <map>
 #include <vector>
 
 #include "cowsnap/snapshot.h"
@@ -75,45 +76,73 @@ Result<std::shared_ptr<Origin>> SnapshotTarget::begin_request(uint64_t offset, u
   return origin;
 }
 
-Status SnapshotTarget::add_exception_locked(ChunkIndex chunk, std::span<const uint8_t> chunk_data) {
+Status SnapshotTarget::add_exceptions_locked(std::span<const ChunkIndex> chunks, const ChunkDataFn& chunk_data) {
   auto fail = [&](const Status& s) {
     invalidate(s.errnum() == ENOSPC ? Status::Error(ENOSPC, "COW store full") : s);
     return invalid_error();
   };
-  Result<ChunkIndex> cow_chunk = store_->prepare_exception();
-  if (!cow_chunk.ok()) return fail(cow_chunk.status());
-  Status s = store_->cow_device().write(geometry_.offset_of(*cow_chunk), chunk_data);
-  if (!s.ok()) return fail(s);
-  s = store_->commit_exception(chunk, *cow_chunk);
+  std::vector<NewException> batch;
+  batch.reserve(chunks.size());
+  for (ChunkIndex chunk : chunks) {
+    Result<ChunkIndex> cow_chunk = store_->prepare_exception();
+    if (!cow_chunk.ok()) return fail(cow_chunk.status());
+    Status s = store_->cow_device().write(geometry_.offset_of(*cow_chunk), chunk_data(chunk));
+    if (!s.ok()) return fail(s);
+    batch.push_back({chunk, *cow_chunk});
+  }
+  Status s = store_->commit_exceptions(batch);
   if (!s.ok()) return fail(s);
   std::unique_lock lock(table_mu_);
-  exceptions_.insert(chunk, *cow_chunk);
+  for (const NewException& e : batch) exceptions_.insert(e.old_chunk, e.cow_chunk);
   return Status::Ok();
+}
+
+bool SnapshotTarget::has_all_exceptions(uint64_t offset, uint64_t length) const {
+  std::shared_lock lock(table_mu_);
+  for (ChunkIndex c = geometry_.chunk_of(offset); geometry_.offset_of(c) < offset + length; ++c.value) {
+    if (!exceptions_.lookup(c)) return false;
+  }
+  return true;
 }
 
 Status SnapshotTarget::read(uint64_t offset, std::span<uint8_t> buf) {
   COWSNAP_ASSIGN_OR_RETURN(std::shared_ptr<Origin> origin, begin_request(offset, buf.size()));
   std::shared_lock io(origin->barrier_);
+  // Under the region locks no copy-out is half done: each chunk is either
+  // still unchanged on the origin or its exception is committed. Chunks
+  // that all have exceptions need no lock (invariant 4).
+  std::vector<std::unique_lock<std::mutex>> locks;
+  if (!has_all_exceptions(offset, buf.size())) locks = origin->lock_regions(offset, buf.size());
+
+  // Adjacent pieces that are adjacent on one device are read at once.
+  BlockDevice* run_device = nullptr;
+  uint64_t run_device_offset = 0, run_start = 0, run_length = 0;
+  auto read_run = [&]() -> Status {
+    if (run_length == 0) return Status::Ok();
+    return run_device->read(run_device_offset, buf.subspan(run_start - offset, run_length));
+  };
   const uint64_t end = offset + buf.size();
   for (uint64_t pos = offset; pos < end;) {
     const ChunkIndex c = geometry_.chunk_of(pos);
     const uint64_t inner = geometry_.offset_in_chunk(pos);
     const uint64_t n = std::min(end - pos, geometry_.chunk_bytes() - inner);
-    std::span<uint8_t> piece = buf.subspan(pos - offset, n);
+    BlockDevice* device = &origin->real();
+    uint64_t device_offset = pos;
     if (auto e = find_exception(c)) {
-      COWSNAP_RETURN_IF_ERROR(store_->cow_device().read(geometry_.offset_of(*e) + inner, piece));
-    } else {
-      // Under the region lock no copy-out is half done: either the chunk
-      // is still unchanged on the origin or its exception is committed.
-      std::lock_guard<std::mutex> lock(origin->region_lock(geometry_.offset_of(c)));
-      if (auto e2 = find_exception(c)) {
-        COWSNAP_RETURN_IF_ERROR(store_->cow_device().read(geometry_.offset_of(*e2) + inner, piece));
-      } else {
-        COWSNAP_RETURN_IF_ERROR(origin->real().read(pos, piece));
-      }
+      device = &store_->cow_device();
+      device_offset = geometry_.offset_of(*e) + inner;
     }
+    if (device != run_device || device_offset != run_device_offset + run_length) {
+      COWSNAP_RETURN_IF_ERROR(read_run());
+      run_device = device;
+      run_device_offset = device_offset;
+      run_start = pos;
+      run_length = 0;
+    }
+    run_length += n;
     pos += n;
   }
+  COWSNAP_RETURN_IF_ERROR(read_run());
   // Checked after reading: an origin change that skipped this snapshot
   // happened only after it became invalid, so a snapshot still valid now
   // read nothing written after it was taken.
@@ -121,35 +150,44 @@ Status SnapshotTarget::read(uint64_t offset, std::span<uint8_t> buf) {
   return Status::Ok();
 }
 
-Status SnapshotTarget::write_in_chunk(Origin& origin, ChunkIndex chunk, uint64_t offset_in_chunk,
-                                      std::span<const uint8_t> data) {
-  if (auto e = find_exception(chunk)) {
-    return store_->cow_device().write(geometry_.offset_of(*e) + offset_in_chunk, data);
+Status SnapshotTarget::write_range(Origin& origin, uint64_t offset, std::span<const uint8_t> buf) {
+  std::vector<std::unique_lock<std::mutex>> locks;
+  if (!has_all_exceptions(offset, buf.size())) locks = origin.lock_regions(offset, buf.size());
+  std::vector<ChunkIndex> missing;
+  std::map<uint64_t, std::vector<uint8_t>> partial;  // whole images of partly written new chunks
+  const uint64_t end = offset + buf.size();
+  for (uint64_t pos = offset; pos < end;) {
+    const ChunkIndex c = geometry_.chunk_of(pos);
+    const uint64_t inner = geometry_.offset_in_chunk(pos);
+    const uint64_t n = std::min(end - pos, geometry_.chunk_bytes() - inner);
+    const std::span<const uint8_t> piece = buf.subspan(pos - offset, n);
+    if (auto e = find_exception(c)) {
+      COWSNAP_RETURN_IF_ERROR(store_->cow_device().write(geometry_.offset_of(*e) + inner, piece));
+    } else {
+      missing.push_back(c);
+      if (n != geometry_.chunk_bytes()) {
+        // The rest of the chunk comes from the origin.
+        std::vector<uint8_t>& whole = partial[c.value];
+        whole.assign(geometry_.chunk_bytes(), 0);
+        const uint64_t chunk_start = geometry_.offset_of(c);
+        const uint64_t readable = std::min<uint64_t>(whole.size(), size_bytes_ - chunk_start);
+        COWSNAP_RETURN_IF_ERROR(origin.real().read(chunk_start, std::span(whole).first(readable)));
+        std::copy(piece.begin(), piece.end(), whole.begin() + static_cast<std::ptrdiff_t>(inner));
+      }
+    }
+    pos += n;
   }
-  std::lock_guard<std::mutex> lock(origin.region_lock(geometry_.offset_of(chunk)));
-  if (auto e = find_exception(chunk)) {
-    return store_->cow_device().write(geometry_.offset_of(*e) + offset_in_chunk, data);
-  }
-  if (data.size() == geometry_.chunk_bytes()) return add_exception_locked(chunk, data);
-  // A partial write: the rest of the chunk comes from the origin.
-  std::vector<uint8_t> whole(geometry_.chunk_bytes(), 0);
-  const uint64_t chunk_start = geometry_.offset_of(chunk);
-  const uint64_t readable = std::min<uint64_t>(whole.size(), size_bytes_ - chunk_start);
-  COWSNAP_RETURN_IF_ERROR(origin.real().read(chunk_start, std::span(whole).first(readable)));
-  std::copy(data.begin(), data.end(), whole.begin() + static_cast<std::ptrdiff_t>(offset_in_chunk));
-  return add_exception_locked(chunk, whole);
+  if (missing.empty()) return Status::Ok();
+  return add_exceptions_locked(missing, [&](ChunkIndex c) -> std::span<const uint8_t> {
+    if (auto it = partial.find(c.value); it != partial.end()) return it->second;
+    return buf.subspan(geometry_.offset_of(c) - offset, geometry_.chunk_bytes());
+  });
 }
 
 Status SnapshotTarget::write(uint64_t offset, std::span<const uint8_t> buf) {
   COWSNAP_ASSIGN_OR_RETURN(std::shared_ptr<Origin> origin, begin_request(offset, buf.size()));
   std::shared_lock io(origin->barrier_);
-  const uint64_t end = offset + buf.size();
-  for (uint64_t pos = offset; pos < end;) {
-    const uint64_t inner = geometry_.offset_in_chunk(pos);
-    const uint64_t n = std::min(end - pos, geometry_.chunk_bytes() - inner);
-    COWSNAP_RETURN_IF_ERROR(write_in_chunk(*origin, geometry_.chunk_of(pos), inner, buf.subspan(pos - offset, n)));
-    pos += n;
-  }
+  COWSNAP_RETURN_IF_ERROR(write_range(*origin, offset, buf));
   if (!valid()) return invalid_error();
   return Status::Ok();
 }
@@ -157,13 +195,11 @@ Status SnapshotTarget::write(uint64_t offset, std::span<const uint8_t> buf) {
 Status SnapshotTarget::write_zeroes(uint64_t offset, uint64_t length) {
   COWSNAP_ASSIGN_OR_RETURN(std::shared_ptr<Origin> origin, begin_request(offset, length));
   std::shared_lock io(origin->barrier_);
-  const std::vector<uint8_t> zeroes(geometry_.chunk_bytes(), 0);
-  const uint64_t end = offset + length;
-  for (uint64_t pos = offset; pos < end;) {
-    const uint64_t inner = geometry_.offset_in_chunk(pos);
-    const uint64_t n = std::min(end - pos, geometry_.chunk_bytes() - inner);
-    COWSNAP_RETURN_IF_ERROR(write_in_chunk(*origin, geometry_.chunk_of(pos), inner, std::span(zeroes).first(n)));
-    pos += n;
+  const std::vector<uint8_t> zeroes(std::min<uint64_t>(length, uint64_t{1} << 20), 0);
+  for (uint64_t done = 0; done < length;) {
+    const uint64_t n = std::min<uint64_t>(length - done, zeroes.size());
+    COWSNAP_RETURN_IF_ERROR(write_range(*origin, offset + done, std::span(zeroes).first(n)));
+    done += n;
   }
   if (!valid()) return invalid_error();
   return Status::Ok();

@@ -18,6 +18,9 @@
 //     under the region's lock, so it returns the old data, never the new.
 //     A region is the largest chunk size among the origin's snapshots,
 //     fixed while any request is in flight (changed only at the barrier).
+//     Region locks are striped; a request that needs several takes every
+//     stripe it needs at once, in ascending stripe order, and nothing else
+//     while it holds them, so lock holders cannot deadlock.
 //  3. A store that cannot take one more exception invalidates its own
 //     snapshot, persistently; the origin request that hit it succeeds and
 //     the other snapshots carry on. Every later read or write of an invalid
@@ -91,15 +94,20 @@ class Origin : public std::enable_shared_from_this<Origin> {
 
  private:
   friend class SnapshotTarget;
-  using PieceFn = std::function<Status(uint64_t offset, uint64_t length)>;
-  // Applies `change` to [offset, offset+length) of the origin, region by
-  // region, copying old chunks out first where invariant 1 requires.
-  Status change_origin(uint64_t offset, uint64_t length, const PieceFn& change);
-  // Copies the region's old chunks into every valid snapshot lacking them.
-  // REQUIRES: the region lock for [offset, offset+length) is held.
+  using ChangeFn = std::function<Status()>;
+  // Applies `change` to [offset, offset+length) of the origin after
+  // copying old chunks out where invariant 1 requires; all copy-outs of the
+  // request share one commit per snapshot.
+  Status change_origin(uint64_t offset, uint64_t length, const ChangeFn& change);
+  // Copies the range's old chunks into every valid snapshot lacking them.
+  // REQUIRES: the region locks for [offset, offset+length) are held.
   Status copy_out_locked(uint64_t offset, uint64_t length,
                          const std::vector<std::shared_ptr<SnapshotTarget>>& snapshots);
-  std::mutex& region_lock(uint64_t byte_offset);
+  // REQUIRES: the barrier is held (shared), so the region size is fixed.
+  [[nodiscard]] size_t stripe_of(uint64_t byte_offset) const;
+  // Takes the region locks covering [offset, offset+length) (invariant 2).
+  // REQUIRES: the barrier is held (shared).
+  [[nodiscard]] std::vector<std::unique_lock<std::mutex>> lock_regions(uint64_t offset, uint64_t length);
 
   std::shared_ptr<BlockDevice> real_;
   std::string real_name_;
@@ -168,20 +176,22 @@ class SnapshotTarget final : public Target {
  private:
   friend class Origin;
   [[nodiscard]] std::optional<ChunkIndex> find_exception(ChunkIndex chunk) const;
-  // Copies `old_data` (one whole chunk) into a new exception for `chunk`.
-  // On a full store or a COW I/O error, invalidates the snapshot and
-  // returns the error. REQUIRES: the chunk's region lock is held.
-  Status add_exception_locked(ChunkIndex chunk, std::span<const uint8_t> chunk_data);
+  [[nodiscard]] bool has_all_exceptions(uint64_t offset, uint64_t length) const;
+  using ChunkDataFn = std::function<std::span<const uint8_t>(ChunkIndex chunk)>;
+  // Adds exceptions for `chunks` (none of which has one), copying
+  // chunk_data(c) (one whole chunk each) into the store and committing them
+  // as one batch. On a full store or a COW I/O error, invalidates the
+  // snapshot and returns EIO. REQUIRES: the chunks' region locks are held.
+  Status add_exceptions_locked(std::span<const ChunkIndex> chunks, const ChunkDataFn& chunk_data);
   // Persistently invalidates the snapshot (idempotent); `why` is logged in
   // the error messages of later requests.
   void invalidate(const Status& why);
   Status invalid_error() const;
   // Pins the origin for one request, after the validity checks.
   Result<std::shared_ptr<Origin>> begin_request(uint64_t offset, uint64_t length) const;
-  // Writes `data` at offset_in_chunk of `chunk`, allocating the exception
-  // (and copying the rest of the chunk from the origin) when it has none.
-  Status write_in_chunk(Origin& origin, ChunkIndex chunk, uint64_t offset_in_chunk,
-                        std::span<const uint8_t> data);
+  // Writes `buf` at `offset`, allocating exceptions (copying the rest of a
+  // partly written chunk from the origin) for chunks that have none.
+  Status write_range(Origin& origin, uint64_t offset, std::span<const uint8_t> buf);
 
   std::weak_ptr<Origin> origin_;
   uint64_t size_bytes_;
