@@ -1,0 +1,134 @@
+#include "cowsnap/vg/physical_volume.h"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <vector>
+
+#include "cowsnap/io.h"
+#include "cowsnap/vg/lvm_id.h"
+
+namespace cowsnap::vg {
+namespace {
+
+constexpr uint64_t kLabelAreaBytes = kLabelScanSectors * kLvmSector;
+// lvm2 refuses PVs smaller than this (pvcreate: "too small (min 2.00 MiB)").
+constexpr uint64_t kMinPvBytes = 2 * 1024 * 1024;
+
+}  // namespace
+
+Result<std::shared_ptr<BlockDevice>> open_pv_device(const std::string& path, bool read_only,
+                                                    uint64_t create_size_bytes) {
+  FileDevice::Options opts;
+  opts.read_only = read_only;
+  opts.create_size_bytes = create_size_bytes;
+  COWSNAP_ASSIGN_OR_RETURN(std::shared_ptr<FileDevice> dev, FileDevice::open(path, opts));
+  return std::shared_ptr<BlockDevice>(std::move(dev));
+}
+
+uint64_t PvOnDisk::pe_start_bytes() const {
+  return header.data_areas.empty() ? 0 : header.data_areas.front().offset_bytes;
+}
+
+const std::optional<std::string>& PvOnDisk::text() const {
+  static const std::optional<std::string> kNone;
+  for (const MetadataText& m : mdas) {
+    if (m.text) return m.text;
+  }
+  return kNone;
+}
+
+Result<PvHeader> format_pv(BlockDevice& dev, const std::string& name, const PvCreateOptions& options) {
+  const uint64_t size = dev.size_bytes();
+  const uint64_t pe_start = options.pe_start_sectors * kLvmSector;
+  if (size < kMinPvBytes) {
+    return Status::Error(
+        EINVAL, fmt::format("{}: device is too small ({} bytes, min {} bytes)", name, size, kMinPvBytes));
+  }
+  if (options.mda_offset_bytes < kLabelAreaBytes || options.mda_offset_bytes % kLvmSector != 0 ||
+      pe_start < options.mda_offset_bytes + 2 * kMdaHeaderSize || pe_start % kLvmSector != 0 ||
+      pe_start >= size) {
+    return Status::Error(EINVAL, fmt::format("{}: bad layout: metadata area at {}, pe_start {} "
+                                             "bytes, device {} bytes",
+                                             name, options.mda_offset_bytes, pe_start, size));
+  }
+  PvHeader h;
+  if (options.uuid.empty()) {
+    h.uuid = new_lvm_id();
+  } else {
+    COWSNAP_ASSIGN_OR_RETURN(h.uuid, parse_lvm_id(options.uuid));
+  }
+  h.device_size_bytes = size;
+  h.data_areas = {DiskArea{pe_start, 0}};
+  h.metadata_areas = {DiskArea{options.mda_offset_bytes, pe_start - options.mda_offset_bytes}};
+  h.extension_version = kPvHeaderExtensionVersion;
+  h.extension_flags = 0;
+
+  // The metadata area first and the label last: until the label is
+  // written, the device is not a PV at all.
+  std::vector<uint8_t> zeros(options.mda_offset_bytes, 0);
+  COWSNAP_RETURN_IF_ERROR(dev.write(0, zeros).with_context(name));
+  COWSNAP_RETURN_IF_ERROR(init_metadata_area(dev, h.metadata_areas.front(), name));
+  COWSNAP_ASSIGN_OR_RETURN(const auto label, encode_label_sector(h, kDefaultLabelSector));
+  COWSNAP_RETURN_IF_ERROR(dev.write(kDefaultLabelSector * kLvmSector, label).with_context(name));
+  COWSNAP_RETURN_IF_ERROR(dev.flush().with_context(name));
+  return h;
+}
+
+Result<bool> has_pv_label(BlockDevice& dev) {
+  if (dev.size_bytes() < kLabelAreaBytes) return false;
+  std::array<uint8_t, kLabelAreaBytes> buf{};
+  COWSNAP_RETURN_IF_ERROR(dev.read(0, buf));
+  for (uint64_t s = 0; s < kLabelScanSectors; ++s) {
+    if (looks_like_label(std::span<const uint8_t>(buf).subspan(s * kLvmSector, kLvmSector), s)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+Result<PvOnDisk> read_pv(BlockDevice& dev, const std::string& name) {
+  PvOnDisk pv;
+  pv.name = name;
+  pv.device_bytes = dev.size_bytes();
+  const Status no_label =
+      Status::Error(ENODATA, fmt::format("{}: not an LVM2 PV: no label in sectors 0-3", name));
+  if (pv.device_bytes < kLabelAreaBytes) return no_label;
+  std::array<uint8_t, kLabelAreaBytes> buf{};
+  COWSNAP_RETURN_IF_ERROR(dev.read(0, buf).with_context(name));
+  bool found = false;
+  for (uint64_t s = 0; s < kLabelScanSectors && !found; ++s) {
+    auto sector = std::span<const uint8_t>(buf).subspan(s * kLvmSector, kLvmSector);
+    if (!looks_like_label(sector, s)) continue;
+    COWSNAP_ASSIGN_OR_RETURN(pv.header, decode_label_sector(sector, s, name));
+    pv.label_sector = s;
+    found = true;
+  }
+  if (!found) return no_label;
+  if (pv.header.device_size_bytes > pv.device_bytes) {
+    return Status::Error(EINVAL, fmt::format("{}: truncated: device is {} bytes, header says {}", name,
+                                             pv.device_bytes, pv.header.device_size_bytes));
+  }
+  if (pv.header.data_areas.empty() || pv.header.data_areas.front().offset_bytes > pv.device_bytes) {
+    return Status::Error(EINVAL, fmt::format("{}: bad PV header: no usable data area", name));
+  }
+  for (const DiskArea& area : pv.header.metadata_areas) {
+    COWSNAP_ASSIGN_OR_RETURN(MetadataText m, read_metadata_area(dev, area, name));
+    pv.mdas.push_back(std::move(m));
+  }
+  return pv;
+}
+
+Status write_pv_label(BlockDevice& dev, const PvOnDisk& pv, const PvHeader& header) {
+  COWSNAP_ASSIGN_OR_RETURN(const auto label, encode_label_sector(header, pv.label_sector));
+  COWSNAP_RETURN_IF_ERROR(dev.write(pv.label_sector * kLvmSector, label).with_context(pv.name));
+  return dev.flush().with_context(pv.name);
+}
+
+Status wipe_pv_label(BlockDevice& dev, const PvOnDisk& pv) {
+  std::array<uint8_t, kLvmSector> zeros{};
+  COWSNAP_RETURN_IF_ERROR(dev.write(pv.label_sector * kLvmSector, zeros).with_context(pv.name));
+  return dev.flush().with_context(pv.name);
+}
+
+}  // namespace cowsnap::vg
