@@ -1,0 +1,269 @@
+#include "cowsnap/volume/active_vg.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+
+#include "cowsnap/io.h"
+
+namespace cowsnap {
+namespace {
+
+// Device-mapper names join VG and LV with '-', doubling any '-' inside
+// them, as lvm2 does ("vg-1", "lv" -> "vg--1-lv").
+std::string escape_dm(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    out += c;
+    if (c == '-') out += '-';
+  }
+  return out;
+}
+
+std::string prefixed_lines(const std::string& name, const std::string& text) {
+  std::string out;
+  size_t start = 0;
+  while (start < text.size()) {
+    const size_t nl = text.find('\n', start);
+    out += fmt::format("{}: {}\n", name, text.substr(start, nl - start));
+    start = nl == std::string::npos ? text.size() : nl + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string ActiveVolumeGroup::dm_name(const std::string& lv_name) const {
+  return escape_dm(vg_name_) + "-" + escape_dm(lv_name);
+}
+
+vg::PvPathLookup ActiveVolumeGroup::path_lookup() const {
+  return [this](const vg::PhysicalVolume& pv) {
+    auto it = pv_paths_.find(pv.name);
+    return it == pv_paths_.end() ? pv.device : it->second;
+  };
+}
+
+Result<std::unique_ptr<ActiveVolumeGroup>> ActiveVolumeGroup::activate(const vg::VgOnDisk& disk, Options options) {
+  const vg::VolumeGroup& vg = disk.vg;
+  if (!disk.missing_pvs.empty()) {
+    return Status::Error(ENODEV, fmt::format("cannot activate volume group {}: PV {} is missing", vg.name,
+                                             disk.missing_pvs.front()));
+  }
+  auto active = std::make_unique<ActiveVolumeGroup>(vg.name, options);
+  active->pv_paths_ = disk.pv_paths;
+  for (const vg::LogicalVolume& lv : vg.lvs) {
+    switch (vg::lv_role(vg, lv.name)) {
+      case vg::LvRole::kPlain:
+      case vg::LvRole::kOrigin:
+        COWSNAP_RETURN_IF_ERROR(active->activate_plain(vg, lv));
+        break;
+      case vg::LvRole::kOther:
+        return Status::Error(ENOTSUP, fmt::format("cannot activate {}/{}: segment type {} is not supported",
+                                                  vg.name, lv.name,
+                                                  lv.segments.empty() ? "(none)" : lv.segments.front().type));
+      case vg::LvRole::kSnapshotCow:
+      case vg::LvRole::kSnapshotInternal:
+        break;  // below, once their origins are active
+    }
+  }
+  for (const vg::SnapshotRef& ref : vg::snapshots(vg)) {
+    COWSNAP_RETURN_IF_ERROR(active->activate_snapshot(vg, ref, false, nullptr));
+  }
+  return active;
+}
+
+Result<std::shared_ptr<BlockDevice>> ActiveVolumeGroup::pv_device(const std::string& path) {
+  if (auto it = pv_devices_.find(path); it != pv_devices_.end()) return it->second;
+  COWSNAP_ASSIGN_OR_RETURN(std::shared_ptr<FileDevice> dev,
+                           FileDevice::open(path, FileDevice::Options{.read_only = options_.read_only}));
+  pv_devices_.emplace(path, dev);
+  return std::shared_ptr<BlockDevice>(dev);
+}
+
+Result<std::shared_ptr<MappedDevice>> ActiveVolumeGroup::linear_device(const vg::VolumeGroup& vg,
+                                                                       const std::string& lv_name,
+                                                                       const std::string& name) {
+  COWSNAP_ASSIGN_OR_RETURN(std::vector<vg::LinearPiece> pieces, vg::linear_map(vg, lv_name, path_lookup()));
+  std::vector<TableEntry> table;
+  for (const vg::LinearPiece& p : pieces) {
+    COWSNAP_ASSIGN_OR_RETURN(std::shared_ptr<BlockDevice> pv, pv_device(p.pv_path));
+    table.push_back({p.lv_offset_bytes / kSectorBytes, p.length_bytes / kSectorBytes,
+                     make_linear_target(pv, p.pv_path, p.pv_offset_bytes / kSectorBytes,
+                                        p.length_bytes / kSectorBytes)});
+  }
+  COWSNAP_ASSIGN_OR_RETURN(auto dev, MappedDevice::create(name, std::move(table)));
+  linear_devices_[name] = dev;
+  return dev;
+}
+
+Status ActiveVolumeGroup::activate_plain(const vg::VolumeGroup& vg, const vg::LogicalVolume& lv) {
+  COWSNAP_ASSIGN_OR_RETURN(auto real, linear_device(vg, lv.name, dm_name(lv.name) + "-real"));
+  auto volume = std::make_shared<ActiveVolume>();
+  volume->vg_name = vg_name_;
+  volume->lv_name = lv.name;
+  volume->origin = Origin::create(real, real->name());
+  volume->device = std::make_shared<SnapshotOriginTarget>(volume->origin);
+  volumes_[lv.name] = volume;
+  return Status::Ok();
+}
+
+Status ActiveVolumeGroup::activate_snapshot(const vg::VolumeGroup& vg, const vg::SnapshotRef& ref, bool create_store,
+                                            std::unique_lock<std::shared_mutex>* held) {
+  auto origin = find(ref.origin_lv);
+  if (!origin || !origin->origin) {
+    return Status::Error(ENOENT, fmt::format("snapshot {}/{}: origin {} is not active", vg_name_, ref.cow_lv,
+                                             ref.origin_lv));
+  }
+  COWSNAP_ASSIGN_OR_RETURN(auto cow, linear_device(vg, ref.cow_lv, dm_name(ref.cow_lv) + "-cow"));
+  const auto chunk_sectors = static_cast<uint32_t>(ref.chunk_size);
+  std::unique_ptr<ExceptionStore> store;
+  ExceptionTable table;
+  if (!create_store) {
+    // As in the kernel, a zeroed header means a new store: lvm2 creates a
+    // snapshot's COW LV with its first chunk zeroed and leaves the rest to
+    // activation.
+    std::array<uint8_t, 16> header{};
+    COWSNAP_RETURN_IF_ERROR(cow->read(0, header));
+    create_store = std::all_of(header.begin(), header.end(), [](uint8_t b) { return b == 0; });
+  }
+  if (create_store) {
+    COWSNAP_ASSIGN_OR_RETURN(store, create_persistent_store(cow, chunk_sectors));
+  } else {
+    COWSNAP_ASSIGN_OR_RETURN(store, open_persistent_store(cow, chunk_sectors,
+                                                          [&](ChunkIndex old_chunk, ChunkIndex cow_chunk) {
+                                                            if (!table.lookup(old_chunk)) {
+                                                              table.insert(old_chunk, cow_chunk);
+                                                            }
+                                                          }));
+  }
+  auto attached = origin->origin->attach_snapshot(std::move(store), std::move(table), cow->name(), held);
+  if (!attached.ok()) return attached.status().with_context(fmt::format("snapshot {}/{}", vg_name_, ref.cow_lv));
+  auto volume = std::make_shared<ActiveVolume>();
+  volume->vg_name = vg_name_;
+  volume->lv_name = ref.cow_lv;
+  volume->snapshot = *attached;
+  volume->device = *attached;
+  volume->origin_lv = ref.origin_lv;
+  volumes_[ref.cow_lv] = volume;
+  return Status::Ok();
+}
+
+std::shared_ptr<ActiveVolume> ActiveVolumeGroup::find(const std::string& lv_name) const {
+  auto it = volumes_.find(lv_name);
+  return it == volumes_.end() ? nullptr : it->second;
+}
+
+std::vector<std::shared_ptr<ActiveVolume>> ActiveVolumeGroup::volumes() const {
+  std::vector<std::shared_ptr<ActiveVolume>> out;
+  for (const auto& [name, v] : volumes_) out.push_back(v);
+  return out;
+}
+
+std::string ActiveVolumeGroup::dm_text(bool status) const {
+  // The -real and -cow devices exist only under origins with snapshots and
+  // under snapshots, as in lvm2; a plain LV is its linear table itself.
+  auto linear = [&](const std::string& name, const std::string& device) {
+    const MappedDevice& dev = *linear_devices_.at(device);
+    return prefixed_lines(name, status ? dev.status_text() : dev.table_text());
+  };
+  std::map<std::string, std::string> lines;  // dm name -> lines, sorted like dmsetup
+  for (const auto& [name, v] : volumes_) {
+    const std::string dm = dm_name(name);
+    const uint64_t sectors = v->device->size_bytes() / kSectorBytes;
+    if (v->is_snapshot()) {
+      lines[dm] = fmt::format("{}: 0 {} snapshot {}\n", dm, sectors,
+                              status ? v->snapshot->status_params() : v->snapshot->table_params());
+      lines[v->snapshot->cow_name()] = linear(v->snapshot->cow_name(), v->snapshot->cow_name());
+    } else if (!v->origin->snapshots().empty()) {
+      lines[dm] = fmt::format("{}: 0 {} snapshot-origin{}\n", dm, sectors,
+                              status ? "" : " " + v->origin->real_name());
+      lines[v->origin->real_name()] = linear(v->origin->real_name(), v->origin->real_name());
+    } else {
+      lines[dm] = linear(dm, v->origin->real_name());
+    }
+  }
+  std::string out;
+  for (const auto& [dm, text] : lines) out += text;
+  return out;
+}
+
+Result<vg::CommitResult> ActiveVolumeGroup::create_snapshot(vg::VolumeManager& vm, const std::string& origin_lv,
+                                                            const std::string& snap_name, uint64_t cow_extents,
+                                                            uint64_t chunk_sectors) {
+  auto origin = find(origin_lv);
+  if (!origin) {
+    return Status::Error(ENOENT, fmt::format("Failed to find logical volume \"{}/{}\"", vg_name_, origin_lv));
+  }
+  if (origin->is_snapshot()) {
+    return Status::Error(EINVAL, fmt::format("Snapshots of snapshots are not supported: {}/{} is a snapshot",
+                                             vg_name_, origin_lv));
+  }
+  auto barrier = origin->origin->hold_io();
+  COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult commit,
+                           vm.lvcreate_snapshot(vg_name_, origin_lv, snap_name, cow_extents, chunk_sectors));
+  auto ref = vg::snapshot_for(commit.vg, snap_name);
+  Status s = ref ? activate_snapshot(commit.vg, *ref, true, &barrier)
+                 : Status::Error(EIO, fmt::format("snapshot {} missing from the committed metadata", snap_name));
+  if (!s.ok()) {
+    linear_devices_.erase(dm_name(snap_name) + "-cow");
+    (void)vm.lvremove(vg_name_, snap_name, false);
+    return s;
+  }
+  return commit;
+}
+
+Result<vg::CommitResult> ActiveVolumeGroup::create_volume(vg::VolumeManager& vm, const std::string& lv_name,
+                                                          uint64_t extents) {
+  COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult commit, vm.lvcreate(vg_name_, lv_name, extents));
+  const vg::LogicalVolume* lv = commit.vg.find_lv(lv_name);
+  Status s = lv != nullptr ? activate_plain(commit.vg, *lv)
+                           : Status::Error(EIO, fmt::format("{} missing from the committed metadata", lv_name));
+  if (!s.ok()) {
+    (void)vm.lvremove(vg_name_, lv_name, false);
+    return s;
+  }
+  return commit;
+}
+
+Result<vg::CommitResult> ActiveVolumeGroup::remove_volume(vg::VolumeManager& vm, const std::string& lv_name,
+                                                          bool force) {
+  auto volume = find(lv_name);
+  if (!volume) return Status::Error(ENOENT, fmt::format("Failed to find logical volume \"{}/{}\"", vg_name_, lv_name));
+  COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult commit, vm.lvremove(vg_name_, lv_name, force));
+  std::vector<std::shared_ptr<ActiveVolume>> gone{volume};
+  if (!volume->is_snapshot()) {
+    for (const auto& [name, v] : volumes_) {
+      if (v->is_snapshot() && v->origin_lv == lv_name) gone.push_back(v);
+    }
+  }
+  for (const auto& v : gone) {
+    if (v->is_snapshot()) {
+      if (auto o = v->snapshot->origin()) o->detach_snapshot(v->snapshot);
+      linear_devices_.erase(v->snapshot->cow_name());
+    } else {
+      linear_devices_.erase(v->origin->real_name());
+    }
+    volumes_.erase(v->lv_name);
+  }
+  return commit;
+}
+
+Status ActiveVolumeGroup::refresh(vg::VolumeManager& vm) {
+  COWSNAP_ASSIGN_OR_RETURN(vg::VgOnDisk disk, vm.read_vg(vg_name_));
+  pv_paths_ = disk.pv_paths;
+  for (const vg::LogicalVolume& lv : disk.vg.lvs) {
+    const vg::LvRole role = vg::lv_role(disk.vg, lv.name);
+    if ((role == vg::LvRole::kPlain || role == vg::LvRole::kOrigin) && !find(lv.name)) {
+      COWSNAP_RETURN_IF_ERROR(activate_plain(disk.vg, lv));
+    }
+  }
+  for (const vg::SnapshotRef& ref : vg::snapshots(disk.vg)) {
+    if (!find(ref.cow_lv)) COWSNAP_RETURN_IF_ERROR(activate_snapshot(disk.vg, ref, false, nullptr));
+  }
+  return Status::Ok();
+}
+
+}  // namespace cowsnap

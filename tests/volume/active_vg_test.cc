@@ -1,0 +1,121 @@
+#include <catch2/catch.hpp>
+
+#include <cerrno>
+#include <filesystem>
+
+#include "cowsnap/volume/active_vg.h"
+#include "../dm/patterns.h"
+
+using namespace cowsnap;
+using cowsnap::testing::byte_diff;
+using cowsnap::testing::pattern;
+
+namespace {
+
+constexpr uint64_t kMiB = 1 << 20;
+
+struct TempRoot {
+  std::filesystem::path dir;
+  TempRoot() {
+    char tmpl[] = "/tmp/cowsnap-volume-test.XXXXXX";
+    dir = mkdtemp(tmpl);
+  }
+  ~TempRoot() { std::filesystem::remove_all(dir); }
+};
+
+template <typename T>
+T must(Result<T> r) {
+  INFO(r.status().message());
+  REQUIRE(r.ok());
+  return std::move(r).value();
+}
+
+std::vector<uint8_t> read(BlockDevice& d, uint64_t off, size_t len) {
+  std::vector<uint8_t> v(len);
+  Status s = d.read(off, v);
+  INFO(s.message());
+  REQUIRE(s.ok());
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("activation builds lvm2's tables and snapshots live origins atomically") {
+  TempRoot root;
+  auto vm = must(vg::VolumeManager::open((root.dir / "root").string()));
+  const std::string pv = (root.dir / "pv0.img").string();
+  must(vm.pvcreate(pv, 64 * kMiB));
+  must(vm.vgcreate("vg-1", {pv}, 8192));  // 4 MiB extents
+  must(vm.lvcreate("vg-1", "data", 4));
+
+  auto active = must(ActiveVolumeGroup::activate(must(vm.read_vg("vg-1"))));
+  auto data = active->find("data");
+  REQUIRE(data);
+  CHECK(data->device->size_bytes() == 16 * kMiB);
+  CHECK(active->dm_table() == "vg--1-data: 0 32768 linear " + pv + " 2048\n");
+
+  REQUIRE(data->device->write(0, pattern(0, 16 * kMiB, 1)).ok());
+  auto commit = must(active->create_snapshot(vm, "data", "snap", 2, 8));
+  auto snap = active->find("snap");
+  REQUIRE(snap);
+  REQUIRE(snap->is_snapshot());
+  CHECK(snap->origin_lv == "data");
+  CHECK(active->dm_table() ==
+        "vg--1-data: 0 32768 snapshot-origin vg--1-data-real\n"
+        "vg--1-data-real: 0 32768 linear " + pv + " 2048\n"
+        "vg--1-snap: 0 32768 snapshot vg--1-data-real vg--1-snap-cow P 8\n"
+        "vg--1-snap-cow: 0 16384 linear " + pv + " 34816\n");
+  CHECK(active->dm_status().find("vg--1-snap: 0 32768 snapshot 16/16384 16\n") != std::string::npos);
+
+  REQUIRE(data->device->write(kMiB, pattern(kMiB, kMiB, 2)).ok());
+  CHECK(byte_diff(read(*snap->device, 0, 16 * kMiB), pattern(0, 16 * kMiB, 1)) == "");
+
+  // Everything survives a re-activation from disk.
+  active.reset();
+  auto again = must(ActiveVolumeGroup::activate(must(vm.read_vg("vg-1"))));
+  auto snap2 = again->find("snap");
+  REQUIRE(snap2);
+  CHECK(snap2->snapshot->exception_count() == 256);
+  CHECK(byte_diff(read(*snap2->device, 0, 16 * kMiB), pattern(0, 16 * kMiB, 1)) == "");
+  auto expect = pattern(0, 16 * kMiB, 1);
+  std::copy_n(pattern(kMiB, kMiB, 2).begin(), kMiB, expect.begin() + kMiB);
+  CHECK(byte_diff(read(*again->find("data")->device, 0, 16 * kMiB), expect) == "");
+
+  // Removing the snapshot detaches it and frees its extents.
+  must(again->remove_volume(vm, "snap", false));
+  CHECK(again->find("snap") == nullptr);
+  CHECK(again->dm_table() == "vg--1-data: 0 32768 linear " + pv + " 2048\n");
+}
+
+TEST_CASE("online snapshot creation failing leaves no trace") {
+  TempRoot root;
+  auto vm = must(vg::VolumeManager::open((root.dir / "root").string()));
+  const std::string pv = (root.dir / "pv0.img").string();
+  must(vm.pvcreate(pv, 32 * kMiB));
+  must(vm.vgcreate("vg", {pv}, 8192));
+  must(vm.lvcreate("vg", "lv", 4));
+  auto active = must(ActiveVolumeGroup::activate(must(vm.read_vg("vg"))));
+  auto r = active->create_snapshot(vm, "lv", "s", 100, 8);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().errnum() == ENOSPC);
+  CHECK(active->find("s") == nullptr);
+  CHECK(must(vm.read_vg("vg")).vg.find_lv("s") == nullptr);
+  auto bad = active->create_snapshot(vm, "nope", "s", 1, 8);
+  CHECK(bad.status().errnum() == ENOENT);
+}
+
+TEST_CASE("a COW LV with a zeroed header activates as a new store, as in the kernel") {
+  TempRoot root;
+  auto vm = must(vg::VolumeManager::open((root.dir / "root").string()));
+  const std::string pv = (root.dir / "pv0.img").string();
+  must(vm.pvcreate(pv, 32 * kMiB));
+  must(vm.vgcreate("vg", {pv}, 8192));
+  must(vm.lvcreate("vg", "lv", 2));
+  must(vm.lvcreate_snapshot("vg", "lv", "s", 1, 16));  // offline, as lvm2 would: header zeroed only
+  auto active = must(ActiveVolumeGroup::activate(must(vm.read_vg("vg"))));
+  auto s = active->find("s");
+  REQUIRE(s);
+  CHECK(s->snapshot->valid());
+  CHECK(s->snapshot->status_params() == "32/8192 32");
+  CHECK(s->snapshot->table_params() == "vg-lv-real vg-s-cow P 16");
+}
