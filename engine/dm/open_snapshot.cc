@@ -1,13 +1,46 @@
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
+#include <utility>
+#include <vector>
 
 #include "cowsnap/snapshot.h"
 
 namespace cowsnap {
+namespace {
 
-Result<std::shared_ptr<SnapshotTarget>> open_snapshot(const std::shared_ptr<Origin>& origin,
-                                                      const SnapshotSpec& spec) {
+Result<bool> header_is_zeroed(BlockDevice& cow) {
+  std::array<uint8_t, 16> header{};
+  if (cow.size_bytes() < header.size()) return false;
+  COWSNAP_RETURN_IF_ERROR(cow.read(0, header));
+  return std::all_of(header.begin(), header.end(), [](uint8_t b) { return b == 0; });
+}
+
+// Loads the store's exceptions into `table`; a store naming one origin
+// chunk twice is corrupt.
+Result<std::unique_ptr<ExceptionStore>> load_persistent_store(const SnapshotSpec& spec, ExceptionTable& table) {
+  std::vector<std::pair<ChunkIndex, ChunkIndex>> found;
+  COWSNAP_ASSIGN_OR_RETURN(auto store, open_persistent_store(spec.cow, spec.chunk_sectors,
+                                                             [&](ChunkIndex old_chunk, ChunkIndex cow_chunk) {
+                                                               found.emplace_back(old_chunk, cow_chunk);
+                                                             }));
+  std::sort(found.begin(), found.end());
+  const auto twice = std::adjacent_find(found.begin(), found.end(),
+                                        [](const auto& a, const auto& b) { return a.first == b.first; });
+  if (twice != found.end()) {
+    return Status::Error(EINVAL, fmt::format("{}: corrupt snapshot store: two exceptions for chunk {}",
+                                             spec.cow_name, twice->first.value));
+  }
+  table.insert_batch(std::move(found));
+  return store;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<SnapshotTarget>> open_snapshot(const std::shared_ptr<Origin>& origin, const SnapshotSpec& spec,
+                                                      std::unique_lock<std::shared_mutex>* held) {
   ExceptionTable table;
   std::unique_ptr<ExceptionStore> store;
   if (spec.store_type == 'N') {
@@ -15,27 +48,15 @@ Result<std::shared_ptr<SnapshotTarget>> open_snapshot(const std::shared_ptr<Orig
   } else if (spec.store_type != 'P') {
     return Status::Error(EINVAL, fmt::format("{}: unknown exception store type '{}' (P or N)", spec.cow_name,
                                              spec.store_type));
-  } else if (spec.create) {
-    COWSNAP_ASSIGN_OR_RETURN(store, create_persistent_store(spec.cow, spec.chunk_sectors));
   } else {
-    Status duplicate;
-    COWSNAP_ASSIGN_OR_RETURN(store, open_persistent_store(spec.cow, spec.chunk_sectors,
-                                                          [&](ChunkIndex old_chunk, ChunkIndex cow_chunk) {
-                                                            if (table.lookup(old_chunk)) {
-                                                              if (duplicate.ok()) {
-                                                                duplicate = Status::Error(
-                                                                    EINVAL, fmt::format("{}: corrupt store: two "
-                                                                                        "exceptions for chunk {}",
-                                                                                        spec.cow_name,
-                                                                                        old_chunk.value));
-                                                              }
-                                                              return;
-                                                            }
-                                                            table.insert(old_chunk, cow_chunk);
-                                                          }));
-    COWSNAP_RETURN_IF_ERROR(duplicate);
+    COWSNAP_ASSIGN_OR_RETURN(bool zeroed, header_is_zeroed(*spec.cow));
+    if (spec.create || zeroed) {
+      COWSNAP_ASSIGN_OR_RETURN(store, create_persistent_store(spec.cow, spec.chunk_sectors));
+    } else {
+      COWSNAP_ASSIGN_OR_RETURN(store, load_persistent_store(spec, table));
+    }
   }
-  return origin->attach_snapshot(std::move(store), std::move(table), spec.cow_name);
+  return origin->attach_snapshot(std::move(store), std::move(table), spec.cow_name, held);
 }
 
 }  // namespace cowsnap

@@ -2,8 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
-#include <array>
 #include <cerrno>
 
 #include "cowsnap/io.h"
@@ -118,28 +116,8 @@ Status ActiveVolumeGroup::activate_snapshot(const vg::VolumeGroup& vg, const vg:
                                              ref.origin_lv));
   }
   COWSNAP_ASSIGN_OR_RETURN(auto cow, linear_device(vg, ref.cow_lv, dm_name(ref.cow_lv) + "-cow"));
-  const auto chunk_sectors = static_cast<uint32_t>(ref.chunk_size);
-  std::unique_ptr<ExceptionStore> store;
-  ExceptionTable table;
-  if (!create_store) {
-    // As in the kernel, a zeroed header means a new store: lvm2 creates a
-    // snapshot's COW LV with its first chunk zeroed and leaves the rest to
-    // activation.
-    std::array<uint8_t, 16> header{};
-    COWSNAP_RETURN_IF_ERROR(cow->read(0, header));
-    create_store = std::all_of(header.begin(), header.end(), [](uint8_t b) { return b == 0; });
-  }
-  if (create_store) {
-    COWSNAP_ASSIGN_OR_RETURN(store, create_persistent_store(cow, chunk_sectors));
-  } else {
-    COWSNAP_ASSIGN_OR_RETURN(store, open_persistent_store(cow, chunk_sectors,
-                                                          [&](ChunkIndex old_chunk, ChunkIndex cow_chunk) {
-                                                            if (!table.lookup(old_chunk)) {
-                                                              table.insert(old_chunk, cow_chunk);
-                                                            }
-                                                          }));
-  }
-  auto attached = origin->origin->attach_snapshot(std::move(store), std::move(table), cow->name(), held);
+  auto attached = open_snapshot(origin->origin,
+                                {cow, cow->name(), 'P', static_cast<uint32_t>(ref.chunk_size), create_store}, held);
   if (!attached.ok()) return attached.status().with_context(fmt::format("snapshot {}/{}", vg_name_, ref.cow_lv));
   auto volume = std::make_shared<ActiveVolume>();
   volume->vg_name = vg_name_;

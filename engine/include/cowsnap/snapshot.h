@@ -206,9 +206,11 @@ class SnapshotTarget final : public Target {
   std::string invalid_reason_;  // guarded by why_mu_
 };
 
-// Opens the snapshot stored on `cow` ("P": an existing persistent store when
-// `create` is false, a new one when true; "N": always new) and attaches it
-// to `origin`.
+// Opens the snapshot stored on `cow` and attaches it to `origin`.
+// "P": a new store when `create`; otherwise the existing one — or a new one
+// when its header is all zeroes, as the kernel does (lvm2 creates a COW LV
+// with its first chunk zeroed). "N": always new.
+// `held`: see Origin::attach_snapshot.
 struct SnapshotSpec {
   std::shared_ptr<BlockDevice> cow;
   std::string cow_name;
@@ -217,7 +219,8 @@ struct SnapshotSpec {
   bool create = false;
 };
 Result<std::shared_ptr<SnapshotTarget>> open_snapshot(const std::shared_ptr<Origin>& origin,
-                                                      const SnapshotSpec& spec);
+                                                      const SnapshotSpec& spec,
+                                                      std::unique_lock<std::shared_mutex>* held = nullptr);
 
 // lvm2's Data% (Snap%) from a store's usage: 0 when only header and
 // metadata are used, 100 when full or invalid, otherwise allocated/total
