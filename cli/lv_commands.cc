@@ -1,0 +1,368 @@
+// lvcreate (plain and -s), lvremove, lvrename, lvextend/lvresize, lvchange,
+// lvdisplay.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "command.h"
+#include "cowsnap/report/size.h"
+#include "cowsnap/vg/allocation.h"
+#include "display.h"
+#include "report_args.h"
+
+namespace cowsnap::cli {
+namespace {
+
+struct LvArgs {
+  std::string size;     // -L
+  std::string extents;  // -l
+  std::string name;     // -n
+  bool snapshot = false;
+  std::string chunk;    // -c
+  bool force = false;
+  std::string activate;  // lvchange -a
+  std::vector<std::string> targets;
+};
+
+int read_vg_or_fail(Backend& backend, const std::string& vg_name, vg::VgOnDisk& out) {
+  auto disk = backend.read_vg(vg_name);
+  if (!disk.ok()) {
+    complain(disk.status().message());
+    if (disk.status().errnum() == ENOENT) {
+      // Say why, when a damaged device may have held it.
+      if (auto scan = backend.scan(); scan.ok()) warn_scan_problems(*scan);
+      complain(fmt::format("Cannot process volume group {}", vg_name));
+    }
+    return kExitFailed;
+  }
+  out = std::move(disk).value();
+  return kExitOk;
+}
+
+int lv_not_found(const std::string& vg_name, const std::string& lv_name) {
+  complain(fmt::format("Failed to find logical volume \"{}/{}\"", vg_name, lv_name));
+  return kExitFailed;
+}
+
+// The first free "lvolN", lvm2's name for an LV created without -n.
+std::string next_lvol_name(const vg::VolumeGroup& vg) {
+  for (int i = 0;; ++i) {
+    std::string name = fmt::format("lvol{}", i);
+    if (vg.find_lv(name) == nullptr) return name;
+  }
+}
+
+// Extents for -L/-l relative to `current` (0 for lvcreate); sets
+// `rounded` when -L was not a whole number of extents. -1 on a bad argument.
+struct SizeRequest {
+  int64_t extents = -1;
+  bool rounded = false;
+};
+
+SizeRequest requested_extents(const LvArgs& args, const vg::VolumeGroup& vg, uint64_t current,
+                              uint64_t origin_extents) {
+  SizeRequest req;
+  const uint64_t ext = vg.extent_bytes();
+  report::SizeSign sign = report::SizeSign::kNone;
+  uint64_t amount = 0;
+  if (!args.size.empty()) {
+    auto size = report::parse_size(args.size, 'm');
+    if (!size.ok()) {
+      complain(fmt::format("Invalid argument for --size: {}", args.size));
+      return req;
+    }
+    sign = size->sign;
+    amount = vg::extents_for_bytes(vg, size->bytes);
+    req.rounded = size->bytes % ext != 0;
+  } else {
+    auto ex = report::parse_extents(args.extents);
+    if (!ex.ok()) {
+      complain(ex.status().message());
+      return req;
+    }
+    sign = ex->sign;
+    switch (ex->base) {
+      case report::ExtentsBase::kExtents: amount = ex->value; break;
+      case report::ExtentsBase::kFree: amount = report::percent_of_extents(ex->value, vg::free_extent_count(vg)); break;
+      case report::ExtentsBase::kVg:
+      case report::ExtentsBase::kPvs: amount = report::percent_of_extents(ex->value, vg.pe_total()); break;
+      case report::ExtentsBase::kOrigin:
+        if (origin_extents == 0) {
+          complain("--extents N%ORIGIN is only valid for snapshots");
+          return req;
+        }
+        amount = report::percent_of_extents(ex->value, origin_extents);
+        break;
+    }
+  }
+  uint64_t total = amount;
+  if (sign == report::SizeSign::kPlus) total = current + amount;
+  if (sign == report::SizeSign::kMinus) total = amount >= current ? 0 : current - amount;
+  req.extents = static_cast<int64_t>(total);
+  return req;
+}
+
+int run_lvcreate(Context& ctx, const LvArgs& args) {
+  if (args.size.empty() == args.extents.empty()) {
+    complain("Please specify either size or extents (not both).");
+    return kExitInvalidCommandLine;
+  }
+  if (args.targets.size() != 1) {
+    complain(args.snapshot ? "Please specify the origin as VG/LV." : "Please provide a volume group name");
+    return kExitInvalidCommandLine;
+  }
+  auto [vg_name, origin] = split_lv_path(args.targets.front());
+  std::string lv_name = args.name;
+  if (lv_name.find('/') != std::string::npos) lv_name = split_lv_path(lv_name).second;
+  if (args.snapshot && origin.empty()) {
+    complain("Please specify the origin as VG/LV.");
+    return kExitInvalidCommandLine;
+  }
+  if (!args.snapshot && !origin.empty()) {
+    complain(fmt::format("Unexpected logical volume \"{}\" for a new volume (use -n)", origin));
+    return kExitInvalidCommandLine;
+  }
+  uint64_t chunk_sectors = vg::kDefaultChunkSectors;
+  if (!args.chunk.empty()) {
+    auto chunk = report::parse_size(args.chunk, 'k');
+    if (!chunk.ok() || chunk->sign != report::SizeSign::kNone || chunk->bytes % 512 != 0) {
+      complain(fmt::format("Invalid argument for --chunksize: {}", args.chunk));
+      return kExitInvalidCommandLine;
+    }
+    chunk_sectors = chunk->bytes / 512;
+    if (Status s = vg::validate_chunk_size(chunk_sectors); !s.ok()) {
+      complain(s.message());
+      return kExitInvalidCommandLine;
+    }
+  }
+  auto backend = ctx.backend();
+  if (!backend.ok()) return fail(backend.status());
+  vg::VgOnDisk disk;
+  if (int rc = read_vg_or_fail(**backend, vg_name, disk); rc != kExitOk) return rc;
+  const vg::VolumeGroup& vg = disk.vg;
+  uint64_t origin_extents = 0;
+  if (args.snapshot) {
+    const vg::LogicalVolume* lv = vg.find_lv(origin);
+    if (lv == nullptr || !vg::lv_user_visible(vg, *lv)) return lv_not_found(vg_name, origin);
+    origin_extents = lv->extent_count();
+  }
+  if (lv_name.empty()) lv_name = next_lvol_name(vg);
+  const SizeRequest req = requested_extents(args, vg, 0, origin_extents);
+  if (req.extents < 0) return kExitInvalidCommandLine;
+  auto extents = static_cast<uint64_t>(req.extents);
+  if (extents == 0) {
+    complain("Unable to create new logical volume with no extents.");
+    return kExitFailed;
+  }
+  if (req.rounded) say("Rounding up size to full physical extent " + report::format_size_long(extents * vg.extent_bytes()));
+  // lvm2 checks free space for what it will really allocate: a COW above
+  // its useful maximum is trimmed first.
+  uint64_t needed = extents;
+  if (args.snapshot) needed = std::min(needed, vg::cow_max_extents(vg, origin_extents, chunk_sectors));
+  const uint64_t free = vg::free_extent_count(vg);
+  if (needed > free) {
+    complain(fmt::format("Volume group \"{}\" has insufficient free space ({} extents): {} required.", vg_name, free,
+                         needed));
+    return kExitFailed;
+  }
+  auto result = args.snapshot ? (*backend)->lvcreate_snapshot(vg_name, origin, lv_name, extents, chunk_sectors)
+                              : (*backend)->lvcreate(vg_name, lv_name, extents);
+  if (!result.ok()) return fail(result.status());
+  for (const std::string& notice : result->notices) say(notice);
+  say(fmt::format("Logical volume \"{}\" created.", lv_name));
+  return kExitOk;
+}
+
+int run_lvremove(Context& ctx, const LvArgs& args) {
+  auto backend = ctx.backend();
+  if (!backend.ok()) return fail(backend.status());
+  int rc = kExitOk;
+  for (const std::string& target : args.targets) {
+    auto [vg_name, lv_name] = split_lv_path(target);
+    vg::VgOnDisk disk;
+    if (read_vg_or_fail(**backend, vg_name, disk) != kExitOk) {
+      rc = kExitFailed;
+      continue;
+    }
+    const vg::LogicalVolume* lv = lv_name.empty() ? nullptr : disk.vg.find_lv(lv_name);
+    if (lv == nullptr || !vg::lv_user_visible(disk.vg, *lv)) {
+      rc = lv_not_found(vg_name, lv_name);
+      continue;
+    }
+    auto result = (*backend)->lvremove(vg_name, lv_name, args.force);
+    if (!result.ok()) {
+      complain(result.status().message());
+      complain(fmt::format("Logical volume \"{}\" not removed.", lv_name));
+      rc = kExitFailed;
+      continue;
+    }
+    for (const auto& ref : vg::snapshots_of(disk.vg, lv_name)) {
+      say(fmt::format("Logical volume \"{}\" successfully removed.", ref.cow_lv));
+    }
+    say(fmt::format("Logical volume \"{}\" successfully removed.", lv_name));
+  }
+  return rc;
+}
+
+int run_lvrename(Context& ctx, const LvArgs& args) {
+  std::string vg_name, old_name, new_name;
+  const auto& t = args.targets;
+  if (t.size() == 3) {
+    vg_name = t[0];
+    old_name = t[1];
+    new_name = t[2];
+  } else if (t.size() == 2) {
+    std::tie(vg_name, old_name) = split_lv_path(t[0]);
+    auto [new_vg, new_lv] = split_lv_path(t[1]);
+    new_name = new_lv.empty() ? new_vg : new_lv;
+    if (!new_lv.empty() && new_vg != vg_name) {
+      complain(fmt::format("Logical volume names must have the same volume group (\"{}\" or \"{}\").", vg_name,
+                           new_vg));
+      return kExitInvalidCommandLine;
+    }
+  }
+  if (vg_name.empty() || old_name.empty() || new_name.empty()) {
+    complain("Old and new logical volume names required");
+    return kExitInvalidCommandLine;
+  }
+  auto backend = ctx.backend();
+  if (!backend.ok()) return fail(backend.status());
+  vg::VgOnDisk disk;
+  if (int rc = read_vg_or_fail(**backend, vg_name, disk); rc != kExitOk) return rc;
+  const vg::LogicalVolume* lv = disk.vg.find_lv(old_name);
+  if (lv == nullptr || !vg::lv_user_visible(disk.vg, *lv)) return lv_not_found(vg_name, old_name);
+  auto result = (*backend)->lvrename(vg_name, old_name, new_name);
+  if (!result.ok()) return fail(result.status());
+  say(fmt::format("Renamed \"{}\" to \"{}\" in volume group \"{}\"", old_name, new_name, vg_name));
+  return kExitOk;
+}
+
+// lvextend (grow only) and lvresize.
+int run_lvresize(Context& ctx, const LvArgs& args, bool extend_only) {
+  if (args.size.empty() == args.extents.empty()) {
+    complain("Please specify either size or extents (not both).");
+    return kExitInvalidCommandLine;
+  }
+  if (args.targets.size() != 1) {
+    complain("Please provide the logical volume as VG/LV.");
+    return kExitInvalidCommandLine;
+  }
+  auto [vg_name, lv_name] = split_lv_path(args.targets.front());
+  auto backend = ctx.backend();
+  if (!backend.ok()) return fail(backend.status());
+  vg::VgOnDisk disk;
+  if (int rc = read_vg_or_fail(**backend, vg_name, disk); rc != kExitOk) return rc;
+  const vg::VolumeGroup& vg = disk.vg;
+  const vg::LogicalVolume* lv = lv_name.empty() ? nullptr : vg.find_lv(lv_name);
+  if (lv == nullptr || !vg::lv_user_visible(vg, *lv)) return lv_not_found(vg_name, lv_name);
+  const uint64_t current = lv->extent_count();
+  uint64_t origin_extents = 0;
+  if (auto ref = vg::snapshot_for(vg, lv_name)) origin_extents = ref->origin_extents;
+  const SizeRequest req = requested_extents(args, vg, current, origin_extents);
+  if (req.extents < 0) return kExitInvalidCommandLine;
+  const auto wanted = static_cast<uint64_t>(req.extents);
+  const uint64_t ext = vg.extent_bytes();
+  if (req.rounded) say(fmt::format("Rounding size to boundary between physical extents: {}.",
+                                   report::format_size_long(wanted * ext)));
+  if (extend_only && wanted <= current) {
+    complain(fmt::format("New size given ({} extents) not larger than existing size ({} extents)", wanted, current));
+    return kExitFailed;
+  }
+  if (wanted == current) {
+    complain(fmt::format("New size ({} extents) matches existing size ({} extents).", wanted, current));
+    return kExitFailed;
+  }
+  if (wanted == 0) {
+    complain("Cannot reduce a logical volume to zero extents.");
+    return kExitFailed;
+  }
+  const uint64_t free = vg::free_extent_count(vg);
+  if (wanted > current && wanted - current > free) {
+    complain(fmt::format("Insufficient free space: {} extents needed, but only {} available", wanted - current, free));
+    return kExitFailed;
+  }
+  auto result = (*backend)->lvresize(vg_name, lv_name, wanted);
+  if (!result.ok()) return fail(result.status());
+  for (const std::string& notice : result->notices) say(notice);
+  say(fmt::format("Size of logical volume {}/{} changed from {} ({} extents) to {} ({} extents).", vg_name, lv_name,
+                  report::format_size_long(current * ext), current, report::format_size_long(wanted * ext), wanted));
+  say(fmt::format("Logical volume {}/{} successfully resized.", vg_name, lv_name));
+  return kExitOk;
+}
+
+int run_lvchange(Context& ctx, const LvArgs& args) {
+  if (args.activate.empty()) {
+    complain("Need one or more command options (cowsnap supports -a y|n).");
+    return kExitInvalidCommandLine;
+  }
+  const bool active = args.activate == "y" || args.activate == "ay";
+  auto backend = ctx.backend();
+  if (!backend.ok()) return fail(backend.status());
+  int rc = kExitOk;
+  for (const std::string& target : args.targets) {
+    auto [vg_name, lv_name] = split_lv_path(target);
+    vg::VgOnDisk disk;
+    if (read_vg_or_fail(**backend, vg_name, disk) != kExitOk) {
+      rc = kExitFailed;
+      continue;
+    }
+    const vg::LogicalVolume* lv = lv_name.empty() ? nullptr : disk.vg.find_lv(lv_name);
+    if (lv == nullptr || !vg::lv_user_visible(disk.vg, *lv)) {
+      rc = lv_not_found(vg_name, lv_name);
+      continue;
+    }
+    if (Status s = (*backend)->set_active(vg_name, lv_name, active); !s.ok()) rc = fail(s);
+  }
+  return rc;
+}
+
+void add_size_options(CLI::App* command, LvArgs& args) {
+  auto* size = command->add_option("-L,--size", args.size, "Size, e.g. 64M, 1.5G, +32M (default unit MiB)");
+  command->add_option("-l,--extents", args.extents, "Extents: N, +N, N%FREE, N%VG, N%ORIGIN")->excludes(size);
+}
+
+}  // namespace
+
+void register_lv_commands(CLI::App& app, CommandTable& table) {
+  auto args = std::make_shared<LvArgs>();
+  CLI::App* lvcreate = app.add_subcommand("lvcreate", "Create a logical volume, or with -s a snapshot");
+  add_size_options(lvcreate, *args);
+  lvcreate->add_option("-n,--name", args->name, "LV name (default lvolN)");
+  lvcreate->add_flag("-s,--snapshot", args->snapshot, "Create a snapshot of the origin VG/LV");
+  lvcreate->add_option("-c,--chunksize", args->chunk, "Snapshot chunk size, power of two 4K-512K (default 4K, unit KiB)");
+  lvcreate->add_option("target", args->targets, "VG, or VG/LV (the origin) with -s");
+  lvcreate->footer("Examples:\n  cowsnap lvcreate -L 64M -n b64m vgsrv\n  cowsnap lvcreate -L 32M -s -n sb64m vgsrv/b64m");
+  table.add(lvcreate, [args](Context& ctx) { return run_lvcreate(ctx, *args); });
+
+  CLI::App* lvremove = app.add_subcommand("lvremove", "Remove logical volumes");
+  lvremove->add_flag("-f,--force", args->force, "Also remove an origin's snapshots");
+  lvremove->add_option("lvs", args->targets, "VG/LV")->required();
+  table.add(lvremove, [args](Context& ctx) { return run_lvremove(ctx, *args); });
+
+  CLI::App* lvrename = app.add_subcommand("lvrename", "Rename a logical volume");
+  lvrename->add_option("names", args->targets, "VG OLD NEW, or VG/OLD NEW")->required();
+  table.add(lvrename, [args](Context& ctx) { return run_lvrename(ctx, *args); });
+
+  CLI::App* lvextend = app.add_subcommand("lvextend", "Grow a logical volume (a snapshot: its COW store)");
+  add_size_options(lvextend, *args);
+  lvextend->add_option("lv", args->targets, "VG/LV")->required();
+  table.add(lvextend, [args](Context& ctx) { return run_lvresize(ctx, *args, true); });
+
+  CLI::App* lvresize = app.add_subcommand("lvresize", "Resize a logical volume");
+  add_size_options(lvresize, *args);
+  lvresize->add_option("lv", args->targets, "VG/LV")->required();
+  table.add(lvresize, [args](Context& ctx) { return run_lvresize(ctx, *args, false); });
+
+  CLI::App* lvchange = app.add_subcommand(
+      "lvchange", "Activate (-a y) or deactivate (-a n) LVs; needs a running server, which serves active LVs");
+  lvchange->add_option("-a,--activate", args->activate, "y or n")->check(CLI::IsMember({"y", "n", "ay"}));
+  lvchange->add_option("lvs", args->targets, "VG/LV")->required();
+  table.add(lvchange, [args](Context& ctx) { return run_lvchange(ctx, *args); });
+
+  CLI::App* lvdisplay = app.add_subcommand("lvdisplay", "Show logical volumes in detail");
+  lvdisplay->add_option("lvs", args->targets, "VG or VG/LV (default: all)");
+  table.add(lvdisplay, [args](Context& ctx) { return run_lvdisplay(ctx, args->targets); });
+}
+
+}  // namespace cowsnap::cli

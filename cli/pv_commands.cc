@@ -1,0 +1,112 @@
+// pvcreate, pvremove, pvdisplay, lvmdevices.
+#include <fmt/format.h>
+
+#include <cerrno>
+
+#include "command.h"
+#include "cowsnap/report/size.h"
+#include "display.h"
+
+namespace cowsnap::cli {
+namespace {
+
+struct PvArgs {
+  std::vector<std::string> paths;
+  std::string size;
+  std::string adddev;
+  std::string deldev;
+};
+
+int run_pvcreate(Context& ctx, const PvArgs& args) {
+  uint64_t size_bytes = 0;
+  if (!args.size.empty()) {
+    auto size = report::parse_size(args.size, 'm');
+    if (!size.ok() || size->sign != report::SizeSign::kNone) {
+      complain(fmt::format("Invalid argument for --size: {}", args.size));
+      return kExitInvalidCommandLine;
+    }
+    size_bytes = size->bytes;
+  }
+  auto backend = ctx.backend();
+  if (!backend.ok()) return fail(backend.status());
+  int rc = kExitOk;
+  for (const std::string& path : args.paths) {
+    const std::string abs = vg::absolute_path(path);
+    auto created = (*backend)->pvcreate(abs, size_bytes);
+    if (!created.ok()) {
+      complain(created.status().message());
+      complain(fmt::format("{}: physical volume not initialized.", abs));
+      rc = kExitFailed;
+      continue;
+    }
+    say(fmt::format("Physical volume \"{}\" successfully created.", abs));
+  }
+  return rc;
+}
+
+int run_pvremove(Context& ctx, const PvArgs& args) {
+  auto backend = ctx.backend();
+  if (!backend.ok()) return fail(backend.status());
+  int rc = kExitOk;
+  for (const std::string& path : args.paths) {
+    const std::string abs = vg::absolute_path(path);
+    Status s = (*backend)->pvremove(abs);
+    if (!s.ok()) {
+      complain(s.message());
+      complain(fmt::format("{}: physical volume label not removed.", abs));
+      rc = kExitFailed;
+      continue;
+    }
+    say(fmt::format("Labels on physical volume \"{}\" successfully wiped.", abs));
+  }
+  return rc;
+}
+
+int run_lvmdevices(Context& ctx, const PvArgs& args) {
+  auto backend = ctx.backend();
+  if (!backend.ok()) return fail(backend.status());
+  if (!args.adddev.empty()) {
+    Status s = (*backend)->add_device(vg::absolute_path(args.adddev));
+    return s.ok() ? kExitOk : fail(s);
+  }
+  if (!args.deldev.empty()) {
+    Status s = (*backend)->remove_device(vg::absolute_path(args.deldev));
+    return s.ok() ? kExitOk : fail(s);
+  }
+  auto scan = (*backend)->scan();
+  if (!scan.ok()) return fail(scan.status());
+  // lvm2's layout: one "Device ..." line per entry.
+  for (const vg::ScannedDevice& dev : scan->devices) {
+    const std::string pvid = dev.pv ? dev.pv->header.uuid : "none";
+    say(fmt::format("Device {} IDTYPE=devname IDNAME={} DEVNAME={} PVID={}{}", dev.path, dev.path, dev.path, pvid,
+                    dev.status.ok() || dev.status.errnum() == ENODATA ? "" : " (" + dev.status.message() + ")"));
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void register_pv_commands(CLI::App& app, CommandTable& table) {
+  auto args = std::make_shared<PvArgs>();
+  CLI::App* pvcreate = app.add_subcommand("pvcreate", "Initialise files or devices as LVM2 physical volumes");
+  pvcreate->add_option("--size", args->size,
+                       "Create the file sparse with this size when missing (e.g. 6625M; default unit MiB)");
+  pvcreate->add_option("paths", args->paths, "Files or block devices")->required();
+  pvcreate->footer("Example: cowsnap pvcreate --size 6625M /srv/pv0.img");
+  table.add(pvcreate, [args](Context& ctx) { return run_pvcreate(ctx, *args); });
+
+  CLI::App* pvremove = app.add_subcommand("pvremove", "Wipe the PV label of devices in no VG");
+  pvremove->add_option("paths", args->paths, "PV paths")->required();
+  table.add(pvremove, [args](Context& ctx) { return run_pvremove(ctx, *args); });
+
+  CLI::App* pvdisplay = app.add_subcommand("pvdisplay", "Show physical volumes in detail");
+  pvdisplay->add_option("paths", args->paths, "PV paths (default: all)");
+  table.add(pvdisplay, [args](Context& ctx) { return run_pvdisplay(ctx, args->paths); });
+
+  CLI::App* lvmdevices = app.add_subcommand("lvmdevices", "List or edit the devices file (ROOT/devices)");
+  auto* add = lvmdevices->add_option("--adddev", args->adddev, "Add a device path");
+  lvmdevices->add_option("--deldev", args->deldev, "Remove a device path")->excludes(add);
+  table.add(lvmdevices, [args](Context& ctx) { return run_lvmdevices(ctx, *args); });
+}
+
+}  // namespace cowsnap::cli

@@ -1,0 +1,121 @@
+// `cowsnap serve`: runs nbdkit with the cowsnap plugin in the foreground,
+// serving every LV under the root as export "VG/LV", with the control
+// socket ROOT/control.sock that makes other cowsnap commands go online.
+// It execs nbdkit (so signals, exit status and the log on stderr are
+// nbdkit's own) rather than supervising it.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "control/client.h"
+#include "cowsnap/vg/root.h"
+#include "online_backend.h"
+
+namespace cowsnap::cli {
+namespace {
+
+constexpr const char* kPluginFile = "nbdkit-cowsnap-plugin.so";
+
+struct ServeArgs {
+  std::string socket;
+  int port = 0;
+  bool verbose = false;
+  bool read_only = false;
+  std::string plugin;
+  std::string nbdkit = "nbdkit";
+};
+
+// The plugin: --plugin, $COWSNAP_NBDKIT_PLUGIN, next to this binary in a
+// build tree (BUILD/cli/cowsnap -> BUILD/nbdkit-plugin/), next to it when
+// installed side by side, the path compiled in, lib/nbdkit/plugins.
+Result<std::string> find_plugin(const ServeArgs& args) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> candidates;
+  if (!args.plugin.empty()) return args.plugin;
+  if (const char* env = std::getenv("COWSNAP_NBDKIT_PLUGIN"); env != nullptr && *env != '\0') return std::string(env);
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const fs::path dir = exe.parent_path();
+    candidates.push_back(dir.parent_path() / "nbdkit-plugin" / kPluginFile);
+    candidates.push_back(dir / kPluginFile);
+    candidates.push_back(dir.parent_path() / "lib" / "nbdkit" / "plugins" / kPluginFile);
+  }
+#ifdef COWSNAP_PLUGIN_PATH
+  candidates.emplace_back(COWSNAP_PLUGIN_PATH);
+#endif
+  std::string tried;
+  for (const fs::path& p : candidates) {
+    if (fs::exists(p, ec)) return p.string();
+    tried += "\n    " + p.string();
+  }
+  return Status::Error(ENOENT, fmt::format("cannot find {} (use --plugin PATH or COWSNAP_NBDKIT_PLUGIN); tried:{}",
+                                           kPluginFile, tried));
+}
+
+int serve(Context& context, const ServeArgs& args) {
+  const std::string root = vg::absolute_path(context.root_dir());
+  if (!std::filesystem::is_directory(root)) {
+    return fail(Status::Error(ENOENT, fmt::format("root directory {} does not exist (create a PV first: cowsnap "
+                                                  "--root {} pvcreate ...)",
+                                                  root, root)));
+  }
+  if (control::Client::server_running(root)) {
+    return fail(Status::Error(EADDRINUSE, fmt::format("a cowsnap server already serves {} (control socket {})", root,
+                                                      control::socket_path(root))));
+  }
+  auto plugin = find_plugin(args);
+  if (!plugin.ok()) return fail(plugin.status());
+
+  std::vector<std::string> argv = {args.nbdkit, "-f"};
+  if (args.verbose) argv.emplace_back("-v");
+  if (args.read_only) argv.emplace_back("-r");
+  std::string where;
+  if (args.port != 0) {
+    argv.insert(argv.end(), {"-p", std::to_string(args.port)});
+    where = fmt::format("nbd://localhost:{}/VG/LV", args.port);
+  } else {
+    const std::string socket = args.socket.empty() ? root + "/nbd.sock" : vg::absolute_path(args.socket);
+    argv.insert(argv.end(), {"-U", socket});
+    where = fmt::format("nbd+unix:///VG/LV?socket={}", socket);
+  }
+  argv.push_back(*plugin);
+  argv.push_back("root=" + root);
+
+  fmt::print(stderr, "cowsnap serve: every LV under {} as {} (control socket {})\n", root, where,
+             control::socket_path(root));
+  std::string shown;
+  for (const std::string& a : argv) shown += (shown.empty() ? "" : " ") + a;
+  fmt::print(stderr, "cowsnap serve: exec {}\n", shown);
+  std::fflush(stderr);
+
+  std::vector<char*> c_argv;
+  for (std::string& a : argv) c_argv.push_back(a.data());
+  c_argv.push_back(nullptr);
+  ::execvp(c_argv[0], c_argv.data());
+  return fail(Status::FromErrno(fmt::format("cannot run {} (install nbdkit, or pass --nbdkit PATH)", args.nbdkit)));
+}
+
+}  // namespace
+
+void register_serve_command(CLI::App& app, CommandTable& table) {
+  auto args = std::make_shared<ServeArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "serve", "Serve every LV as an NBD export VG/LV (nbdkit in the foreground, log on stderr)");
+  auto* socket = cmd->add_option("--socket,-U", args->socket, "Unix socket to listen on (default ROOT/nbd.sock)");
+  auto* port = cmd->add_option("--port,-p", args->port, "TCP port to listen on instead of a Unix socket")
+                   ->check(CLI::Range(1, 65535));
+  socket->excludes(port);
+  cmd->add_flag("--verbose,-v", args->verbose, "nbdkit debug messages (nbdkit -v)");
+  cmd->add_flag("--readonly,-r", args->read_only, "Serve read-only (nbdkit -r)");
+  cmd->add_option("--plugin", args->plugin, "Path of nbdkit-cowsnap-plugin.so (default: found next to cowsnap)");
+  cmd->add_option("--nbdkit", args->nbdkit, "The nbdkit program (default: nbdkit from PATH)");
+  table.add(cmd, [args](Context& context) { return serve(context, *args); });
+}
+
+}  // namespace cowsnap::cli
