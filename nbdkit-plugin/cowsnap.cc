@@ -1,0 +1,298 @@
+// nbdkit-cowsnap-plugin: serves every LV under a cowsnap root as an NBD
+// export "VG/LV". The callbacks only translate between nbdkit and the
+// engine (VolumeService, ControlServer): engine Status errors become
+// nbdkit_error(message) + nbdkit_set_error(errno) here and nowhere else.
+#define NBDKIT_API_VERSION 2
+#include <nbdkit-plugin.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "control/protocol.h"
+#include "control_server.h"
+#include "volume_service.h"
+
+// Every connection gets its own handle; all requests of all connections
+// may run in parallel (the engine is thread-safe, see block_device.h).
+#define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
+
+namespace {
+
+using cowsnap::Status;
+using cowsnap::server::ControlServer;
+using cowsnap::server::Export;
+using cowsnap::server::VolumeService;
+
+constexpr uint32_t kMinBlockBytes = 512;
+constexpr uint32_t kMaxBlockBytes = 32 * 1024 * 1024;
+
+// Set by config, read-only once nbdkit starts serving.
+std::string root_dir;
+// Created in get_ready, destroyed in cleanup/unload; the pointers are not
+// changed while connections exist, the objects are thread-safe.
+std::unique_ptr<VolumeService> service;
+std::unique_ptr<ControlServer> control_server;
+
+struct Handle {
+  std::shared_ptr<Export> exp;
+};
+
+int fail(const Status& s) {
+  nbdkit_error("%s", s.message().c_str());
+  nbdkit_set_error(s.errnum() != 0 ? s.errnum() : EIO);
+  return -1;
+}
+
+// Runs one request; C++ exceptions (bad_alloc) must not cross into C.
+template <typename Fn>
+int guarded(Fn&& fn) {
+  try {
+    Status s = fn();
+    return s.ok() ? 0 : fail(s);
+  } catch (const std::bad_alloc&) {
+    return fail(Status::Error(ENOMEM, "cowsnap: out of memory"));
+  } catch (const std::exception& e) {
+    return fail(Status::Error(EIO, std::string("cowsnap: internal error: ") + e.what()));
+  }
+}
+
+Export& exp_of(void* handle) { return *static_cast<Handle*>(handle)->exp; }
+
+void log_error(const std::string& msg) { nbdkit_error("%s", msg.c_str()); }
+void log_debug(const std::string& msg) { nbdkit_debug("%s", msg.c_str()); }
+
+// ---- configuration and lifecycle ----
+
+int cowsnap_config(const char* key, const char* value) {
+  if (std::strcmp(key, "root") == 0) {
+    char* abs = nbdkit_absolute_path(value);  // nbdkit chdirs to / later
+    if (abs == nullptr) return -1;
+    root_dir = abs;
+    std::free(abs);
+    return 0;
+  }
+  nbdkit_error("unknown parameter '%s' (the cowsnap plugin takes root=DIR)", key);
+  return -1;
+}
+
+int cowsnap_config_complete() {
+  if (root_dir.empty()) {
+    nbdkit_error("the root=DIR parameter is required (the cowsnap root holding the devices file)");
+    return -1;
+  }
+  return 0;
+}
+
+void cowsnap_dump_plugin() {
+  std::printf("cowsnap_thread_model=parallel\n");
+  std::printf("cowsnap_exports=VG/LV\n");
+  std::printf("cowsnap_control_socket=ROOT/%s\n", cowsnap::control::kSocketName);
+}
+
+int cowsnap_get_ready() {
+  VolumeService::Options options;
+  options.log_error = log_error;
+  options.log_debug = log_debug;
+  auto started = VolumeService::start(root_dir, options);
+  if (!started.ok()) {
+    nbdkit_error("cannot serve cowsnap root %s: %s", root_dir.c_str(), started.status().message().c_str());
+    return -1;
+  }
+  service = std::move(started).value();
+  // The socket is bound before nbdkit forks, so a second server on the same
+  // root fails here, visibly, instead of in the background.
+  auto listening = ControlServer::listen(
+      cowsnap::control::socket_path(root_dir),
+      [](const nlohmann::json& request) { return service->handle(request); }, log_error);
+  if (!listening.ok()) {
+    nbdkit_error("%s", listening.status().message().c_str());
+    return -1;
+  }
+  control_server = std::move(listening).value();
+  return 0;
+}
+
+int cowsnap_after_fork() {
+  Status s = control_server->start();
+  return s.ok() ? 0 : fail(s);
+}
+
+void cowsnap_cleanup() {
+  if (control_server) control_server->stop();
+  if (service) {
+    Status s = service->flush_all();
+    if (!s.ok()) nbdkit_error("%s", s.message().c_str());
+  }
+}
+
+void cowsnap_unload() {
+  control_server.reset();
+  service.reset();
+}
+
+// ---- exports ----
+
+int cowsnap_list_exports(int /*readonly*/, int /*is_tls*/, struct nbdkit_exports* exports) {
+  for (const auto& e : service->list_exports()) {
+    if (nbdkit_add_export(exports, e.name.c_str(), e.description.c_str()) == -1) return -1;
+  }
+  return 0;
+}
+
+const char* cowsnap_default_export(int /*readonly*/, int /*is_tls*/) {
+  const std::string name = service->default_export();
+  return name.empty() ? nullptr : nbdkit_strdup_intern(name.c_str());
+}
+
+void* cowsnap_open(int /*readonly*/) {
+  const char* name = nbdkit_export_name();
+  if (name == nullptr) return nullptr;
+  auto exp = service->connect(name);
+  if (!exp.ok()) {
+    fail(exp.status());
+    return nullptr;
+  }
+  nbdkit_debug("cowsnap: connection to %s", name);
+  return new Handle{std::move(exp).value()};
+}
+
+void cowsnap_close(void* handle) {
+  auto* h = static_cast<Handle*>(handle);
+  service->disconnect(h->exp);
+  delete h;
+}
+
+const char* cowsnap_export_description(void* handle) {
+  return nbdkit_strdup_intern(service->describe(exp_of(handle)).c_str());
+}
+
+int64_t cowsnap_get_size(void* handle) { return static_cast<int64_t>(exp_of(handle).device().size_bytes()); }
+
+int cowsnap_block_size(void* handle, uint32_t* minimum, uint32_t* preferred, uint32_t* maximum) {
+  // Preferred: the chunk size (a snapshot) or the copy-out region (an
+  // origin): a smaller write costs a read-modify-write of a whole chunk.
+  const uint32_t chunk = exp_of(handle).device().preferred_block_bytes();
+  *minimum = kMinBlockBytes;
+  *preferred = std::clamp(std::bit_floor(std::max(chunk, kMinBlockBytes)), kMinBlockBytes, kMaxBlockBytes);
+  *maximum = kMaxBlockBytes;
+  return 0;
+}
+
+int cowsnap_can_true(void* /*handle*/) { return 1; }
+
+int cowsnap_can_fua(void* /*handle*/) { return NBDKIT_FUA_NATIVE; }
+
+// Fast zero: zeroing is never cheaper than writing here (an origin zero may
+// copy chunks out to snapshots, a snapshot zero allocates exceptions), so
+// we let clients know up front.
+int cowsnap_can_fast_zero(void* /*handle*/) { return 0; }
+
+// Multi-conn is safe: every connection to an export uses the same engine
+// Target (one per LV, owned by its ActiveVolumeGroup) over the same backing
+// devices, the engine keeps no per-connection write cache, and flush()
+// flushes those shared backing devices (PV files). So a flush on one
+// connection makes durable every write that completed before it on any
+// connection, which is what NBD_FLAG_CAN_MULTI_CONN promises.
+int cowsnap_can_multi_conn(void* /*handle*/) { return 1; }
+
+// ---- data ----
+
+int flush_if_fua(Export& exp, uint32_t flags) {
+  if ((flags & NBDKIT_FLAG_FUA) == 0) return 0;
+  return guarded([&] { return exp.io([](cowsnap::Target& dev) { return dev.flush(); }); });
+}
+
+int cowsnap_pread(void* handle, void* buf, uint32_t count, uint64_t offset, uint32_t /*flags*/) {
+  std::span<uint8_t> out(static_cast<uint8_t*>(buf), count);
+  return guarded([&] { return exp_of(handle).io([&](cowsnap::Target& dev) { return dev.read(offset, out); }); });
+}
+
+int cowsnap_pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset, uint32_t flags) {
+  std::span<const uint8_t> in(static_cast<const uint8_t*>(buf), count);
+  Export& exp = exp_of(handle);
+  if (guarded([&] { return exp.io([&](cowsnap::Target& dev) { return dev.write(offset, in); }); }) != 0) return -1;
+  return flush_if_fua(exp, flags);
+}
+
+int cowsnap_flush(void* handle, uint32_t /*flags*/) {
+  return guarded([&] { return exp_of(handle).io([](cowsnap::Target& dev) { return dev.flush(); }); });
+}
+
+int cowsnap_trim(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
+  Export& exp = exp_of(handle);
+  // Trim is advisory in NBD. On a snapshot it would allocate exceptions
+  // (COW space) just to forget data, so it is a no-op there; on an origin
+  // it is a real discard, which first copies the old chunks out to its
+  // snapshots.
+  if (exp.volume()->is_snapshot()) return flush_if_fua(exp, flags);
+  if (guarded([&] { return exp.io([&](cowsnap::Target& dev) { return dev.discard(offset, count); }); }) != 0) {
+    return -1;
+  }
+  return flush_if_fua(exp, flags);
+}
+
+int cowsnap_zero(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
+  Export& exp = exp_of(handle);
+  // MAY_TRIM allows a discard, which reads back as zeroes on every device
+  // here (block_device.h), except that snapshot trims are no-ops above.
+  const bool discard = (flags & NBDKIT_FLAG_MAY_TRIM) != 0 && !exp.volume()->is_snapshot();
+  const int r = guarded([&] {
+    return exp.io([&](cowsnap::Target& dev) {
+      return discard ? dev.discard(offset, count) : dev.write_zeroes(offset, count);
+    });
+  });
+  if (r != 0) return -1;
+  return flush_if_fua(exp, flags);
+}
+
+nbdkit_plugin make_plugin() {
+  nbdkit_plugin p{};
+  p.name = "cowsnap";
+  p.longname = "cowsnap copy-on-write snapshot volumes";
+  p.version = "0.1.0";
+  p.description = "Serves the LVM-style volumes and dm-snapshot-style snapshots of a cowsnap root";
+  p.unload = cowsnap_unload;
+  p.config = cowsnap_config;
+  p.config_complete = cowsnap_config_complete;
+  p.config_help =
+      "root=DIR       (required) cowsnap root directory: its devices file lists the PVs to serve.\n"
+      "Every active LV is served as export \"VG/LV\"; ROOT/control.sock takes online commands.";
+  p.dump_plugin = cowsnap_dump_plugin;
+  p.get_ready = cowsnap_get_ready;
+  p.after_fork = cowsnap_after_fork;
+  p.cleanup = cowsnap_cleanup;
+  p.list_exports = cowsnap_list_exports;
+  p.default_export = cowsnap_default_export;
+  p.open = cowsnap_open;
+  p.close = cowsnap_close;
+  p.export_description = cowsnap_export_description;
+  p.get_size = cowsnap_get_size;
+  p.block_size = cowsnap_block_size;
+  p.can_write = cowsnap_can_true;
+  p.can_flush = cowsnap_can_true;
+  p.can_trim = cowsnap_can_true;
+  p.can_zero = cowsnap_can_true;
+  p.can_fua = cowsnap_can_fua;
+  p.can_fast_zero = cowsnap_can_fast_zero;
+  p.can_multi_conn = cowsnap_can_multi_conn;
+  p.pread = cowsnap_pread;
+  p.pwrite = cowsnap_pwrite;
+  p.flush = cowsnap_flush;
+  p.trim = cowsnap_trim;
+  p.zero = cowsnap_zero;
+  p.errno_is_preserved = 0;
+  return p;
+}
+
+nbdkit_plugin plugin = make_plugin();
+
+}  // namespace
+
+NBDKIT_REGISTER_PLUGIN(plugin)

@@ -1,0 +1,435 @@
+#include "volume_service.h"
+
+#include <cerrno>
+#include <utility>
+
+#include <fmt/format.h>
+
+namespace cowsnap::server {
+
+using nlohmann::json;
+
+std::string format_size(uint64_t bytes) {
+  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  size_t unit = 0;
+  uint64_t scale = 1;
+  while (unit + 1 < std::size(kUnits) && bytes >= scale * 1024) {
+    scale *= 1024;
+    ++unit;
+  }
+  if (unit == 0) return fmt::format("{} B", bytes);
+  return fmt::format("{:.2f} {}", static_cast<double>(bytes) / static_cast<double>(scale), kUnits[unit]);
+}
+
+Result<std::unique_ptr<VolumeService>> VolumeService::start(const std::string& root_dir, Options options) {
+  COWSNAP_ASSIGN_OR_RETURN(vg::VolumeManager vm, vg::VolumeManager::open(root_dir));
+  vm.set_command_line("nbdkit cowsnap plugin (online change)");
+  std::unique_ptr<VolumeService> service(new VolumeService(root_dir, std::move(vm), std::move(options)));
+  std::lock_guard control(service->control_mu_);
+  std::unique_lock exports(service->exports_mu_);
+  std::vector<std::string> notices;
+  COWSNAP_RETURN_IF_ERROR(service->activate_all(notices));
+  for (const std::string& n : notices) service->log_error(n);
+  service->rebuild_exports();
+  return service;
+}
+
+Status VolumeService::activate_all(std::vector<std::string>& notices) {
+  COWSNAP_ASSIGN_OR_RETURN(vg::ScanResult scan, vm_.scan());
+  for (const auto& [name, why] : scan.broken_vgs) {
+    notices.push_back(fmt::format("volume group {} not served: {}", name, why.message()));
+  }
+  for (const auto& [name, disk] : scan.vgs) {
+    auto it = vgs_.find(name);
+    if (it != vgs_.end()) {
+      // Already live: pick up LVs other commands made meanwhile.
+      Status s = it->second->refresh(vm_);
+      if (!s.ok()) notices.push_back(fmt::format("volume group {} not refreshed: {}", name, s.message()));
+      continue;
+    }
+    ActiveVolumeGroup::Options vg_options;
+    vg_options.read_only = options_.read_only;
+    auto active = ActiveVolumeGroup::activate(disk, vg_options);
+    if (!active.ok()) {
+      notices.push_back(fmt::format("volume group {} not served: {}", name, active.status().message()));
+      continue;
+    }
+    log_debug(fmt::format("activated volume group {}", name));
+    vgs_[name] = std::move(active).value();
+  }
+  return Status::Ok();
+}
+
+void VolumeService::rebuild_exports() {
+  std::map<std::string, std::shared_ptr<Export>> next;
+  for (const auto& [vg_name, active] : vgs_) {
+    for (const std::shared_ptr<ActiveVolume>& volume : active->volumes()) {
+      const std::string name = vg_name + "/" + volume->lv_name;
+      auto old = exports_.find(name);
+      if (old != exports_.end() && old->second->volume() == volume) {
+        next[name] = old->second;
+      } else {
+        next[name] = std::make_shared<Export>(vg_name, volume->lv_name, volume);
+      }
+    }
+  }
+  // Exports whose volume went away (or was re-activated as a new object)
+  // are retired: taking alive_mu_ exclusively waits for their in-flight
+  // requests, and later ones fail with ENODEV. This happens before the
+  // control operation releases control_mu_, so before any later command
+  // could hand the freed extents to another LV.
+  for (const auto& [name, exp] : exports_) {
+    auto it = next.find(name);
+    if (it == next.end() || it->second != exp) {
+      std::unique_lock alive(exp->alive_mu_);
+      exp->retired_ = true;
+    }
+  }
+  exports_ = std::move(next);
+}
+
+Result<std::shared_ptr<Export>> VolumeService::connect(const std::string& requested) {
+  std::shared_lock lock(exports_mu_);
+  std::string name = requested;
+  if (name.empty() && !exports_.empty()) name = exports_.begin()->first;
+  auto it = exports_.find(name);
+  if (it == exports_.end()) {
+    if (exports_.empty()) {
+      return Status::Error(ENOENT, fmt::format("no export \"{}\": no logical volume is active under {}",
+                                               requested, root_dir_));
+    }
+    return Status::Error(ENOENT, fmt::format("no export \"{}\": exports are named VG/LV, e.g. \"{}\"", requested,
+                                             exports_.begin()->first));
+  }
+  it->second->connections_.fetch_add(1, std::memory_order_acq_rel);
+  return it->second;
+}
+
+void VolumeService::disconnect(const std::shared_ptr<Export>& exp) {
+  exp->connections_.fetch_sub(1, std::memory_order_acq_rel);
+}
+
+std::vector<ExportListing> VolumeService::list_exports() const {
+  std::shared_lock lock(exports_mu_);
+  std::vector<ExportListing> out;
+  for (const auto& [name, exp] : exports_) out.push_back({name, describe_locked(*exp)});
+  return out;
+}
+
+std::string VolumeService::default_export() const {
+  std::shared_lock lock(exports_mu_);
+  return exports_.empty() ? std::string() : exports_.begin()->first;
+}
+
+std::string VolumeService::describe(const Export& exp) const {
+  std::shared_lock lock(exports_mu_);
+  return describe_locked(exp);
+}
+
+std::string VolumeService::describe_locked(const Export& exp) const {
+  const control::LvState s = state_of(exp);
+  const std::string size = format_size(s.size_bytes);
+  if (s.is_snapshot) {
+    const uint64_t cow_bytes = s.usage ? s.usage->total_sectors * kSectorBytes : 0;
+    return fmt::format("{}, snapshot of {}/{}, Data% {:.2f}{} (COW {}, chunk {})", size, s.vg, s.origin,
+                       s.data_percent, s.valid ? "" : ", INVALID", format_size(cow_bytes),
+                       format_size(uint64_t{s.chunk_sectors} * kSectorBytes));
+  }
+  if (s.snapshot_count > 0) {
+    return fmt::format("{}, origin of {} snapshot{}", size, s.snapshot_count, s.snapshot_count == 1 ? "" : "s");
+  }
+  return fmt::format("{}, linear", size);
+}
+
+control::LvState VolumeService::state_of(const Export& exp) const {
+  const ActiveVolume& v = *exp.volume();
+  control::LvState s;
+  s.vg = exp.vg();
+  s.lv = exp.lv();
+  s.active = true;
+  s.open_connections = exp.connections();
+  s.size_bytes = v.device->size_bytes();
+  s.preferred_block_bytes = v.device->preferred_block_bytes();
+  s.is_snapshot = v.is_snapshot();
+  if (v.is_snapshot()) {
+    const StoreUsage usage = v.snapshot->usage();
+    s.origin = v.origin_lv;
+    s.valid = v.snapshot->valid();
+    s.chunk_sectors = v.snapshot->geometry().chunk_sectors();
+    s.usage = control::Usage{usage.total_sectors, usage.allocated_sectors, usage.metadata_sectors};
+    s.data_percent = snapshot_data_percent(usage, s.valid);
+  } else if (v.origin) {
+    s.snapshot_count = static_cast<int64_t>(v.origin->snapshots().size());
+  }
+  return s;
+}
+
+Status VolumeService::flush_all() {
+  std::shared_lock lock(exports_mu_);
+  Status first;
+  for (const auto& [name, exp] : exports_) {
+    Status s = exp->io([](Target& dev) { return dev.flush(); });
+    if (!s.ok() && s.errnum() != ENODEV && first.ok()) first = s.with_context("flushing " + name);
+  }
+  return first;
+}
+
+// ---- control operations ----
+
+control::Response VolumeService::handle(const json& request) {
+  try {
+    const std::string op = request.value("op", std::string());
+    log_debug(fmt::format("control request: {}", request.dump()));
+    if (op == "lvs" || op == "state") return op_lvs();
+    if (op == "lvcreate") return op_lvcreate(request);
+    if (op == "lvcreate_snapshot") return op_lvcreate_snapshot(request);
+    if (op == "lvremove") return op_lvremove(request);
+    if (op == "lvextend") return op_lvextend(request);
+    if (op == "refresh") return op_refresh();
+    if (op == "dmsetup_table") return op_dmsetup(request, false);
+    if (op == "dmsetup_status") return op_dmsetup(request, true);
+    return control::Response::from_status(
+        Status::Error(EINVAL, op.empty() ? "request has no \"op\"" : fmt::format("unknown op \"{}\"", op)));
+  } catch (const std::exception& e) {
+    // nlohmann::json throws on type mismatches in odd requests; nothing
+    // below throws while a VG is half changed.
+    return control::Response::from_status(Status::Error(EINVAL, fmt::format("bad request: {}", e.what())));
+  }
+}
+
+Result<ActiveVolumeGroup*> VolumeService::active_vg(const std::string& vg_name) {
+  auto it = vgs_.find(vg_name);
+  if (it == vgs_.end()) {
+    return Status::Error(ENOENT, fmt::format("Volume group \"{}\" not found (or not active in this server)", vg_name));
+  }
+  return it->second.get();
+}
+
+Result<uint64_t> VolumeService::extents_arg(const json& request, const std::string& vg_name,
+                                            std::vector<std::string>& notices) {
+  if (request.contains("extents")) {
+    COWSNAP_ASSIGN_OR_RETURN(uint64_t extents, control::uint_arg(request, "extents"));
+    if (extents == 0) return Status::Error(EINVAL, "Size must be larger than 0 extents");
+    return extents;
+  }
+  COWSNAP_ASSIGN_OR_RETURN(uint64_t bytes, control::uint_arg(request, "size_bytes"));
+  if (bytes == 0) return Status::Error(EINVAL, "Size must be larger than 0");
+  COWSNAP_ASSIGN_OR_RETURN(vg::VgOnDisk disk, vm_.read_vg(vg_name));
+  const uint64_t extents = vg::extents_for_bytes(disk.vg, bytes);
+  if (extents * disk.vg.extent_bytes() != bytes) {
+    notices.push_back(
+        fmt::format("Rounding up size to full physical extent {}", format_size(extents * disk.vg.extent_bytes())));
+  }
+  return extents;
+}
+
+control::Response VolumeService::op_lvs() {
+  std::shared_lock lock(exports_mu_);
+  control::Response r;
+  json lvs = json::array();
+  for (const auto& [name, exp] : exports_) lvs.push_back(control::to_json(state_of(*exp)));
+  r.body["lvs"] = std::move(lvs);
+  return r;
+}
+
+namespace {
+control::Response committed(const Result<vg::CommitResult>& commit, std::vector<std::string> notices) {
+  if (!commit.ok()) {
+    control::Response r = control::Response::from_status(commit.status());
+    r.notices = std::move(notices);
+    return r;
+  }
+  control::Response r;
+  r.notices = std::move(notices);
+  r.notices.insert(r.notices.end(), commit->notices.begin(), commit->notices.end());
+  r.body["seqno"] = commit->vg.seqno;
+  return r;
+}
+}  // namespace
+
+control::Response VolumeService::op_lvcreate(const json& request) {
+  std::lock_guard control(control_mu_);
+  auto vg_name = control::string_arg(request, "vg");
+  auto lv_name = control::string_arg(request, "lv");
+  if (!vg_name.ok()) return control::Response::from_status(vg_name.status());
+  if (!lv_name.ok()) return control::Response::from_status(lv_name.status());
+  std::vector<std::string> notices;
+  auto extents = extents_arg(request, *vg_name, notices);
+  if (!extents.ok()) return control::Response::from_status(extents.status());
+  std::unique_lock exports(exports_mu_);
+  auto vg = active_vg(*vg_name);
+  if (!vg.ok()) return control::Response::from_status(vg.status());
+  auto commit = (*vg)->create_volume(vm_, *lv_name, *extents);
+  rebuild_exports();
+  return committed(commit, std::move(notices));
+}
+
+control::Response VolumeService::op_lvcreate_snapshot(const json& request) {
+  std::lock_guard control(control_mu_);
+  auto vg_name = control::string_arg(request, "vg");
+  auto origin = control::string_arg(request, "origin");
+  auto snap = control::string_arg(request, "lv");
+  for (const Status& s : {vg_name.status(), origin.status(), snap.status()}) {
+    if (!s.ok()) return control::Response::from_status(s);
+  }
+  uint64_t chunk_sectors = vg::kDefaultChunkSectors;
+  if (request.contains("chunk_sectors")) {
+    auto c = control::uint_arg(request, "chunk_sectors");
+    if (!c.ok()) return control::Response::from_status(c.status());
+    chunk_sectors = *c;
+  }
+  std::vector<std::string> notices;
+  auto extents = extents_arg(request, *vg_name, notices);
+  if (!extents.ok()) return control::Response::from_status(extents.status());
+  std::unique_lock exports(exports_mu_);
+  auto vg = active_vg(*vg_name);
+  if (!vg.ok()) return control::Response::from_status(vg.status());
+  // The engine holds the origin's I/O at its barrier while the metadata
+  // commits and the store is initialised; the export appears (rebuild
+  // below) before exports_mu_ is released, so the first client to see it
+  // opens a complete snapshot.
+  auto commit = (*vg)->create_snapshot(vm_, *origin, *snap, *extents, chunk_sectors);
+  rebuild_exports();
+  if (commit.ok()) log_debug(fmt::format("created snapshot {}/{} of {}", *vg_name, *snap, *origin));
+  return committed(commit, std::move(notices));
+}
+
+control::Response VolumeService::op_lvremove(const json& request) {
+  std::lock_guard control(control_mu_);
+  auto vg_name = control::string_arg(request, "vg");
+  auto lv_name = control::string_arg(request, "lv");
+  if (!vg_name.ok()) return control::Response::from_status(vg_name.status());
+  if (!lv_name.ok()) return control::Response::from_status(lv_name.status());
+  const bool force = control::bool_arg(request, "force", false);
+  std::unique_lock exports(exports_mu_);
+  auto vg = active_vg(*vg_name);
+  if (!vg.ok()) return control::Response::from_status(vg.status());
+  auto volume = (*vg)->find(*lv_name);
+  if (!volume) {
+    return control::Response::from_status(
+        Status::Error(ENOENT, fmt::format("Failed to find logical volume \"{}/{}\"", *vg_name, *lv_name)));
+  }
+  // The LV, and for an origin its snapshots (which go with it when forced),
+  // must have no NBD client unless forced: removing a volume under a client
+  // turns its next request into ENODEV.
+  std::vector<std::string> busy;
+  for (const auto& [name, exp] : exports_) {
+    if (exp->vg() != *vg_name) continue;
+    const bool affected = exp->lv() == *lv_name ||
+                          (!volume->is_snapshot() && exp->volume()->is_snapshot() &&
+                           exp->volume()->origin_lv == *lv_name);
+    if (affected && exp->connections() > 0) {
+      busy.push_back(fmt::format("{} ({} connection{})", name, exp->connections(),
+                                 exp->connections() == 1 ? "" : "s"));
+    }
+  }
+  std::vector<std::string> notices;
+  if (!busy.empty()) {
+    const std::string list = fmt::format("{}", fmt::join(busy, ", "));
+    if (!force) {
+      return control::Response::from_status(Status::Error(
+          EBUSY, fmt::format("Logical volume {}/{} in use: NBD clients connected to {} (use --force to remove "
+                             "anyway; their requests then fail with ENODEV)",
+                             *vg_name, *lv_name, list)));
+    }
+    notices.push_back(fmt::format("Removing {}/{} with NBD clients connected to {}", *vg_name, *lv_name, list));
+  }
+  auto commit = (*vg)->remove_volume(vm_, *lv_name, force);
+  rebuild_exports();
+  return committed(commit, std::move(notices));
+}
+
+control::Response VolumeService::op_lvextend(const json& request) {
+  std::lock_guard control(control_mu_);
+  auto vg_name = control::string_arg(request, "vg");
+  auto lv_name = control::string_arg(request, "lv");
+  if (!vg_name.ok()) return control::Response::from_status(vg_name.status());
+  if (!lv_name.ok()) return control::Response::from_status(lv_name.status());
+  std::vector<std::string> notices;
+  auto extents = extents_arg(request, *vg_name, notices);
+  if (!extents.ok()) return control::Response::from_status(extents.status());
+  std::unique_lock exports(exports_mu_);
+  auto vg = active_vg(*vg_name);
+  if (!vg.ok()) return control::Response::from_status(vg.status());
+  auto volume = (*vg)->find(*lv_name);
+  if (!volume) {
+    return control::Response::from_status(
+        Status::Error(ENOENT, fmt::format("Failed to find logical volume \"{}/{}\"", *vg_name, *lv_name)));
+  }
+  if (volume->is_snapshot() || !volume->origin->snapshots().empty()) {
+    return control::Response::from_status(Status::Error(
+        ENOTSUP, fmt::format("cannot extend {}/{} online: it is {}; only plain LVs grow while the server runs",
+                             *vg_name, *lv_name, volume->is_snapshot() ? "a snapshot" : "an origin with snapshots")));
+  }
+  const uint64_t current = volume->device->size_bytes();
+  // A live device has a fixed size, so growing means re-activating the VG:
+  // safe only while no client holds a device of it (a connected client
+  // would keep writing through the old objects, bypassing the new ones).
+  int64_t connections = 0;
+  for (const auto& [name, exp] : exports_) {
+    if (exp->vg() == *vg_name) connections += exp->connections();
+  }
+  if (connections > 0) {
+    return control::Response::from_status(Status::Error(
+        ENOTSUP, fmt::format("cannot extend {}/{} online while {} NBD connection{} open on volume group {}: "
+                             "disconnect the clients (or stop the server and use the offline command) and retry",
+                             *vg_name, *lv_name, connections, connections == 1 ? " is" : "s are", *vg_name)));
+  }
+  auto disk_before = vm_.read_vg(*vg_name);
+  if (!disk_before.ok()) return control::Response::from_status(disk_before.status());
+  if (*extents * disk_before->vg.extent_bytes() <= current) {
+    return control::Response::from_status(Status::Error(
+        EINVAL, fmt::format("New size given ({} extents) not larger than existing size ({} extents)", *extents,
+                            current / disk_before->vg.extent_bytes())));
+  }
+  auto commit = vm_.lvresize(*vg_name, *lv_name, *extents);
+  if (!commit.ok()) return committed(commit, std::move(notices));
+  // Re-activate the VG from the committed metadata.
+  Status flushed = (*vg)->find(*lv_name)->device->flush();
+  if (!flushed.ok()) log_error(flushed.with_context("flushing before re-activation").message());
+  auto disk = vm_.read_vg(*vg_name);
+  Result<std::unique_ptr<ActiveVolumeGroup>> fresh =
+      disk.ok() ? ActiveVolumeGroup::activate(*disk, ActiveVolumeGroup::Options{options_.read_only})
+                : Result<std::unique_ptr<ActiveVolumeGroup>>(disk.status());
+  if (!fresh.ok()) {
+    // The metadata grew but the old devices keep serving the old size.
+    notices.push_back(fmt::format("extended on disk but not re-activated ({}); restart the server to serve the "
+                                  "new size", fresh.status().message()));
+    return committed(commit, std::move(notices));
+  }
+  vgs_[*vg_name] = std::move(fresh).value();
+  rebuild_exports();
+  return committed(commit, std::move(notices));
+}
+
+control::Response VolumeService::op_refresh() {
+  std::lock_guard control(control_mu_);
+  std::unique_lock exports(exports_mu_);
+  control::Response r;
+  Status s = activate_all(r.notices);
+  rebuild_exports();
+  if (!s.ok()) {
+    auto notices = std::move(r.notices);
+    r = control::Response::from_status(s);
+    r.notices = std::move(notices);
+  }
+  return r;
+}
+
+control::Response VolumeService::op_dmsetup(const json& request, bool status) {
+  std::shared_lock lock(exports_mu_);
+  const std::string only = request.value("vg", std::string());
+  std::string text;
+  for (const auto& [name, vg] : vgs_) {
+    if (only.empty() || only == name) text += status ? vg->dm_status() : vg->dm_table();
+  }
+  if (!only.empty() && vgs_.find(only) == vgs_.end()) {
+    return control::Response::from_status(
+        Status::Error(ENOENT, fmt::format("Volume group \"{}\" not found (or not active in this server)", only)));
+  }
+  control::Response r;
+  r.body["text"] = text;
+  return r;
+}
+
+}  // namespace cowsnap::server

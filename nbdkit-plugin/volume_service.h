@@ -1,0 +1,160 @@
+// VolumeService: what a running cowsnap server owns — the VolumeManager
+// over ROOT, every VG activated into live devices, and the export map the
+// nbdkit callbacks and the control socket share.
+//
+// This file knows nothing of nbdkit: the callbacks (cowsnap.cc) and the
+// control socket (control_server.cc) are thin shells over it.
+//
+// Locking:
+//   control_mu_  serialises control operations (one VolumeManager command
+//                at a time, as volume_manager.h requires). Taken first.
+//   exports_mu_  guards exports_ and the membership of every
+//                ActiveVolumeGroup (its volume map changes on create/remove,
+//                so lookups must not race it; see active_vg.h). Shared for
+//                open()/list/state, exclusive while a control operation
+//                changes a VG. No I/O path takes it, so an online snapshot
+//                waiting at the origin's barrier for in-flight I/O to drain
+//                never waits on a connection that waits on this lock.
+//   Export::alive_mu  shared for each I/O request of a connection,
+//                exclusive while the export is retired (forced lvremove), so
+//                no request reaches extents that were given back to the VG.
+// Order: control_mu_ -> exports_mu_ -> Export::alive_mu -> engine locks.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "control/protocol.h"
+#include "cowsnap/status.h"
+#include "cowsnap/vg/volume_manager.h"
+#include "cowsnap/volume/active_vg.h"
+
+namespace cowsnap::server {
+
+// One NBD export: an active LV, named "VG/LV".
+class Export {
+ public:
+  Export(std::string vg, std::string lv, std::shared_ptr<ActiveVolume> volume)
+      : vg_(std::move(vg)), lv_(std::move(lv)), volume_(std::move(volume)) {}
+
+  [[nodiscard]] const std::string& vg() const { return vg_; }
+  [[nodiscard]] const std::string& lv() const { return lv_; }
+  [[nodiscard]] std::string name() const { return vg_ + "/" + lv_; }
+  [[nodiscard]] const std::shared_ptr<ActiveVolume>& volume() const { return volume_; }
+  [[nodiscard]] Target& device() const { return *volume_->device; }
+  [[nodiscard]] int64_t connections() const { return connections_.load(std::memory_order_acquire); }
+
+  // Runs one I/O request on the device unless the export was retired
+  // (ENODEV then). Concurrent calls run in parallel.
+  template <typename Fn>
+  Status io(Fn&& fn) {
+    std::shared_lock lock(alive_mu_);
+    if (retired_) {
+      return Status::Error(ENODEV, "logical volume " + name() + " was removed while connected");
+    }
+    return fn(*volume_->device);
+  }
+
+ private:
+  friend class VolumeService;
+  std::string vg_;
+  std::string lv_;
+  std::shared_ptr<ActiveVolume> volume_;
+  std::atomic<int64_t> connections_{0};
+  std::shared_mutex alive_mu_;
+  bool retired_ = false;  // guarded by alive_mu_
+};
+
+struct ExportListing {
+  std::string name;
+  std::string description;
+};
+
+class VolumeService {
+ public:
+  using Logger = std::function<void(const std::string&)>;
+  struct Options {
+    bool read_only = false;
+    Logger log_error;  // problems worth a line on stderr
+    Logger log_debug;  // nbdkit -v chatter
+  };
+
+  // Opens ROOT, scans it and activates every VG. A VG that cannot be
+  // activated is logged and skipped (the others are still served); a root
+  // that cannot be opened or scanned fails.
+  static Result<std::unique_ptr<VolumeService>> start(const std::string& root_dir, Options options);
+
+  [[nodiscard]] const std::string& root_dir() const { return root_dir_; }
+
+  // ---- for nbdkit callbacks ----
+  // The export named `name` ("VG/LV"; "" means the default export), its
+  // connection count raised. ENOENT naming the export when unknown.
+  Result<std::shared_ptr<Export>> connect(const std::string& name);
+  void disconnect(const std::shared_ptr<Export>& exp);
+  [[nodiscard]] std::vector<ExportListing> list_exports() const;
+  // The first export by name, "" when there is none.
+  [[nodiscard]] std::string default_export() const;
+  [[nodiscard]] std::string describe(const Export& exp) const;
+  // Flushes every active device (shutdown).
+  Status flush_all();
+
+  // ---- for the control socket ----
+  // Runs one request (see control/protocol.h). Never throws.
+  control::Response handle(const nlohmann::json& request);
+
+ private:
+  VolumeService(std::string root_dir, vg::VolumeManager vm, Options options)
+      : root_dir_(std::move(root_dir)), vm_(std::move(vm)), options_(std::move(options)) {}
+
+  // REQUIRES: control_mu_ held; exports_mu_ held exclusively.
+  Status activate_all(std::vector<std::string>& notices);
+  // Rebuilds exports_ from the active VGs, keeping the Export objects (and
+  // their connection counts) of LVs that are still there and retiring the
+  // rest. REQUIRES: exports_mu_ held exclusively.
+  void rebuild_exports();
+  // REQUIRES: exports_mu_ held (either way).
+  [[nodiscard]] control::LvState state_of(const Export& exp) const;
+  [[nodiscard]] std::string describe_locked(const Export& exp) const;
+  Result<ActiveVolumeGroup*> active_vg(const std::string& vg_name);
+  Result<uint64_t> extents_arg(const nlohmann::json& request, const std::string& vg_name,
+                               std::vector<std::string>& notices);
+
+  control::Response op_lvs();
+  control::Response op_lvcreate(const nlohmann::json& request);
+  control::Response op_lvcreate_snapshot(const nlohmann::json& request);
+  control::Response op_lvremove(const nlohmann::json& request);
+  control::Response op_lvextend(const nlohmann::json& request);
+  control::Response op_refresh();
+  control::Response op_dmsetup(const nlohmann::json& request, bool status);
+
+  void log_error(const std::string& msg) const {
+    if (options_.log_error) options_.log_error(msg);
+  }
+  void log_debug(const std::string& msg) const {
+    if (options_.log_debug) options_.log_debug(msg);
+  }
+
+  const std::string root_dir_;
+  std::mutex control_mu_;
+  vg::VolumeManager vm_;  // guarded by control_mu_
+  const Options options_;
+
+  mutable std::shared_mutex exports_mu_;
+  std::map<std::string, std::unique_ptr<ActiveVolumeGroup>> vgs_;  // guarded by exports_mu_
+  std::map<std::string, std::shared_ptr<Export>> exports_;         // guarded by exports_mu_, by "VG/LV"
+};
+
+// "64.00 MiB", lvm2's two-decimal binary units.
+std::string format_size(uint64_t bytes);
+
+}  // namespace cowsnap::server

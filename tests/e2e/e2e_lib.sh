@@ -1,0 +1,224 @@
+# Shared by the cowsnap end-to-end scripts (sourced, not run).
+#
+# Needs COWSNAP (the cowsnap binary) and PLUGIN (nbdkit-cowsnap-plugin.so)
+# in the environment. Everything lives under $WORK (a fresh temp dir); the
+# EXIT trap unmounts, detaches and kills whatever the script started, in
+# reverse order, even when a check fails half way.
+
+set -euo pipefail
+
+: "${COWSNAP:?set COWSNAP to the cowsnap binary}"
+: "${PLUGIN:?set PLUGIN to nbdkit-cowsnap-plugin.so}"
+
+E2E_VERBOSE=${E2E_VERBOSE:-0}   # 1: print every command (the demo)
+WORK=""
+ROOT=""
+SOCK=""
+SERVER_PID=""
+declare -a E2E_MOUNTS=()        # mount points, in mount order
+declare -a E2E_FUSE_DIRS=()     # nbdfuse mount points
+declare -a E2E_FUSE_PIDS=()
+declare -a E2E_BG_PIDS=()       # other background helpers
+
+e2e_skip() {
+  # ctest treats 77 as "skipped"; in CI a missing prerequisite is a failure.
+  if [[ "${CI:-}" == "true" ]]; then
+    echo "FAIL (CI=true): $*" >&2
+    exit 1
+  fi
+  echo "SKIP: $*" >&2
+  exit 77
+}
+
+e2e_fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+
+e2e_require_tools() {
+  local t
+  for t in "$@"; do
+    command -v "$t" >/dev/null 2>&1 || e2e_skip "$t is not installed"
+  done
+}
+
+# Root, /dev/fuse and a free loop device: what a loop mount over nbdfuse needs.
+e2e_require_mount_env() {
+  [[ $(id -u) -eq 0 ]] || e2e_skip "needs root (loop mounts)"
+  [[ -c /dev/fuse ]] || e2e_skip "needs /dev/fuse (nbdfuse)"
+  losetup -f >/dev/null 2>&1 || e2e_skip "needs a free loop device (losetup -f failed)"
+}
+
+e2e_init() {
+  [[ -x "$COWSNAP" ]] || e2e_fail "cowsnap binary not found: $COWSNAP"
+  [[ -f "$PLUGIN" ]] || e2e_fail "plugin not found: $PLUGIN"
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/cowsnap-e2e.XXXXXX")
+  ROOT=$WORK/root
+  SOCK=$WORK/nbd.sock
+  mkdir -p "$WORK/fuse" "$WORK/mnt"
+  trap e2e_cleanup EXIT
+}
+
+e2e_cleanup() {
+  local rc=$? i m
+  set +e
+  for pid in "${E2E_BG_PIDS[@]}"; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
+  for ((i = ${#E2E_MOUNTS[@]} - 1; i >= 0; i--)); do
+    m=${E2E_MOUNTS[i]}
+    mountpoint -q "$m" && { umount "$m" 2>/dev/null || umount -l "$m"; }
+  done
+  for ((i = ${#E2E_FUSE_DIRS[@]} - 1; i >= 0; i--)); do
+    m=${E2E_FUSE_DIRS[i]}
+    mountpoint -q "$m" && { fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m"; }
+  done
+  for pid in "${E2E_FUSE_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+  # Loop devices still pointing into $WORK (umount -l leaves them behind).
+  if [[ -n "$WORK" ]]; then
+    losetup -nO NAME,BACK-FILE 2>/dev/null | awk -v w="$WORK" 'index($2, w) == 1 {print $1}' |
+      while read -r dev; do losetup -d "$dev"; done
+  fi
+  e2e_server_stop
+  if [[ $rc -ne 0 && -n "$WORK" && -f "$WORK/nbdkit.log" ]]; then
+    echo "---- nbdkit log (last 40 lines) ----" >&2
+    tail -n 40 "$WORK/nbdkit.log" >&2
+  fi
+  if [[ -n "$WORK" && "${KEEP_WORK:-0}" != 1 ]]; then rm -rf "$WORK"; fi
+  exit $rc
+}
+
+# Prints the command (demo mode) and runs it.
+run() {
+  if [[ "$E2E_VERBOSE" == 1 ]]; then printf '# %s\n' "$*"; fi
+  "$@"
+}
+
+cs() { run "$COWSNAP" --root "$ROOT" "$@"; }
+# Quiet variant for the checks.
+csq() { "$COWSNAP" --root "$ROOT" "$@"; }
+
+uri() { echo "nbd+unix:///$1?socket=$SOCK"; }
+
+# ---- the server ----
+
+e2e_server_start() {
+  rm -f "$SOCK"
+  nbdkit -f -U "$SOCK" "$PLUGIN" root="$ROOT" 2>>"$WORK/nbdkit.log" &
+  SERVER_PID=$!
+  local i
+  for ((i = 0; i < 100; i++)); do
+    [[ -S "$SOCK" && -S "$ROOT/control.sock" ]] && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || e2e_fail "nbdkit exited at start-up (see $WORK/nbdkit.log)"
+    sleep 0.1
+  done
+  e2e_fail "nbdkit did not create $SOCK"
+}
+
+e2e_server_stop() {
+  [[ -n "$SERVER_PID" ]] || return 0
+  kill "$SERVER_PID" 2>/dev/null
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+}
+
+# SIGKILL: a crash, no cleanup, no final flush.
+e2e_server_kill() {
+  [[ -n "$SERVER_PID" ]] || return 0
+  kill -9 "$SERVER_PID" 2>/dev/null
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+}
+
+# ---- attaching and mounting LVs ----
+
+# e2e_attach VG/LV: the export as the file $WORK/fuse/LV/LV (nbdfuse).
+e2e_attach() {
+  local name=${1#*/} dir
+  dir=$WORK/fuse/$name
+  mkdir -p "$dir"
+  run nbdfuse "$dir/$name" "$(uri "$1")" &
+  E2E_FUSE_PIDS+=($!)
+  E2E_FUSE_DIRS+=("$dir")
+  local i
+  for ((i = 0; i < 100; i++)); do
+    [[ -f "$dir/$name" ]] && return 0
+    sleep 0.1
+  done
+  e2e_fail "nbdfuse did not expose $1"
+}
+
+e2e_detach() {
+  local dir=$WORK/fuse/${1#*/}
+  mountpoint -q "$dir" && fusermount3 -u "$dir"
+  return 0
+}
+
+# e2e_mount LV [OPTIONS]: loop-mounts the attached LV on $WORK/mnt/LV.
+e2e_mount() {
+  local name=$1 opts=${2:-rw}
+  mkdir -p "$WORK/mnt/$name"
+  run mount -o "loop,$opts" "$WORK/fuse/$name/$name" "$WORK/mnt/$name"
+  E2E_MOUNTS+=("$WORK/mnt/$name")
+}
+
+e2e_umount() {
+  local m=$WORK/mnt/$1
+  if mountpoint -q "$m"; then run umount "$m"; fi
+}
+
+# Forget cached pages, so reads really reach the server.
+e2e_drop_caches() {
+  sync
+  echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+}
+
+# ---- reports ----
+
+# e2e_lv_field VG/LV FIELD: one lvs field, trimmed.
+e2e_lv_field() {
+  csq lvs --noheadings -o "$2" "$1" | tr -d ' '
+}
+
+e2e_expect_eq() {
+  [[ "$1" == "$2" ]] || e2e_fail "$3: expected '$2', got '$1'"
+}
+
+# ---- the seed's data ----
+
+# e2e_fill_files DIR: about a dozen files, ~5 MiB: `root` holding base1,
+# text logs, binaries from /usr/bin, a PNG when one is around.
+e2e_fill_files() {
+  local dir=$1 total=0 f size n=0
+  echo base1 >"$dir/root"
+  mkdir -p "$dir/log" "$dir/bin"
+  for n in 1 2 3; do
+    for ((i = 0; i < 4000; i++)); do
+      echo "$(printf '%06d' "$i") cowsnap seed log $n: origin b64m line $i of 4000"
+    done >"$dir/log/messages.$n"
+  done
+  n=0
+  for f in /usr/bin/*; do
+    [[ -f "$f" && ! -L "$f" ]] || continue
+    size=$(stat -c %s "$f")
+    ((size > 100000 && size < 1200000)) || continue
+    cp "$f" "$dir/bin/"
+    total=$((total + size))
+    n=$((n + 1))
+    ((total < 4500000 && n < 8)) || break
+  done
+  f=$(find /usr/share -name '*.png' -size +10k -size -300k 2>/dev/null | head -n 1 || true)
+  if [[ -n "$f" ]]; then cp "$f" "$dir/picture.png"; fi
+  sync
+}
+
+# e2e_checksums DIR > FILE: sha256 of every file, relative paths.
+e2e_checksums() {
+  (cd "$1" && find . -type f ! -path './lost+found/*' -print0 | sort -z | xargs -0 sha256sum)
+}
+
+e2e_verify_checksums() {
+  local dir=$1 sums=$2
+  (cd "$dir" && sha256sum --quiet -c "$sums") || e2e_fail "files in $dir differ from the originals"
+}
+
+e2e_now() { date +%s.%N; }
+e2e_elapsed() { awk -v a="$1" -v b="$(e2e_now)" 'BEGIN {printf "%.2f", b - a}'; }
