@@ -9,7 +9,7 @@
 
 #include "cowsnap/io.h"
 #include "cowsnap/snapshot.h"
-#include "patterns.h"
+#include "support/patterns.h"
 
 using namespace cowsnap;
 using cowsnap::testing::byte_diff;

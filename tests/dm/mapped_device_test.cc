@@ -4,7 +4,7 @@
 
 #include "cowsnap/dm.h"
 #include "cowsnap/io.h"
-#include "patterns.h"
+#include "support/patterns.h"
 
 using namespace cowsnap;
 using cowsnap::testing::pattern;

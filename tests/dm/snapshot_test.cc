@@ -4,10 +4,13 @@
 
 #include "cowsnap/io.h"
 #include "cowsnap/snapshot.h"
-#include "patterns.h"
+#include "support/checks.h"
+#include "support/patterns.h"
 
 using namespace cowsnap;
 using cowsnap::testing::byte_diff;
+using cowsnap::testing::must;
+using cowsnap::testing::read_bytes;
 using cowsnap::testing::pattern;
 
 namespace {
@@ -29,14 +32,6 @@ struct Rig {
   }
 };
 
-std::vector<uint8_t> read(BlockDevice& d, uint64_t off, size_t len) {
-  std::vector<uint8_t> v(len);
-  Status s = d.read(off, v);
-  INFO(s.message());
-  REQUIRE(s.ok());
-  return v;
-}
-
 }  // namespace
 
 TEST_CASE("a snapshot keeps the origin's old content while the origin changes") {
@@ -46,8 +41,8 @@ TEST_CASE("a snapshot keeps the origin's old content while the origin changes") 
   CHECK(snap->status_params() == "16/4096 16");
 
   REQUIRE(rig.origin_target.write(5000, pattern(5000, 10000, 1)).ok());
-  CHECK(byte_diff(read(rig.origin_target, 5000, 10000), pattern(5000, 10000, 1)) == "");
-  CHECK(byte_diff(read(*snap, 0, 4 * kMiB), pattern(0, 4 * kMiB, 0)) == "");
+  CHECK(byte_diff(read_bytes(rig.origin_target, 5000, 10000), pattern(5000, 10000, 1)) == "");
+  CHECK(byte_diff(read_bytes(*snap, 0, 4 * kMiB), pattern(0, 4 * kMiB, 0)) == "");
   // Chunks 1..3 copied: header + area + 3 data chunks.
   CHECK(snap->exception_count() == 3);
   CHECK(snap->status_params() == "40/4096 16");
@@ -55,29 +50,29 @@ TEST_CASE("a snapshot keeps the origin's old content while the origin changes") 
   // Rewriting the same chunks copies nothing more.
   REQUIRE(rig.origin_target.write(4096, pattern(4096, 8192, 2)).ok());
   CHECK(snap->exception_count() == 3);
-  CHECK(byte_diff(read(*snap, 4096, 8192), pattern(4096, 8192, 0)) == "");
+  CHECK(byte_diff(read_bytes(*snap, 4096, 8192), pattern(4096, 8192, 0)) == "");
 
   // Write-zeroes and discard on the origin copy out too.
   REQUIRE(rig.origin_target.write_zeroes(kMiB, 4096).ok());
   REQUIRE(rig.origin_target.discard(2 * kMiB, 8192).ok());
   CHECK(snap->exception_count() == 6);
-  CHECK(byte_diff(read(*snap, 0, 4 * kMiB), pattern(0, 4 * kMiB, 0)) == "");
-  CHECK(byte_diff(read(rig.origin_target, kMiB, 4096), std::vector<uint8_t>(4096, 0)) == "");
+  CHECK(byte_diff(read_bytes(*snap, 0, 4 * kMiB), pattern(0, 4 * kMiB, 0)) == "");
+  CHECK(byte_diff(read_bytes(rig.origin_target, kMiB, 4096), std::vector<uint8_t>(4096, 0)) == "");
 }
 
 TEST_CASE("snapshots are writable and partial writes keep the rest of the chunk") {
   Rig rig;
   auto snap = rig.snap(std::make_shared<MemoryDevice>(kMiB, "cow"), 32);  // 16 KiB chunks
   REQUIRE(snap->write(16384 + 1000, pattern(16384 + 1000, 100, 7)).ok());
-  auto got = read(*snap, 16384, 16384);
+  auto got = read_bytes(*snap, 16384, 16384);
   auto want = pattern(16384, 16384, 0);
   std::copy_n(pattern(16384 + 1000, 100, 7).begin(), 100, want.begin() + 1000);
   CHECK(byte_diff(got, want) == "");
   // The origin is untouched.
-  CHECK(byte_diff(read(rig.origin_target, 16384, 16384), pattern(16384, 16384, 0)) == "");
+  CHECK(byte_diff(read_bytes(rig.origin_target, 16384, 16384), pattern(16384, 16384, 0)) == "");
   // A later origin write does not clobber the snapshot's own data.
   REQUIRE(rig.origin_target.write(16384, pattern(16384, 16384, 3)).ok());
-  CHECK(byte_diff(read(*snap, 16384, 16384), want) == "");
+  CHECK(byte_diff(read_bytes(*snap, 16384, 16384), want) == "");
 }
 
 TEST_CASE("several snapshots with different chunk sizes each keep their photograph") {
@@ -91,8 +86,8 @@ TEST_CASE("several snapshots with different chunk sizes each keep their photogra
   auto want1 = pattern(0, 4 * kMiB, 0);
   auto want2 = want1;
   std::copy_n(pattern(0, 64 * 1024, 1).begin(), 64 * 1024, want2.begin());
-  CHECK(byte_diff(read(*s1, 0, 4 * kMiB), want1) == "");
-  CHECK(byte_diff(read(*s2, 0, 4 * kMiB), want2) == "");
+  CHECK(byte_diff(read_bytes(*s1, 0, 4 * kMiB), want1) == "");
+  CHECK(byte_diff(read_bytes(*s2, 0, 4 * kMiB), want2) == "");
   CHECK(s2->table_params() == "vg-lv-real cow N 128");
   CHECK(s2->status_params() == "256/4096 0");
 }
@@ -116,8 +111,8 @@ TEST_CASE("an overflowing snapshot is invalidated alone, persistently") {
   CHECK_THAT(r.message(), Catch::Contains("COW store full"));
   CHECK(small->write(0, buf).errnum() == EIO);
   CHECK(big->valid());
-  CHECK(byte_diff(read(*big, 0, 4 * kMiB), pattern(0, 4 * kMiB, 0)) == "");
-  CHECK(byte_diff(read(rig.origin_target, 0, 15 * 4096), pattern(0, 15 * 4096, 1)) == "");
+  CHECK(byte_diff(read_bytes(*big, 0, 4 * kMiB), pattern(0, 4 * kMiB, 0)) == "");
+  CHECK(byte_diff(read_bytes(rig.origin_target, 0, 15 * 4096), pattern(0, 15 * 4096, 1)) == "");
 
   // The header on disk says invalid: reopening keeps it invalid.
   auto origin2 = Origin::create(rig.real, "vg-lv-real");
@@ -128,7 +123,7 @@ TEST_CASE("an overflowing snapshot is invalidated alone, persistently") {
   auto big2 = open_snapshot(origin2, {big_cow, "big", 'P', 8, false});
   REQUIRE(big2.ok());
   CHECK((*big2)->exception_count() == 15);
-  CHECK(byte_diff(read(**big2, 0, 4 * kMiB), pattern(0, 4 * kMiB, 0)) == "");
+  CHECK(byte_diff(read_bytes(**big2, 0, 4 * kMiB), pattern(0, 4 * kMiB, 0)) == "");
 }
 
 TEST_CASE("a snapshot write that fills the store fails with EIO and invalidates it") {

@@ -4,10 +4,13 @@
 #include <filesystem>
 
 #include "cowsnap/volume/active_vg.h"
-#include "../dm/patterns.h"
+#include "support/checks.h"
+#include "support/patterns.h"
 
 using namespace cowsnap;
 using cowsnap::testing::byte_diff;
+using cowsnap::testing::must;
+using cowsnap::testing::read_bytes;
 using cowsnap::testing::pattern;
 
 namespace {
@@ -22,21 +25,6 @@ struct TempRoot {
   }
   ~TempRoot() { std::filesystem::remove_all(dir); }
 };
-
-template <typename T>
-T must(Result<T> r) {
-  INFO(r.status().message());
-  REQUIRE(r.ok());
-  return std::move(r).value();
-}
-
-std::vector<uint8_t> read(BlockDevice& d, uint64_t off, size_t len) {
-  std::vector<uint8_t> v(len);
-  Status s = d.read(off, v);
-  INFO(s.message());
-  REQUIRE(s.ok());
-  return v;
-}
 
 }  // namespace
 
@@ -68,7 +56,7 @@ TEST_CASE("activation builds lvm2's tables and snapshots live origins atomically
   CHECK(active->dm_status().find("vg--1-snap: 0 32768 snapshot 16/16384 16\n") != std::string::npos);
 
   REQUIRE(data->device->write(kMiB, pattern(kMiB, kMiB, 2)).ok());
-  CHECK(byte_diff(read(*snap->device, 0, 16 * kMiB), pattern(0, 16 * kMiB, 1)) == "");
+  CHECK(byte_diff(read_bytes(*snap->device, 0, 16 * kMiB), pattern(0, 16 * kMiB, 1)) == "");
 
   // Everything survives a re-activation from disk.
   active.reset();
@@ -76,10 +64,10 @@ TEST_CASE("activation builds lvm2's tables and snapshots live origins atomically
   auto snap2 = again->find("snap");
   REQUIRE(snap2);
   CHECK(snap2->snapshot->exception_count() == 256);
-  CHECK(byte_diff(read(*snap2->device, 0, 16 * kMiB), pattern(0, 16 * kMiB, 1)) == "");
+  CHECK(byte_diff(read_bytes(*snap2->device, 0, 16 * kMiB), pattern(0, 16 * kMiB, 1)) == "");
   auto expect = pattern(0, 16 * kMiB, 1);
   std::copy_n(pattern(kMiB, kMiB, 2).begin(), kMiB, expect.begin() + kMiB);
-  CHECK(byte_diff(read(*again->find("data")->device, 0, 16 * kMiB), expect) == "");
+  CHECK(byte_diff(read_bytes(*again->find("data")->device, 0, 16 * kMiB), expect) == "");
 
   // Removing the snapshot detaches it and frees its extents.
   must(again->remove_volume(vm, "snap", false));
