@@ -16,23 +16,23 @@ SnapshotTarget::SnapshotTarget(const std::shared_ptr<Origin>& origin, std::uniqu
                                ExceptionTable exceptions, std::string cow_name)
     : origin_(origin),
       size_bytes_(origin->size_bytes()),
-      store_(std::move(store)),
-      geometry_(store_->geometry()),
+      store_(std::shared_ptr<ExceptionStore>(std::move(store))),
+      geometry_(this->store()->geometry()),
       cow_name_(std::move(cow_name)),
       exceptions_(std::move(exceptions)),
-      valid_(store_->valid()) {
+      valid_(this->store()->valid()) {
   if (!valid_) invalid_reason_ = "the COW store's header marks it invalid";
 }
 
 std::string SnapshotTarget::table_params() const {
   auto origin = origin_.lock();
-  return fmt::format("{} {} {} {}", origin ? origin->real_name() : "-", cow_name_, store_->type_code(),
+  return fmt::format("{} {} {} {}", origin ? origin->real_name() : "-", cow_name_, store()->type_code(),
                      geometry_.chunk_sectors());
 }
 
 std::string SnapshotTarget::status_params() const {
   if (!valid()) return "Invalid";
-  const StoreUsage u = store_->usage();
+  const StoreUsage u = store()->usage();
   return fmt::format("{}/{} {}", u.allocated_sectors, u.total_sectors, u.metadata_sectors);
 }
 
@@ -55,7 +55,7 @@ std::optional<ChunkIndex> SnapshotTarget::find_exception(ChunkIndex chunk) const
 
 void SnapshotTarget::invalidate(const Status& why) {
   if (!valid_.exchange(false)) return;
-  const Status persisted = store_->invalidate();
+  const Status persisted = store()->invalidate();
   std::lock_guard<std::mutex> lock(why_mu_);
   invalid_reason_ = fmt::format("{} (invalid since {:%Y-%m-%d %H:%M:%S})", why.message(),
                                 std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()));
@@ -81,16 +81,17 @@ Status SnapshotTarget::add_exceptions_locked(std::span<const ChunkIndex> chunks,
     invalidate(s.errnum() == ENOSPC ? Status::Error(ENOSPC, "COW store full") : s);
     return invalid_error();
   };
+  const std::shared_ptr<ExceptionStore> store = this->store();
   std::vector<NewException> batch;
   batch.reserve(chunks.size());
   for (ChunkIndex chunk : chunks) {
-    Result<ChunkIndex> cow_chunk = store_->prepare_exception();
+    Result<ChunkIndex> cow_chunk = store->prepare_exception();
     if (!cow_chunk.ok()) return fail(cow_chunk.status());
-    Status s = store_->cow_device().write(geometry_.offset_of(*cow_chunk), chunk_data(chunk));
+    Status s = store->cow_device().write(geometry_.offset_of(*cow_chunk), chunk_data(chunk));
     if (!s.ok()) return fail(s);
     batch.push_back({chunk, *cow_chunk});
   }
-  Status s = store_->commit_exceptions(batch);
+  Status s = store->commit_exceptions(batch);
   if (!s.ok()) return fail(s);
   std::unique_lock lock(table_mu_);
   for (const NewException& e : batch) exceptions_.insert(e.old_chunk, e.cow_chunk);
@@ -114,6 +115,7 @@ Status SnapshotTarget::read(uint64_t offset, std::span<uint8_t> buf) {
   std::vector<std::unique_lock<std::mutex>> locks;
   if (!has_all_exceptions(offset, buf.size())) locks = origin->lock_regions(offset, buf.size());
 
+  BlockDevice& cow = store()->cow_device();
   // Adjacent pieces that are adjacent on one device are read at once.
   BlockDevice* run_device = nullptr;
   uint64_t run_device_offset = 0, run_start = 0, run_length = 0;
@@ -129,7 +131,7 @@ Status SnapshotTarget::read(uint64_t offset, std::span<uint8_t> buf) {
     BlockDevice* device = &origin->real();
     uint64_t device_offset = pos;
     if (auto e = find_exception(c)) {
-      device = &store_->cow_device();
+      device = &cow;
       device_offset = geometry_.offset_of(*e) + inner;
     }
     if (device != run_device || device_offset != run_device_offset + run_length) {
@@ -153,6 +155,7 @@ Status SnapshotTarget::read(uint64_t offset, std::span<uint8_t> buf) {
 Status SnapshotTarget::write_range(Origin& origin, uint64_t offset, std::span<const uint8_t> buf) {
   std::vector<std::unique_lock<std::mutex>> locks;
   if (!has_all_exceptions(offset, buf.size())) locks = origin.lock_regions(offset, buf.size());
+  BlockDevice& cow = store()->cow_device();
   std::vector<ChunkIndex> missing;
   std::map<uint64_t, std::vector<uint8_t>> partial;  // whole images of partly written new chunks
   const uint64_t end = offset + buf.size();
@@ -162,7 +165,7 @@ Status SnapshotTarget::write_range(Origin& origin, uint64_t offset, std::span<co
     const uint64_t n = std::min(end - pos, geometry_.chunk_bytes() - inner);
     const std::span<const uint8_t> piece = buf.subspan(pos - offset, n);
     if (auto e = find_exception(c)) {
-      COWSNAP_RETURN_IF_ERROR(store_->cow_device().write(geometry_.offset_of(*e) + inner, piece));
+      COWSNAP_RETURN_IF_ERROR(cow.write(geometry_.offset_of(*e) + inner, piece));
     } else {
       missing.push_back(c);
       if (n != geometry_.chunk_bytes()) {
@@ -208,7 +211,22 @@ Status SnapshotTarget::write_zeroes(uint64_t offset, uint64_t length) {
 Status SnapshotTarget::flush() {
   if (detached_.load()) return Status::Error(ENODEV, fmt::format("snapshot on {} was removed", cow_name_));
   if (!valid()) return invalid_error();
-  return store_->cow_device().flush();
+  return store()->cow_device().flush();
+}
+
+Status SnapshotTarget::replace_store(std::unique_ptr<ExceptionStore> store,
+                                     const std::unique_lock<std::shared_mutex>& held) {
+  auto origin = origin_.lock();
+  if (!origin || held.mutex() != &origin->barrier_ || !held.owns_lock()) {
+    return Status::Error(EINVAL, fmt::format("snapshot on {}: replacing its store needs its origin's barrier",
+                                             cow_name_));
+  }
+  if (store->geometry().chunk_sectors() != geometry_.chunk_sectors()) {
+    return Status::Error(EINVAL, fmt::format("snapshot on {}: new store has {}-sector chunks, not {}", cow_name_,
+                                             store->geometry().chunk_sectors(), geometry_.chunk_sectors()));
+  }
+  store_.store(std::shared_ptr<ExceptionStore>(std::move(store)), std::memory_order_release);
+  return Status::Ok();
 }
 
 double snapshot_data_percent(const StoreUsage& usage, bool valid) {

@@ -229,6 +229,32 @@ Result<vg::CommitResult> ActiveVolumeGroup::remove_volume(vg::VolumeManager& vm,
   return commit;
 }
 
+Result<vg::CommitResult> ActiveVolumeGroup::grow_snapshot(vg::VolumeManager& vm, const std::string& lv_name,
+                                                          uint64_t new_extents) {
+  auto volume = find(lv_name);
+  if (!volume || !volume->is_snapshot()) {
+    return Status::Error(EINVAL, fmt::format("{}/{} is not an active snapshot", vg_name_, lv_name));
+  }
+  auto origin = volume->snapshot->origin();
+  if (!origin) return Status::Error(ENODEV, fmt::format("{}/{}: its origin is gone", vg_name_, lv_name));
+  const std::string cow_name = volume->snapshot->cow_name();
+  auto barrier = origin->hold_io();
+  COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult commit, vm.lvresize(vg_name_, lv_name, new_extents));
+  const auto old_cow = linear_devices_.at(cow_name);
+  auto grown = [&]() -> Status {
+    COWSNAP_ASSIGN_OR_RETURN(auto cow, linear_device(commit.vg, lv_name, cow_name));
+    COWSNAP_ASSIGN_OR_RETURN(auto store, open_persistent_store(cow, volume->snapshot->geometry().chunk_sectors(), {}));
+    return volume->snapshot->replace_store(std::move(store), barrier);
+  }();
+  if (!grown.ok()) {
+    linear_devices_[cow_name] = old_cow;
+    return grown.with_context(fmt::format("growing snapshot {}/{} (its COW LV is larger on disk now; the old "
+                                          "size serves until the server restarts)",
+                                          vg_name_, lv_name));
+  }
+  return commit;
+}
+
 Status ActiveVolumeGroup::refresh(vg::VolumeManager& vm) {
   COWSNAP_ASSIGN_OR_RETURN(vg::VgOnDisk disk, vm.read_vg(vg_name_));
   pv_paths_ = disk.pv_paths;

@@ -107,3 +107,35 @@ TEST_CASE("a COW LV with a zeroed header activates as a new store, as in the ker
   CHECK(s->snapshot->status_params() == "32/8192 32");
   CHECK(s->snapshot->table_params() == "vg-lv-real vg-s-cow P 16");
 }
+
+TEST_CASE("lvextend of a live snapshot grows its store and rescues it from overflow") {
+  TempRoot root;
+  auto vm = must(vg::VolumeManager::open((root.dir / "root").string()));
+  const std::string pv = (root.dir / "pv0.img").string();
+  must(vm.pvcreate(pv, 64 * kMiB));
+  must(vm.vgcreate("vg", {pv}, 2048));  // 1 MiB extents
+  must(vm.lvcreate("vg", "lv", 8));
+  auto active = must(ActiveVolumeGroup::activate(must(vm.read_vg("vg"))));
+  auto lv = active->find("lv");
+  REQUIRE(lv->device->write(0, pattern(0, 8 * kMiB, 1)).ok());
+  must(active->create_snapshot(vm, "lv", "s", 1, 8));
+  auto s = active->find("s");
+  // 1 MiB store: 256 chunks hold 254 data chunks; write 200 of them.
+  REQUIRE(lv->device->write(0, pattern(0, 200 * 4096, 2)).ok());
+  CHECK(s->snapshot->status_params() == "1616/2048 16");
+
+  must(active->grow_snapshot(vm, "s", 3));
+  CHECK(s->snapshot->status_params() == "1616/6144 16");
+  CHECK(active->dm_table().find("vg-s-cow: 0 6144 linear") != std::string::npos);
+  // 400 more chunks: more than the old store held, fine for the new one.
+  REQUIRE(lv->device->write(200 * 4096, pattern(200 * 4096, 400 * 4096, 2)).ok());
+  CHECK(s->snapshot->valid());
+  CHECK(byte_diff(read_bytes(*s->device, 0, 8 * kMiB), pattern(0, 8 * kMiB, 1)) == "");
+
+  // And after re-activation from disk.
+  active.reset();
+  auto again = must(ActiveVolumeGroup::activate(must(vm.read_vg("vg"))));
+  CHECK(again->find("s")->snapshot->exception_count() == 600);
+  CHECK(byte_diff(read_bytes(*again->find("s")->device, 0, 8 * kMiB), pattern(0, 8 * kMiB, 1)) == "");
+  CHECK(again->grow_snapshot(vm, "lv", 20).status().errnum() == EINVAL);
+}

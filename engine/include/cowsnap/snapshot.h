@@ -164,11 +164,17 @@ class SnapshotTarget final : public Target {
   }
 
   [[nodiscard]] bool valid() const { return valid_.load(std::memory_order_acquire); }
-  [[nodiscard]] StoreUsage usage() const { return store_->usage(); }
+  [[nodiscard]] StoreUsage usage() const { return store()->usage(); }
   [[nodiscard]] const ChunkGeometry& geometry() const { return geometry_; }
   [[nodiscard]] bool has_exception(ChunkIndex chunk) const;
   [[nodiscard]] uint64_t exception_count() const;
   [[nodiscard]] size_t exception_table_bytes() const;
+  // Swaps in `store`, a store over the same COW data on a grown device
+  // (lvextend of a snapshot: the admin's rescue of a filling snapshot).
+  // REQUIRES: `held` holds the origin's barrier (hold_io()), so no request
+  // uses the old store; `store` has the same chunk size. EINVAL otherwise.
+  Status replace_store(std::unique_ptr<ExceptionStore> store, const std::unique_lock<std::shared_mutex>& held);
+
   // Null once the origin is gone.
   [[nodiscard]] std::shared_ptr<Origin> origin() const { return origin_.lock(); }
   [[nodiscard]] const std::string& cow_name() const { return cow_name_; }
@@ -193,9 +199,12 @@ class SnapshotTarget final : public Target {
   // partly written chunk from the origin) for chunks that have none.
   Status write_range(Origin& origin, uint64_t offset, std::span<const uint8_t> buf);
 
+  // Requests load the store once each; it changes only at the barrier.
+  [[nodiscard]] std::shared_ptr<ExceptionStore> store() const { return store_.load(std::memory_order_acquire); }
+
   std::weak_ptr<Origin> origin_;
   uint64_t size_bytes_;
-  std::unique_ptr<ExceptionStore> store_;
+  std::atomic<std::shared_ptr<ExceptionStore>> store_;
   ChunkGeometry geometry_;
   std::string cow_name_;
   mutable std::shared_mutex table_mu_;

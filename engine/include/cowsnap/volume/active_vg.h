@@ -76,6 +76,10 @@ class ActiveVolumeGroup {
   // Removes an LV (a snapshot detaches first; an origin's snapshots go too
   // when forced).
   Result<vg::CommitResult> remove_volume(vg::VolumeManager& vm, const std::string& lv_name, bool force);
+  // lvextend of a live snapshot: grows its COW LV to `new_extents` and
+  // swaps in a store over the grown device, behind the origin's barrier;
+  // connected clients carry on. The rescue of a filling snapshot.
+  Result<vg::CommitResult> grow_snapshot(vg::VolumeManager& vm, const std::string& lv_name, uint64_t new_extents);
   // Re-reads the VG and activates LVs that appeared (made by other
   // commands), keeping the live ones.
   Status refresh(vg::VolumeManager& vm);
