@@ -67,7 +67,8 @@ Result<std::string> Client::read_line() {
       buffer_.erase(0, nl + 1);
       return line;
     }
-    if (buffer_.size() > kMaxLineBytes) return Status::Error(EPROTO, "response from the cowsnap server too long");
+    if (buffer_.size() > kMaxLineBytes)
+      return Status::Error(EPROTO, "response from the cowsnap server too long");
     char chunk[65536];
     const ssize_t n = ::recv(fd_, chunk, sizeof(chunk), 0);
     if (n < 0) {
@@ -114,9 +115,11 @@ Result<Response> Client::lvcreate_extents(const std::string& vg, const std::stri
   return request({{"op", "lvcreate"}, {"vg", vg}, {"lv", lv}, {"extents", extents}});
 }
 
-Result<Response> Client::lvcreate_snapshot(const std::string& vg, const std::string& origin, const std::string& snap,
-                                           uint64_t size_bytes, uint64_t chunk_sectors) {
-  json req = {{"op", "lvcreate_snapshot"}, {"vg", vg}, {"origin", origin}, {"lv", snap}, {"size_bytes", size_bytes}};
+Result<Response> Client::lvcreate_snapshot(const std::string& vg, const std::string& origin,
+                                           const std::string& snap, uint64_t size_bytes,
+                                           uint64_t chunk_sectors) {
+  json req = {
+      {"op", "lvcreate_snapshot"}, {"vg", vg}, {"origin", origin}, {"lv", snap}, {"size_bytes", size_bytes}};
   if (chunk_sectors != 0) req["chunk_sectors"] = chunk_sectors;
   return request(req);
 }
@@ -124,7 +127,8 @@ Result<Response> Client::lvcreate_snapshot(const std::string& vg, const std::str
 Result<Response> Client::lvcreate_snapshot_extents(const std::string& vg, const std::string& origin,
                                                    const std::string& snap, uint64_t extents,
                                                    uint64_t chunk_sectors) {
-  json req = {{"op", "lvcreate_snapshot"}, {"vg", vg}, {"origin", origin}, {"lv", snap}, {"extents", extents}};
+  json req = {
+      {"op", "lvcreate_snapshot"}, {"vg", vg}, {"origin", origin}, {"lv", snap}, {"extents", extents}};
   if (chunk_sectors != 0) req["chunk_sectors"] = chunk_sectors;
   return request(req);
 }
@@ -137,7 +141,8 @@ Result<Response> Client::lvextend(const std::string& vg, const std::string& lv, 
   return request({{"op", "lvextend"}, {"vg", vg}, {"lv", lv}, {"size_bytes", new_size_bytes}});
 }
 
-Result<Response> Client::lvextend_extents(const std::string& vg, const std::string& lv, uint64_t new_extents) {
+Result<Response> Client::lvextend_extents(const std::string& vg, const std::string& lv,
+                                          uint64_t new_extents) {
   return request({{"op", "lvextend"}, {"vg", vg}, {"lv", lv}, {"extents", new_extents}});
 }
 

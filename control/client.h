@@ -43,8 +43,9 @@ class Client {
   Result<Response> lvcreate(const std::string& vg, const std::string& lv, uint64_t size_bytes);
   Result<Response> lvcreate_extents(const std::string& vg, const std::string& lv, uint64_t extents);
   // chunk_sectors 0: the default (4 KiB).
-  Result<Response> lvcreate_snapshot(const std::string& vg, const std::string& origin, const std::string& snap,
-                                     uint64_t size_bytes, uint64_t chunk_sectors = 0);
+  Result<Response> lvcreate_snapshot(const std::string& vg, const std::string& origin,
+                                     const std::string& snap, uint64_t size_bytes,
+                                     uint64_t chunk_sectors = 0);
   Result<Response> lvcreate_snapshot_extents(const std::string& vg, const std::string& origin,
                                              const std::string& snap, uint64_t extents,
                                              uint64_t chunk_sectors = 0);

@@ -53,13 +53,13 @@ struct LvState {
   int64_t open_connections = 0;  // NBD clients connected to the export
   uint64_t size_bytes = 0;       // the export's size (a snapshot: its origin's)
   bool is_snapshot = false;
-  std::string origin;            // a snapshot's origin LV
-  int64_t snapshot_count = 0;    // an origin's snapshots
+  std::string origin;          // a snapshot's origin LV
+  int64_t snapshot_count = 0;  // an origin's snapshots
   // Snapshot only:
   bool valid = true;
   uint32_t chunk_sectors = 0;
   std::optional<Usage> usage;
-  double data_percent = 0.0;     // lvm2's Data%, two decimals meaningful
+  double data_percent = 0.0;  // lvm2's Data%, two decimals meaningful
   uint32_t preferred_block_bytes = 0;
 
   [[nodiscard]] std::string export_name() const { return vg + "/" + lv; }

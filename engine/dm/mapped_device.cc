@@ -12,10 +12,12 @@ Result<std::shared_ptr<MappedDevice>> MappedDevice::create(std::string name, std
   if (table.empty()) return Status::Error(EINVAL, fmt::format("{}: empty table", name));
   uint64_t next = 0;
   for (const TableEntry& e : table) {
-    if (!e.target) return Status::Error(EINVAL, fmt::format("{}: table entry at {} has no target", name, next));
+    if (!e.target)
+      return Status::Error(EINVAL, fmt::format("{}: table entry at {} has no target", name, next));
     if (e.start_sector != next) {
-      return Status::Error(EINVAL, fmt::format("{}: table has a gap or overlap at sector {} (entry starts at {})",
-                                               name, next, e.start_sector));
+      return Status::Error(
+          EINVAL, fmt::format("{}: table has a gap or overlap at sector {} (entry starts at {})", name, next,
+                              e.start_sector));
     }
     if (e.length_sectors == 0 || e.target->size_bytes() != e.length_sectors * kSectorBytes) {
       return Status::Error(EINVAL, fmt::format("{}: {} at sector {} is {} bytes, entry says {} sectors", name,

@@ -20,7 +20,8 @@ Result<bool> header_is_zeroed(BlockDevice& cow) {
 
 // Loads the store's exceptions into `table`; a store naming one origin
 // chunk twice is corrupt.
-Result<std::unique_ptr<ExceptionStore>> load_persistent_store(const SnapshotSpec& spec, ExceptionTable& table) {
+Result<std::unique_ptr<ExceptionStore>> load_persistent_store(const SnapshotSpec& spec,
+                                                              ExceptionTable& table) {
   std::vector<std::pair<ChunkIndex, ChunkIndex>> found;
   COWSNAP_ASSIGN_OR_RETURN(auto store, open_persistent_store(spec.cow, spec.chunk_sectors,
                                                              [&](ChunkIndex old_chunk, ChunkIndex cow_chunk) {
@@ -39,7 +40,8 @@ Result<std::unique_ptr<ExceptionStore>> load_persistent_store(const SnapshotSpec
 
 }  // namespace
 
-Result<std::shared_ptr<SnapshotTarget>> open_snapshot(const std::shared_ptr<Origin>& origin, const SnapshotSpec& spec,
+Result<std::shared_ptr<SnapshotTarget>> open_snapshot(const std::shared_ptr<Origin>& origin,
+                                                      const SnapshotSpec& spec,
                                                       std::unique_lock<std::shared_mutex>* held) {
   ExceptionTable table;
   std::unique_ptr<ExceptionStore> store;

@@ -21,16 +21,18 @@ Origin::Origin(std::shared_ptr<BlockDevice> real, std::string real_name)
 std::unique_lock<std::shared_mutex> Origin::hold_io() { return std::unique_lock(barrier_); }
 
 Result<std::shared_ptr<SnapshotTarget>> Origin::attach_snapshot(std::unique_ptr<ExceptionStore> store,
-                                                                ExceptionTable exceptions, std::string cow_name,
+                                                                ExceptionTable exceptions,
+                                                                std::string cow_name,
                                                                 std::unique_lock<std::shared_mutex>* held) {
   std::unique_lock<std::shared_mutex> own;
   if (held == nullptr) own = hold_io();
   // Writes acknowledged before the barrier must be in the snapshot even
   // after a crash: the snapshot reads them from the origin.
-  COWSNAP_RETURN_IF_ERROR(real_->flush().with_context(fmt::format("snapshot of {}: flushing origin", real_name_)));
+  COWSNAP_RETURN_IF_ERROR(
+      real_->flush().with_context(fmt::format("snapshot of {}: flushing origin", real_name_)));
   const auto chunk_shift = static_cast<uint32_t>(std::countr_zero(store->geometry().chunk_bytes()));
-  auto snapshot =
-      std::make_shared<SnapshotTarget>(shared_from_this(), std::move(store), std::move(exceptions), std::move(cow_name));
+  auto snapshot = std::make_shared<SnapshotTarget>(shared_from_this(), std::move(store),
+                                                   std::move(exceptions), std::move(cow_name));
   snapshots_.push_back(snapshot);
   region_shift_ = std::max(region_shift_, chunk_shift);
   return snapshot;
@@ -96,7 +98,8 @@ Status Origin::flush_origin() { return real_->flush(); }
 namespace {
 
 // Whether some snapshot lacks an exception for a chunk of [offset, end).
-bool needs_copy(const std::vector<std::shared_ptr<SnapshotTarget>>& snapshots, uint64_t offset, uint64_t end) {
+bool needs_copy(const std::vector<std::shared_ptr<SnapshotTarget>>& snapshots, uint64_t offset,
+                uint64_t end) {
   for (const auto& s : snapshots) {
     const ChunkGeometry& g = s->geometry();
     for (ChunkIndex c = g.chunk_of(offset); g.offset_of(c) < end; ++c.value) {

@@ -63,7 +63,9 @@ class ZeroTarget final : public Target {
     return check_range(*this, offset, buf.size());
   }
   Status flush() override { return Status::Ok(); }
-  Status write_zeroes(uint64_t offset, uint64_t length) override { return check_range(*this, offset, length); }
+  Status write_zeroes(uint64_t offset, uint64_t length) override {
+    return check_range(*this, offset, length);
+  }
   [[nodiscard]] std::string_view type_name() const override { return "zero"; }
   [[nodiscard]] std::string table_params() const override { return {}; }
 
@@ -92,7 +94,8 @@ class ErrorTarget final : public Target {
 
 std::shared_ptr<Target> make_linear_target(std::shared_ptr<BlockDevice> device, std::string device_name,
                                            uint64_t offset_sectors, uint64_t length_sectors) {
-  return std::make_shared<LinearTarget>(std::move(device), std::move(device_name), offset_sectors, length_sectors);
+  return std::make_shared<LinearTarget>(std::move(device), std::move(device_name), offset_sectors,
+                                        length_sectors);
 }
 
 std::shared_ptr<Target> make_zero_target(uint64_t length_sectors) {

@@ -76,7 +76,8 @@ Result<std::shared_ptr<Origin>> SnapshotTarget::begin_request(uint64_t offset, u
   return origin;
 }
 
-Status SnapshotTarget::add_exceptions_locked(std::span<const ChunkIndex> chunks, const ChunkDataFn& chunk_data) {
+Status SnapshotTarget::add_exceptions_locked(std::span<const ChunkIndex> chunks,
+                                             const ChunkDataFn& chunk_data) {
   auto fail = [&](const Status& s) {
     invalidate(s.errnum() == ENOSPC ? Status::Error(ENOSPC, "COW store full") : s);
     return invalid_error();
@@ -218,12 +219,13 @@ Status SnapshotTarget::replace_store(std::unique_ptr<ExceptionStore> store,
                                      const std::unique_lock<std::shared_mutex>& held) {
   auto origin = origin_.lock();
   if (!origin || held.mutex() != &origin->barrier_ || !held.owns_lock()) {
-    return Status::Error(EINVAL, fmt::format("snapshot on {}: replacing its store needs its origin's barrier",
-                                             cow_name_));
+    return Status::Error(
+        EINVAL, fmt::format("snapshot on {}: replacing its store needs its origin's barrier", cow_name_));
   }
   if (store->geometry().chunk_sectors() != geometry_.chunk_sectors()) {
-    return Status::Error(EINVAL, fmt::format("snapshot on {}: new store has {}-sector chunks, not {}", cow_name_,
-                                             store->geometry().chunk_sectors(), geometry_.chunk_sectors()));
+    return Status::Error(EINVAL,
+                         fmt::format("snapshot on {}: new store has {}-sector chunks, not {}", cow_name_,
+                                     store->geometry().chunk_sectors(), geometry_.chunk_sectors()));
   }
   store_.store(std::shared_ptr<ExceptionStore>(std::move(store)), std::memory_order_release);
   return Status::Ok();
@@ -233,7 +235,8 @@ double snapshot_data_percent(const StoreUsage& usage, bool valid) {
   if (!valid || usage.total_sectors == 0) return 100.0;
   if (usage.allocated_sectors <= usage.metadata_sectors) return 0.0;
   if (usage.allocated_sectors >= usage.total_sectors) return 100.0;
-  const double p = 100.0 * static_cast<double>(usage.allocated_sectors) / static_cast<double>(usage.total_sectors);
+  const double p =
+      100.0 * static_cast<double>(usage.allocated_sectors) / static_cast<double>(usage.total_sectors);
   // lvm2 never shows a partial use as 0.00 nor a not-quite-full store as 100.00.
   return std::clamp(p, 0.01, 99.99);
 }

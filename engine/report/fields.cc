@@ -58,9 +58,12 @@ const std::vector<FieldDef> kFields = {
 
 std::string_view prefix_of(ReportKind kind) {
   switch (kind) {
-    case K::kLv: return "lv_";
-    case K::kVg: return "vg_";
-    case K::kPv: return "pv_";
+    case K::kLv:
+      return "lv_";
+    case K::kVg:
+      return "vg_";
+    case K::kPv:
+      return "pv_";
   }
   return "";
 }
@@ -72,9 +75,7 @@ const FieldDef* exact(std::string_view name) {
   return nullptr;
 }
 
-bool allowed(ReportKind report, ReportKind field) {
-  return report == field || field == K::kVg;
-}
+bool allowed(ReportKind report, ReportKind field) { return report == field || field == K::kVg; }
 
 std::string vg_value(std::string_view name, const vg::VolumeGroup* vg, const Units& units) {
   if (vg == nullptr) return "";
@@ -113,8 +114,8 @@ std::vector<const FieldDef*> default_fields(ReportKind kind) {
   std::vector<std::string_view> names;
   switch (kind) {
     case K::kLv:
-      names = {"lv_name", "vg_name", "lv_attr", "lv_size", "pool_lv", "origin", "data_percent",
-               "metadata_percent", "move_pv", "mirror_log", "copy_percent", "convert_lv"};
+      names = {"lv_name",      "vg_name",          "lv_attr", "lv_size",    "pool_lv",      "origin",
+               "data_percent", "metadata_percent", "move_pv", "mirror_log", "copy_percent", "convert_lv"};
       break;
     case K::kVg:
       names = {"vg_name", "pv_count", "lv_count", "snap_count", "vg_attr", "vg_size", "vg_free"};
@@ -155,9 +156,8 @@ Result<std::vector<const FieldDef*>> select_fields(ReportKind kind, const std::v
     } else if (mode == '+') {
       fields.insert(fields.end(), named.begin(), named.end());
     } else {
-      std::erase_if(fields, [&](const FieldDef* f) {
-        return std::find(named.begin(), named.end(), f) != named.end();
-      });
+      std::erase_if(
+          fields, [&](const FieldDef* f) { return std::find(named.begin(), named.end(), f) != named.end(); });
     }
   }
   return fields;
@@ -195,17 +195,28 @@ Row lv_row(const std::vector<const FieldDef*>& fields, const LvRowInput& in, con
   for (const FieldDef* f : fields) {
     const std::string_view n = f->name;
     std::string v;
-    if (f->kind == K::kVg) v = vg_value(n, &vg, units);
-    else if (n == "lv_name") v = in.bracketed ? "[" + lv.name + "]" : lv.name;
-    else if (n == "lv_uuid") v = lv.id;
-    else if (n == "lv_attr") v = lv_attr(vg, lv, in.live);
-    else if (n == "lv_size") v = format_size(lv.extent_count() * vg.extent_bytes(), units);
-    else if (n == "origin") v = is_cow ? snap->origin_lv : "";
-    else if (n == "data_percent" || n == "snap_percent") v = snapshot_percent_text(vg, lv, in.live);
-    else if (n == "devices") v = vg::lv_devices_string(vg, lv, in.path_of);
-    else if (n == "seg_pe_ranges") v = vg::lv_pe_ranges_string(vg, lv, in.path_of);
-    else if (n == "chunk_size") v = format_size(is_cow ? snap->chunk_size * 512 : 0, units);
-    else if (n == "seg_count") v = std::to_string(lv.segments.size());
+    if (f->kind == K::kVg)
+      v = vg_value(n, &vg, units);
+    else if (n == "lv_name")
+      v = in.bracketed ? "[" + lv.name + "]" : lv.name;
+    else if (n == "lv_uuid")
+      v = lv.id;
+    else if (n == "lv_attr")
+      v = lv_attr(vg, lv, in.live);
+    else if (n == "lv_size")
+      v = format_size(lv.extent_count() * vg.extent_bytes(), units);
+    else if (n == "origin")
+      v = is_cow ? snap->origin_lv : "";
+    else if (n == "data_percent" || n == "snap_percent")
+      v = snapshot_percent_text(vg, lv, in.live);
+    else if (n == "devices")
+      v = vg::lv_devices_string(vg, lv, in.path_of);
+    else if (n == "seg_pe_ranges")
+      v = vg::lv_pe_ranges_string(vg, lv, in.path_of);
+    else if (n == "chunk_size")
+      v = format_size(is_cow ? snap->chunk_size * 512 : 0, units);
+    else if (n == "seg_count")
+      v = std::to_string(lv.segments.size());
     row.push_back(std::move(v));
   }
   return row;
@@ -229,17 +240,26 @@ Row pv_row(const std::vector<const FieldDef*>& fields, const PvRowInput& in, con
     const bool in_vg = in.vg != nullptr && in.pv != nullptr;
     // lvm2: a PV in a VG is as large as its extents; an orphan, its device.
     const uint64_t pv_bytes = in_vg ? in.pv->pe_count * in.vg->extent_bytes() : in.device_bytes;
-    if (f->kind == K::kVg) v = vg_value(n, in.vg, units);
-    else if (n == "pv_name") v = in.path;
-    else if (n == "pv_uuid") v = in.pv != nullptr ? in.pv->id : in.uuid;
-    else if (n == "pv_fmt") v = "lvm2";
-    else if (n == "pv_attr") v = pv_attr(in_vg ? in.pv : nullptr);
-    else if (n == "pv_size") v = format_size(pv_bytes, units);
+    if (f->kind == K::kVg)
+      v = vg_value(n, in.vg, units);
+    else if (n == "pv_name")
+      v = in.path;
+    else if (n == "pv_uuid")
+      v = in.pv != nullptr ? in.pv->id : in.uuid;
+    else if (n == "pv_fmt")
+      v = "lvm2";
+    else if (n == "pv_attr")
+      v = pv_attr(in_vg ? in.pv : nullptr);
+    else if (n == "pv_size")
+      v = format_size(pv_bytes, units);
     else if (n == "pv_free")
       v = format_size(in_vg ? pv_free_extents(*in.vg, *in.pv) * in.vg->extent_bytes() : pv_bytes, units);
-    else if (n == "dev_size") v = format_size(in.device_bytes, units);
-    else if (n == "pe_start") v = format_size(in.pe_start_bytes, units);
-    else if (n == "pv_pe_count") v = std::to_string(in_vg ? in.pv->pe_count : 0);
+    else if (n == "dev_size")
+      v = format_size(in.device_bytes, units);
+    else if (n == "pe_start")
+      v = format_size(in.pe_start_bytes, units);
+    else if (n == "pv_pe_count")
+      v = std::to_string(in_vg ? in.pv->pe_count : 0);
     else if (n == "pv_pe_alloc_count")
       v = std::to_string(in_vg ? in.pv->pe_count - pv_free_extents(*in.vg, *in.pv) : 0);
     row.push_back(std::move(v));

@@ -10,9 +10,12 @@ namespace {
 
 std::string_view json_key(ReportKind kind) {
   switch (kind) {
-    case ReportKind::kLv: return "lv";
-    case ReportKind::kVg: return "vg";
-    case ReportKind::kPv: return "pv";
+    case ReportKind::kLv:
+      return "lv";
+    case ReportKind::kVg:
+      return "vg";
+    case ReportKind::kPv:
+      return "pv";
   }
   return "";
 }
@@ -26,7 +29,8 @@ std::string json_escape(std::string_view s) {
   return out;
 }
 
-std::string render_json(ReportKind kind, const std::vector<const FieldDef*>& fields, const std::vector<Row>& rows) {
+std::string render_json(ReportKind kind, const std::vector<const FieldDef*>& fields,
+                        const std::vector<Row>& rows) {
   std::string out;
   out += "  {\n";
   out += "      \"report\": [\n";

@@ -17,15 +17,24 @@ constexpr std::string_view kUnitLetters = "bskmgtpe";
 // Bytes per unit letter (binary), 0 for an unknown letter.
 uint64_t binary_unit_bytes(char letter) {
   switch (std::tolower(static_cast<unsigned char>(letter))) {
-    case 'b': return 1;
-    case 's': return 512;
-    case 'k': return uint64_t{1} << 10;
-    case 'm': return uint64_t{1} << 20;
-    case 'g': return uint64_t{1} << 30;
-    case 't': return uint64_t{1} << 40;
-    case 'p': return uint64_t{1} << 50;
-    case 'e': return uint64_t{1} << 60;
-    default: return 0;
+    case 'b':
+      return 1;
+    case 's':
+      return 512;
+    case 'k':
+      return uint64_t{1} << 10;
+    case 'm':
+      return uint64_t{1} << 20;
+    case 'g':
+      return uint64_t{1} << 30;
+    case 't':
+      return uint64_t{1} << 40;
+    case 'p':
+      return uint64_t{1} << 50;
+    case 'e':
+      return uint64_t{1} << 60;
+    default:
+      return 0;
   }
 }
 
@@ -72,7 +81,10 @@ Result<SizeArg> parse_size(std::string_view text, char default_unit) {
   bool digits = false;
   bool dot = false;
   while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || (text[i] == '.' && !dot))) {
-    if (text[i] == '.') dot = true; else digits = true;
+    if (text[i] == '.')
+      dot = true;
+    else
+      digits = true;
     ++i;
   }
   const std::string number(text.substr(0, i));
@@ -128,11 +140,16 @@ Result<ExtentsArg> parse_extents(std::string_view text) {
   const std::string_view rest = text.substr(i);
   ExtentsArg arg{sign, value, ExtentsBase::kExtents};
   if (rest.empty()) return arg;
-  if (rest == "%FREE") arg.base = ExtentsBase::kFree;
-  else if (rest == "%VG") arg.base = ExtentsBase::kVg;
-  else if (rest == "%ORIGIN") arg.base = ExtentsBase::kOrigin;
-  else if (rest == "%PVS") arg.base = ExtentsBase::kPvs;
-  else return Status::Error(EINVAL, fmt::format("Invalid argument for --extents: {}", original));
+  if (rest == "%FREE")
+    arg.base = ExtentsBase::kFree;
+  else if (rest == "%VG")
+    arg.base = ExtentsBase::kVg;
+  else if (rest == "%ORIGIN")
+    arg.base = ExtentsBase::kOrigin;
+  else if (rest == "%PVS")
+    arg.base = ExtentsBase::kPvs;
+  else
+    return Status::Error(EINVAL, fmt::format("Invalid argument for --extents: {}", original));
   if (value > 100 && arg.base != ExtentsBase::kOrigin) {
     return Status::Error(EINVAL, fmt::format("Percentage {} is above 100 in --extents {}", value, original));
   }
@@ -153,7 +170,8 @@ Result<Units> parse_units(std::string_view text) {
     ++i;
   }
   const std::string_view letter = text.substr(i);
-  if (letter.size() != 1 || std::string_view("hHrRbBsSkKmMgGtTpPeE").find(letter.front()) == std::string_view::npos ||
+  if (letter.size() != 1 ||
+      std::string_view("hHrRbBsSkKmMgGtTpPeE").find(letter.front()) == std::string_view::npos ||
       (i > 0 && (count == 0 || std::string_view("hHrR").find(letter.front()) != std::string_view::npos))) {
     return Status::Error(EINVAL, fmt::format("Invalid units specification: {}", text));
   }
@@ -187,7 +205,10 @@ std::string format_size(uint64_t bytes, const Units& units) {
   }
   if (u == 'b' || u == 'B' || u == 's' || u == 'S') {
     const uint64_t unit_bytes = (u == 'b' || u == 'B' ? 1 : 512) * units.multiplier;
-    const std::string suffix = !units.suffix ? "" : units.multiplier > 1 ? "U" : (u == 'b' || u == 'B') ? "B" : "S";
+    const std::string suffix = !units.suffix            ? ""
+                               : units.multiplier > 1   ? "U"
+                               : (u == 'b' || u == 'B') ? "B"
+                                                        : "S";
     if (units.multiplier == 1) return fmt::format("{}{}", bytes / unit_bytes, suffix);
     bool ignored = false;
     return two_decimals(bytes, unit_bytes, ignored) + suffix;

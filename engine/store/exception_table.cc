@@ -189,7 +189,8 @@ struct ExceptionTable::Impl {
       return;
     }
     bool inserted = false;
-    const std::optional<Split> split = insert_into(root, height, old_chunk, cow_chunk, Edges{true, true}, inserted);
+    const std::optional<Split> split =
+        insert_into(root, height, old_chunk, cow_chunk, Edges{true, true}, inserted);
     if (split) {
       Inner* top = new Inner;
       ++inner_nodes;
@@ -204,13 +205,14 @@ struct ExceptionTable::Impl {
     if (inserted) ++exceptions;
   }
 
-  std::optional<Split> insert_into(Child node, uint32_t level, uint64_t old_chunk, uint64_t cow_chunk, Edges edges,
-                                   bool& inserted) {
+  std::optional<Split> insert_into(Child node, uint32_t level, uint64_t old_chunk, uint64_t cow_chunk,
+                                   Edges edges, bool& inserted) {
     if (level == 0) return insert_into_bottom(*node.bottom(), old_chunk, cow_chunk, edges, inserted);
     Inner& n = *node.inner();
     const uint32_t i = route(n.seps, n.size, old_chunk);
     const Edges child_edges{edges.leftmost && i == 0, edges.rightmost && i + 1 == n.size};
-    const std::optional<Split> split = insert_into(n.kids[i], level - 1, old_chunk, cow_chunk, child_edges, inserted);
+    const std::optional<Split> split =
+        insert_into(n.kids[i], level - 1, old_chunk, cow_chunk, child_edges, inserted);
     if (!split) return std::nullopt;
     open_slot(n.seps, n.size, i + 1);
     open_slot(n.kids, n.size, i + 1);
@@ -236,8 +238,8 @@ struct ExceptionTable::Impl {
     if (at > 0 && old_chunk < leaf[at - 1].old_end()) return std::nullopt;  // mapped: keep the first mapping
     inserted = true;
 
-    const bool joins_pred = at > 0 && leaf[at - 1].old_end() == old_chunk && leaf[at - 1].cow_end() == cow_chunk &&
-                            !leaf[at - 1].full();
+    const bool joins_pred = at > 0 && leaf[at - 1].old_end() == old_chunk &&
+                            leaf[at - 1].cow_end() == cow_chunk && !leaf[at - 1].full();
     const bool joins_succ = at < leaf.size() && leaf[at].old_first() == old_chunk + 1 &&
                             leaf[at].cow_first() == cow_chunk + 1 && !leaf[at].full();
     if (joins_pred && joins_succ && leaf[at - 1].length() + 1 + leaf[at].length() <= kMaxRunLength) {
@@ -351,11 +353,13 @@ size_t ExceptionTable::memory_bytes() const {
   return bytes;
 }
 
-void ExceptionTable::for_each(const std::function<void(ChunkIndex old_chunk, ChunkIndex cow_chunk)>& fn) const {
+void ExceptionTable::for_each(
+    const std::function<void(ChunkIndex old_chunk, ChunkIndex cow_chunk)>& fn) const {
   if (!impl_) return;
   impl_->for_each_leaf([&](const Leaf& leaf) {
     for (const Run& run : leaf) {
-      for (uint64_t i = 0; i < run.length(); ++i) fn(ChunkIndex{run.old_first() + i}, ChunkIndex{run.cow_first() + i});
+      for (uint64_t i = 0; i < run.length(); ++i)
+        fn(ChunkIndex{run.old_first() + i}, ChunkIndex{run.cow_first() + i});
     }
   });
 }

@@ -65,8 +65,8 @@ class GroupCommit {
   struct Waiter {
     explicit Waiter(std::span<const Item> i) : items(i) {}
     std::span<const Item> items;  // owned by the waiting caller
-    Status result;             // guarded by mu_
-    bool done = false;         // guarded by mu_
+    Status result;                // guarded by mu_
+    bool done = false;            // guarded by mu_
     std::condition_variable cv;
   };
 

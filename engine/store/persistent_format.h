@@ -49,7 +49,9 @@ class AreaLayout {
 
   [[nodiscard]] uint64_t exceptions_per_area() const { return per_area_; }
   [[nodiscard]] uint64_t area_location(uint64_t area) const { return kHeaderChunks + area * (per_area_ + 1); }
-  [[nodiscard]] bool is_metadata_chunk(uint64_t chunk) const { return chunk % (per_area_ + 1) == kHeaderChunks; }
+  [[nodiscard]] bool is_metadata_chunk(uint64_t chunk) const {
+    return chunk % (per_area_ + 1) == kHeaderChunks;
+  }
   // The area a metadata chunk holds. REQUIRES: is_metadata_chunk(chunk).
   [[nodiscard]] uint64_t area_of(uint64_t chunk) const { return chunk / (per_area_ + 1); }
   // `next_free` moved past a metadata chunk if it sits on one. Two

@@ -112,8 +112,8 @@ class PersistentStore final : public ExceptionStore {
     Status s = cow_->write(0, header);
     if (s.ok()) s = cow_->flush();
     if (!s.ok()) {
-      return Status::Error(EIO, fmt::format("{}: cannot mark the snapshot store invalid: {}", cow_->describe(),
-                                            s.message()));
+      return Status::Error(
+          EIO, fmt::format("{}: cannot mark the snapshot store invalid: {}", cow_->describe(), s.message()));
     }
     return Status::Ok();
   }
@@ -158,7 +158,8 @@ class PersistentStore final : public ExceptionStore {
         later.push_back(AreaImage{++area, std::vector<uint8_t>(geometry_.chunk_bytes(), 0)});
         slot = 0;
       }
-      std::span<uint8_t> image = later.empty() ? std::span<uint8_t>(area_) : std::span<uint8_t>(later.back().bytes);
+      std::span<uint8_t> image =
+          later.empty() ? std::span<uint8_t>(area_) : std::span<uint8_t>(later.back().bytes);
       pstore::encode_exception(image, slot++, DiskException{p.old_chunk.value, p.cow_chunk.value});
     }
     const bool last_full = slot == per_area;
@@ -174,8 +175,9 @@ class PersistentStore final : public ExceptionStore {
         std::lock_guard lock(mu_);
         valid_ = false;
       }
-      return Status::Error(EIO, fmt::format("{}: cannot commit {} exception(s), snapshot store invalidated: {}",
-                                            cow_->describe(), batch.size(), s.message()));
+      return Status::Error(EIO,
+                           fmt::format("{}: cannot commit {} exception(s), snapshot store invalidated: {}",
+                                       cow_->describe(), batch.size(), s.message()));
     }
 
     if (!later.empty()) area_ = std::move(later.back().bytes);
@@ -199,14 +201,15 @@ class PersistentStore final : public ExceptionStore {
   // chunk. Sector writes are atomic, so a torn write cannot damage the
   // entries already there. The first commit after opening rewrites the
   // whole area, dropping any debris past the end marker.
-  Status write_areas(uint64_t first_area, uint64_t from_slot, uint64_t to_slot, const std::vector<AreaImage>& later,
-                     uint64_t zero_area) {
+  Status write_areas(uint64_t first_area, uint64_t from_slot, uint64_t to_slot,
+                     const std::vector<AreaImage>& later, uint64_t zero_area) {
     for (const AreaImage& image : later) {
       COWSNAP_RETURN_IF_ERROR(write_chunk(layout_.area_location(image.area), image.bytes));
     }
     if (zero_area != 0) {
       const uint64_t chunk = layout_.area_location(zero_area);
-      COWSNAP_RETURN_IF_ERROR(cow_->write_zeroes(geometry_.offset_of(ChunkIndex{chunk}), geometry_.chunk_bytes()));
+      COWSNAP_RETURN_IF_ERROR(
+          cow_->write_zeroes(geometry_.offset_of(ChunkIndex{chunk}), geometry_.chunk_bytes()));
     }
     COWSNAP_RETURN_IF_ERROR(cow_->flush());
     uint64_t from = (from_slot * pstore::kEntryBytes) / kSectorBytes * kSectorBytes;
@@ -217,8 +220,8 @@ class PersistentStore final : public ExceptionStore {
     }
     const uint64_t location = layout_.area_location(first_area);
     if (location >= device_chunks_) return write_chunk(location, area_);  // refused there, with the reason
-    COWSNAP_RETURN_IF_ERROR(
-        cow_->write(geometry_.offset_of(ChunkIndex{location}) + from, std::span(area_).subspan(from, to - from)));
+    COWSNAP_RETURN_IF_ERROR(cow_->write(geometry_.offset_of(ChunkIndex{location}) + from,
+                                        std::span(area_).subspan(from, to - from)));
     COWSNAP_RETURN_IF_ERROR(cow_->flush());
     rewrite_whole_area_ = false;
     return Status::Ok();
@@ -241,13 +244,13 @@ class PersistentStore final : public ExceptionStore {
   const uint64_t total_sectors_;
 
   mutable std::mutex mu_;
-  bool valid_;              // guarded by mu_
-  uint64_t next_free_;      // guarded by mu_; next chunk prepare hands out
-  uint64_t current_area_;   // guarded by mu_; written by the commit leader only
+  bool valid_;             // guarded by mu_
+  uint64_t next_free_;     // guarded by mu_; next chunk prepare hands out
+  uint64_t current_area_;  // guarded by mu_; written by the commit leader only
 
   // Owned by the commit leader (GroupCommit runs one batch at a time):
-  std::vector<uint8_t> area_;  // the current area as it is (or is about to be) on disk
-  uint64_t committed_;         // entries in area_
+  std::vector<uint8_t> area_;       // the current area as it is (or is about to be) on disk
+  uint64_t committed_;              // entries in area_
   bool rewrite_whole_area_ = true;  // until the first commit since opening
 
   GroupCommit<Pending> commits_;
@@ -285,14 +288,15 @@ Result<LoadedState> read_exceptions(BlockDevice& dev, ChunkGeometry geometry, co
         state.committed = 0;
         break;
       }
-      return format_error(dev, fmt::format("metadata area {} at chunk {} is beyond the device's end ({} chunks of "
-                                           "{} sectors; truncated?)",
-                                           area, location, device_chunks, geometry.chunk_sectors()));
+      return format_error(dev,
+                          fmt::format("metadata area {} at chunk {} is beyond the device's end ({} chunks of "
+                                      "{} sectors; truncated?)",
+                                      area, location, device_chunks, geometry.chunk_sectors()));
     }
     Status s = dev.read(geometry.offset_of(ChunkIndex{location}), bytes);
     if (!s.ok()) {
-      return Status::Error(EIO, fmt::format("{}: cannot read metadata area {} at chunk {}: {}", dev.describe(), area,
-                                            location, s.message()));
+      return Status::Error(EIO, fmt::format("{}: cannot read metadata area {} at chunk {}: {}",
+                                            dev.describe(), area, location, s.message()));
     }
     uint64_t n = 0;
     for (; n < per_area; ++n) {
@@ -300,13 +304,15 @@ Result<LoadedState> read_exceptions(BlockDevice& dev, ChunkGeometry geometry, co
       if (e.new_chunk == 0) break;
       if (!bad_entry.ok()) continue;
       if (e.new_chunk >= device_chunks) {
-        bad_entry = format_error(dev, fmt::format("exception {} of metadata area {} maps to chunk {} beyond the "
-                                                  "device's end ({} chunks)",
-                                                  n, area, e.new_chunk, device_chunks));
+        bad_entry =
+            format_error(dev, fmt::format("exception {} of metadata area {} maps to chunk {} beyond the "
+                                          "device's end ({} chunks)",
+                                          n, area, e.new_chunk, device_chunks));
       } else if (layout.is_metadata_chunk(e.new_chunk)) {
-        bad_entry = format_error(dev, fmt::format("exception {} of metadata area {} maps to chunk {}, which holds "
-                                                  "metadata area {}",
-                                                  n, area, e.new_chunk, layout.area_of(e.new_chunk)));
+        bad_entry =
+            format_error(dev, fmt::format("exception {} of metadata area {} maps to chunk {}, which holds "
+                                          "metadata area {}",
+                                          n, area, e.new_chunk, layout.area_of(e.new_chunk)));
       } else {
         state.next_free = std::max(state.next_free, e.new_chunk + 1);
         if (visit) visit(ChunkIndex{e.old_chunk}, ChunkIndex{e.new_chunk});
@@ -336,36 +342,41 @@ Result<std::unique_ptr<ExceptionStore>> create_persistent_store(std::shared_ptr<
   const ChunkGeometry geometry(chunk_sectors);
   const uint64_t min_chunks = pstore::kHeaderChunks + 2;  // header, area 0, one data chunk
   if (geometry.chunks_in(cow->size_bytes()) < min_chunks) {
-    return format_error(*cow, fmt::format("device of {} bytes is too small for a snapshot store with {}-byte chunks "
-                                          "(needs at least {} bytes: header, one metadata area, one data chunk)",
-                                          cow->size_bytes(), geometry.chunk_bytes(),
-                                          min_chunks * geometry.chunk_bytes()));
+    return format_error(
+        *cow, fmt::format("device of {} bytes is too small for a snapshot store with {}-byte chunks "
+                          "(needs at least {} bytes: header, one metadata area, one data chunk)",
+                          cow->size_bytes(), geometry.chunk_bytes(), min_chunks * geometry.chunk_bytes()));
   }
   const AreaLayout layout(geometry.chunk_bytes());
   // Area 0 is zeroed (and durable) before the header names the device a
   // store, so no crash leaves a valid header in front of stale entries.
   std::vector<uint8_t> header(geometry.chunk_bytes(), 0);
   pstore::encode_header(DiskHeader{.chunk_sectors = chunk_sectors}, header);
-  Status s = cow->write_zeroes(geometry.offset_of(ChunkIndex{layout.area_location(0)}), geometry.chunk_bytes());
+  Status s =
+      cow->write_zeroes(geometry.offset_of(ChunkIndex{layout.area_location(0)}), geometry.chunk_bytes());
   if (s.ok()) s = cow->flush();
   if (s.ok()) s = cow->write(0, header);
   if (s.ok()) s = cow->flush();
   if (!s.ok()) {
-    return Status::Error(EIO, fmt::format("{}: cannot create a snapshot store: {}", cow->describe(), s.message()));
+    return Status::Error(EIO,
+                         fmt::format("{}: cannot create a snapshot store: {}", cow->describe(), s.message()));
   }
-  return std::unique_ptr<ExceptionStore>(std::make_unique<PersistentStore>(std::move(cow), geometry, LoadedState{}));
+  return std::unique_ptr<ExceptionStore>(
+      std::make_unique<PersistentStore>(std::move(cow), geometry, LoadedState{}));
 }
 
-Result<std::unique_ptr<ExceptionStore>> open_persistent_store(std::shared_ptr<BlockDevice> cow, uint32_t chunk_sectors,
+Result<std::unique_ptr<ExceptionStore>> open_persistent_store(std::shared_ptr<BlockDevice> cow,
+                                                              uint32_t chunk_sectors,
                                                               const ExceptionVisitor& visit) {
   if (cow->size_bytes() < pstore::kHeaderBytes) {
-    return format_error(*cow, fmt::format("not a snapshot store (device of {} bytes has no room for a header)",
-                                          cow->size_bytes()));
+    return format_error(
+        *cow,
+        fmt::format("not a snapshot store (device of {} bytes has no room for a header)", cow->size_bytes()));
   }
   std::vector<uint8_t> raw(pstore::kHeaderBytes);
   if (Status s = cow->read(0, raw); !s.ok()) {
-    return Status::Error(EIO, fmt::format("{}: cannot read the snapshot store header: {}", cow->describe(),
-                                          s.message()));
+    return Status::Error(
+        EIO, fmt::format("{}: cannot read the snapshot store header: {}", cow->describe(), s.message()));
   }
   const DiskHeader header = pstore::decode_header(raw);
   if (header.magic != pstore::kMagic) {
@@ -377,9 +388,10 @@ Result<std::unique_ptr<ExceptionStore>> open_persistent_store(std::shared_ptr<Bl
                                           header.version, pstore::kVersion));
   }
   if (!plausible_chunk_sectors(header.chunk_sectors)) {
-    return format_error(*cow, fmt::format("invalid chunk size in the header: {} sectors (a power of two up to {} "
-                                          "sectors is expected)",
-                                          header.chunk_sectors, kMaxChunkBytes / kSectorBytes));
+    return format_error(*cow,
+                        fmt::format("invalid chunk size in the header: {} sectors (a power of two up to {} "
+                                    "sectors is expected)",
+                                    header.chunk_sectors, kMaxChunkBytes / kSectorBytes));
   }
   if (chunk_sectors != 0 && chunk_sectors != header.chunk_sectors) {
     return format_error(*cow, fmt::format("chunk size mismatch: header says {} sectors, table says {}",
@@ -393,7 +405,8 @@ Result<std::unique_ptr<ExceptionStore>> open_persistent_store(std::shared_ptr<Bl
   } else {
     COWSNAP_ASSIGN_OR_RETURN(state, read_exceptions(*cow, geometry, visit));
   }
-  return std::unique_ptr<ExceptionStore>(std::make_unique<PersistentStore>(std::move(cow), geometry, std::move(state)));
+  return std::unique_ptr<ExceptionStore>(
+      std::make_unique<PersistentStore>(std::move(cow), geometry, std::move(state)));
 }
 
 }  // namespace cowsnap

@@ -32,8 +32,9 @@ class TransientStore final : public ExceptionStore {
     if (!valid_) return invalid_error();
     if ((next_free_ + 1) * geometry_.chunk_sectors() > total_sectors_) {
       valid_ = false;  // an overflowed store is invalid
-      return Status::Error(ENOSPC, fmt::format("{}: transient snapshot store is full ({} chunks of {} sectors)",
-                                               cow_->describe(), next_free_, geometry_.chunk_sectors()));
+      return Status::Error(ENOSPC,
+                           fmt::format("{}: transient snapshot store is full ({} chunks of {} sectors)",
+                                       cow_->describe(), next_free_, geometry_.chunk_sectors()));
     }
     return ChunkIndex{next_free_++};
   }

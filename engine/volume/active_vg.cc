@@ -44,7 +44,8 @@ vg::PvPathLookup ActiveVolumeGroup::path_lookup() const {
   };
 }
 
-Result<std::unique_ptr<ActiveVolumeGroup>> ActiveVolumeGroup::activate(const vg::VgOnDisk& disk, Options options) {
+Result<std::unique_ptr<ActiveVolumeGroup>> ActiveVolumeGroup::activate(const vg::VgOnDisk& disk,
+                                                                       Options options) {
   const vg::VolumeGroup& vg = disk.vg;
   if (!disk.missing_pvs.empty()) {
     return Status::Error(ENODEV, fmt::format("cannot activate volume group {}: PV {} is missing", vg.name,
@@ -59,9 +60,9 @@ Result<std::unique_ptr<ActiveVolumeGroup>> ActiveVolumeGroup::activate(const vg:
         COWSNAP_RETURN_IF_ERROR(active->activate_plain(vg, lv));
         break;
       case vg::LvRole::kOther:
-        return Status::Error(ENOTSUP, fmt::format("cannot activate {}/{}: segment type {} is not supported",
-                                                  vg.name, lv.name,
-                                                  lv.segments.empty() ? "(none)" : lv.segments.front().type));
+        return Status::Error(
+            ENOTSUP, fmt::format("cannot activate {}/{}: segment type {} is not supported", vg.name, lv.name,
+                                 lv.segments.empty() ? "(none)" : lv.segments.front().type));
       case vg::LvRole::kSnapshotCow:
       case vg::LvRole::kSnapshotInternal:
         break;  // below, once their origins are active
@@ -88,9 +89,9 @@ Result<std::shared_ptr<MappedDevice>> ActiveVolumeGroup::linear_device(const vg:
   std::vector<TableEntry> table;
   for (const vg::LinearPiece& p : pieces) {
     COWSNAP_ASSIGN_OR_RETURN(std::shared_ptr<BlockDevice> pv, pv_device(p.pv_path));
-    table.push_back({p.lv_offset_bytes / kSectorBytes, p.length_bytes / kSectorBytes,
-                     make_linear_target(pv, p.pv_path, p.pv_offset_bytes / kSectorBytes,
-                                        p.length_bytes / kSectorBytes)});
+    table.push_back(
+        {p.lv_offset_bytes / kSectorBytes, p.length_bytes / kSectorBytes,
+         make_linear_target(pv, p.pv_path, p.pv_offset_bytes / kSectorBytes, p.length_bytes / kSectorBytes)});
   }
   COWSNAP_ASSIGN_OR_RETURN(auto dev, MappedDevice::create(name, std::move(table)));
   linear_devices_[name] = dev;
@@ -108,17 +109,18 @@ Status ActiveVolumeGroup::activate_plain(const vg::VolumeGroup& vg, const vg::Lo
   return Status::Ok();
 }
 
-Status ActiveVolumeGroup::activate_snapshot(const vg::VolumeGroup& vg, const vg::SnapshotRef& ref, bool create_store,
-                                            std::unique_lock<std::shared_mutex>* held) {
+Status ActiveVolumeGroup::activate_snapshot(const vg::VolumeGroup& vg, const vg::SnapshotRef& ref,
+                                            bool create_store, std::unique_lock<std::shared_mutex>* held) {
   auto origin = find(ref.origin_lv);
   if (!origin || !origin->origin) {
-    return Status::Error(ENOENT, fmt::format("snapshot {}/{}: origin {} is not active", vg_name_, ref.cow_lv,
-                                             ref.origin_lv));
+    return Status::Error(
+        ENOENT, fmt::format("snapshot {}/{}: origin {} is not active", vg_name_, ref.cow_lv, ref.origin_lv));
   }
   COWSNAP_ASSIGN_OR_RETURN(auto cow, linear_device(vg, ref.cow_lv, dm_name(ref.cow_lv) + "-cow"));
-  auto attached = open_snapshot(origin->origin,
-                                {cow, cow->name(), 'P', static_cast<uint32_t>(ref.chunk_size), create_store}, held);
-  if (!attached.ok()) return attached.status().with_context(fmt::format("snapshot {}/{}", vg_name_, ref.cow_lv));
+  auto attached = open_snapshot(
+      origin->origin, {cow, cow->name(), 'P', static_cast<uint32_t>(ref.chunk_size), create_store}, held);
+  if (!attached.ok())
+    return attached.status().with_context(fmt::format("snapshot {}/{}", vg_name_, ref.cow_lv));
   auto volume = std::make_shared<ActiveVolume>();
   volume->vg_name = vg_name_;
   volume->lv_name = ref.cow_lv;
@@ -168,9 +170,10 @@ std::string ActiveVolumeGroup::dm_text(bool status) const {
   return out;
 }
 
-Result<vg::CommitResult> ActiveVolumeGroup::create_snapshot(vg::VolumeManager& vm, const std::string& origin_lv,
-                                                            const std::string& snap_name, uint64_t cow_extents,
-                                                            uint64_t chunk_sectors) {
+Result<vg::CommitResult> ActiveVolumeGroup::create_snapshot(vg::VolumeManager& vm,
+                                                            const std::string& origin_lv,
+                                                            const std::string& snap_name,
+                                                            uint64_t cow_extents, uint64_t chunk_sectors) {
   auto origin = find(origin_lv);
   if (!origin) {
     return Status::Error(ENOENT, fmt::format("Failed to find logical volume \"{}/{}\"", vg_name_, origin_lv));
@@ -183,8 +186,9 @@ Result<vg::CommitResult> ActiveVolumeGroup::create_snapshot(vg::VolumeManager& v
   COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult commit,
                            vm.lvcreate_snapshot(vg_name_, origin_lv, snap_name, cow_extents, chunk_sectors));
   auto ref = vg::snapshot_for(commit.vg, snap_name);
-  Status s = ref ? activate_snapshot(commit.vg, *ref, true, &barrier)
-                 : Status::Error(EIO, fmt::format("snapshot {} missing from the committed metadata", snap_name));
+  Status s =
+      ref ? activate_snapshot(commit.vg, *ref, true, &barrier)
+          : Status::Error(EIO, fmt::format("snapshot {} missing from the committed metadata", snap_name));
   if (!s.ok()) {
     linear_devices_.erase(dm_name(snap_name) + "-cow");
     (void)vm.lvremove(vg_name_, snap_name, false);
@@ -197,8 +201,9 @@ Result<vg::CommitResult> ActiveVolumeGroup::create_volume(vg::VolumeManager& vm,
                                                           uint64_t extents) {
   COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult commit, vm.lvcreate(vg_name_, lv_name, extents));
   const vg::LogicalVolume* lv = commit.vg.find_lv(lv_name);
-  Status s = lv != nullptr ? activate_plain(commit.vg, *lv)
-                           : Status::Error(EIO, fmt::format("{} missing from the committed metadata", lv_name));
+  Status s = lv != nullptr
+                 ? activate_plain(commit.vg, *lv)
+                 : Status::Error(EIO, fmt::format("{} missing from the committed metadata", lv_name));
   if (!s.ok()) {
     (void)vm.lvremove(vg_name_, lv_name, false);
     return s;
@@ -209,7 +214,8 @@ Result<vg::CommitResult> ActiveVolumeGroup::create_volume(vg::VolumeManager& vm,
 Result<vg::CommitResult> ActiveVolumeGroup::remove_volume(vg::VolumeManager& vm, const std::string& lv_name,
                                                           bool force) {
   auto volume = find(lv_name);
-  if (!volume) return Status::Error(ENOENT, fmt::format("Failed to find logical volume \"{}/{}\"", vg_name_, lv_name));
+  if (!volume)
+    return Status::Error(ENOENT, fmt::format("Failed to find logical volume \"{}/{}\"", vg_name_, lv_name));
   COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult commit, vm.lvremove(vg_name_, lv_name, force));
   std::vector<std::shared_ptr<ActiveVolume>> gone{volume};
   if (!volume->is_snapshot()) {
@@ -243,14 +249,16 @@ Result<vg::CommitResult> ActiveVolumeGroup::grow_snapshot(vg::VolumeManager& vm,
   const auto old_cow = linear_devices_.at(cow_name);
   auto grown = [&]() -> Status {
     COWSNAP_ASSIGN_OR_RETURN(auto cow, linear_device(commit.vg, lv_name, cow_name));
-    COWSNAP_ASSIGN_OR_RETURN(auto store, open_persistent_store(cow, volume->snapshot->geometry().chunk_sectors(), {}));
+    COWSNAP_ASSIGN_OR_RETURN(auto store,
+                             open_persistent_store(cow, volume->snapshot->geometry().chunk_sectors(), {}));
     return volume->snapshot->replace_store(std::move(store), barrier);
   }();
   if (!grown.ok()) {
     linear_devices_[cow_name] = old_cow;
-    return grown.with_context(fmt::format("growing snapshot {}/{} (its COW LV is larger on disk now; the old "
-                                          "size serves until the server restarts)",
-                                          vg_name_, lv_name));
+    return grown.with_context(
+        fmt::format("growing snapshot {}/{} (its COW LV is larger on disk now; the old "
+                    "size serves until the server restarts)",
+                    vg_name_, lv_name));
   }
   return commit;
 }

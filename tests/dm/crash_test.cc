@@ -80,8 +80,8 @@ TEST_CASE("power cuts under load lose no flushed write and never corrupt a snaps
     auto real2 = std::make_shared<SliceDevice>(m.platter, 0, kOrigin);
     auto origin2 = Origin::create(real2, "real");
     for (auto [off, chunk] : {std::pair<uint64_t, uint32_t>{kOrigin, 8}, {kOrigin + kCow, 16}}) {
-      auto snap = open_snapshot(origin2, {std::make_shared<SliceDevice>(m.platter, off, kCow), "cow", 'P', chunk,
-                                         false});
+      auto snap = open_snapshot(
+          origin2, {std::make_shared<SliceDevice>(m.platter, off, kCow), "cow", 'P', chunk, false});
       INFO(snap.status().message());
       REQUIRE(snap.ok());
       if (!(*snap)->valid()) continue;

@@ -24,9 +24,9 @@ struct ModelSnapshot {
   std::shared_ptr<MemoryDevice> cow;
   char type;
   uint32_t chunk_sectors;
-  std::vector<uint8_t> content;     // what the snapshot must read
-  std::set<uint64_t> used_chunks;   // chunks that needed an exception
-  uint64_t capacity_chunks;         // data chunks the store can hold
+  std::vector<uint8_t> content;    // what the snapshot must read
+  std::set<uint64_t> used_chunks;  // chunks that needed an exception
+  uint64_t capacity_chunks;        // data chunks the store can hold
   bool valid = true;
   std::shared_ptr<SnapshotTarget> target;
 };

@@ -10,8 +10,8 @@
 using namespace cowsnap;
 using cowsnap::testing::byte_diff;
 using cowsnap::testing::must;
-using cowsnap::testing::read_bytes;
 using cowsnap::testing::pattern;
+using cowsnap::testing::read_bytes;
 
 namespace {
 

@@ -30,7 +30,8 @@ TEST_CASE("snapshot readers racing origin writers always see the old data") {
   auto cow = std::make_shared<CountingDevice>(std::make_shared<MemoryDevice>(kBytes * 2, "cow"));
   auto snap = open_snapshot(origin, {cow, "cow", 'P', 8, true});
   REQUIRE(snap.ok());
-  auto snap2 = open_snapshot(origin, {std::make_shared<MemoryDevice>(kBytes * 2, "cow2"), "cow2", 'P', 32, true});
+  auto snap2 =
+      open_snapshot(origin, {std::make_shared<MemoryDevice>(kBytes * 2, "cow2"), "cow2", 'P', 32, true});
   REQUIRE(snap2.ok());
 
   std::atomic<bool> stop{false};

@@ -280,7 +280,8 @@ TEST_CASE("FileDevice zeroes and discards a scratch block device") {
     std::string error;
     auto loop = cowsnap::testing::LoopDevice::attach(backing, &error);
     if (!loop) {
-      if (cowsnap::testing::in_ci()) FAIL("block device test cannot attach a loop device under CI=true: " << error);
+      if (cowsnap::testing::in_ci())
+        FAIL("block device test cannot attach a loop device under CI=true: " << error);
       WARN("SKIPPED: block device test could not attach a loop device: " << error);
       return;
     }

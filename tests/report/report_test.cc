@@ -153,9 +153,11 @@ TEST_CASE("column selection", "[report][fields]") {
     for (auto* f : fields) out.emplace_back(f->name);
     return out;
   };
-  CHECK(names(default_fields(ReportKind::kVg)) ==
-        std::vector<std::string>{"vg_name", "pv_count", "lv_count", "snap_count", "vg_attr", "vg_size", "vg_free"});
-  CHECK(names(*select_fields(ReportKind::kLv, {"lv_name,size"})) == std::vector<std::string>{"lv_name", "lv_size"});
+  CHECK(names(default_fields(ReportKind::kVg)) == std::vector<std::string>{"vg_name", "pv_count", "lv_count",
+                                                                           "snap_count", "vg_attr", "vg_size",
+                                                                           "vg_free"});
+  CHECK(names(*select_fields(ReportKind::kLv, {"lv_name,size"})) ==
+        std::vector<std::string>{"lv_name", "lv_size"});
   auto plus = select_fields(ReportKind::kLv, {"+devices,chunk_size"});
   REQUIRE(plus.ok());
   CHECK(plus->size() == 14);
@@ -214,5 +216,6 @@ TEST_CASE("JSON layout matches lvm2", "[report][json]") {
         "      ]\n"
         "  }\n");
   CHECK(render(ReportKind::kLv, default_fields(ReportKind::kLv), {}, json) ==
-        "  {\n      \"report\": [\n          {\n              \"lv\": [\n              ]\n          }\n      ]\n  }\n");
+        "  {\n      \"report\": [\n          {\n              \"lv\": [\n              ]\n          }\n      "
+        "]\n  }\n");
 }

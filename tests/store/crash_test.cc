@@ -71,10 +71,10 @@ class ReorderingCrashDevice final : public DeviceWrapper {
 
   mutable std::mutex mu_;
   const uint64_t cut_at_;
-  uint64_t ops_ = 0;          // guarded by mu_
-  bool cut_ = false;          // guarded by mu_
-  std::vector<Undo> undo_;    // guarded by mu_; writes since the last flush
-  std::mt19937_64 rng_;       // guarded by mu_
+  uint64_t ops_ = 0;        // guarded by mu_
+  bool cut_ = false;        // guarded by mu_
+  std::vector<Undo> undo_;  // guarded by mu_; writes since the last flush
+  std::mt19937_64 rng_;     // guarded by mu_
 };
 
 constexpr uint64_t kDeviceChunks = 700;

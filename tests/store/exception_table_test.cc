@@ -155,7 +155,7 @@ TEST_CASE("ExceptionTable: memory stays within 24 bytes per random exception") {
   std::vector<uint64_t> olds(kCount);
   std::iota(olds.begin(), olds.end(), 0);
   std::shuffle(olds.begin(), olds.end(), std::mt19937_64(7));
-  ExceptionTable dense;  // every chunk of a range, in random order
+  ExceptionTable dense;   // every chunk of a range, in random order
   ExceptionTable sparse;  // scattered over a large origin
   for (uint64_t i = 0; i < kCount; ++i) {
     dense.insert(ChunkIndex{olds[i]}, ChunkIndex{2 + i});

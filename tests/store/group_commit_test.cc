@@ -184,7 +184,8 @@ TEST_CASE("commit_exceptions: one caller's exceptions share one batch and one me
 
   // 300 exceptions from one call: they fill area 0 and go on into area 1.
   std::vector<NewException> many;
-  for (uint64_t i = 0; i < 300; ++i) many.push_back(NewException{ChunkIndex{i * 5}, *store->prepare_exception()});
+  for (uint64_t i = 0; i < 300; ++i)
+    many.push_back(NewException{ChunkIndex{i * 5}, *store->prepare_exception()});
   counting->reset();
   REQUIRE(store->commit_exceptions(many).ok());
   const auto c = counting->counters();
@@ -195,7 +196,8 @@ TEST_CASE("commit_exceptions: one caller's exceptions share one batch and one me
   Opened opened = open_store(mem);
   REQUIRE(opened.status.ok());
   REQUIRE(opened.seen.size() == 300);
-  for (size_t i = 0; i < 300; ++i) CHECK(opened.seen[i] == Mapping{many[i].old_chunk.value, many[i].cow_chunk.value});
+  for (size_t i = 0; i < 300; ++i)
+    CHECK(opened.seen[i] == Mapping{many[i].old_chunk.value, many[i].cow_chunk.value});
   CHECK(opened.store->usage().metadata_sectors == 3 * 8);
 }
 

@@ -135,7 +135,8 @@ TEST_CASE("open: format errors name the device and the problem") {
     Opened opened = open_store(dev, 8);
     CHECK(opened.status.errnum() == EINVAL);
     CHECK_THAT(opened.status.message(),
-               Catch::Contains("cow-errors") && Catch::Contains("chunk size mismatch: header says 16 sectors, table says 8"));
+               Catch::Contains("cow-errors") &&
+                   Catch::Contains("chunk size mismatch: header says 16 sectors, table says 8"));
     Opened any = open_store(dev, 0);  // 0 accepts the header's
     REQUIRE(any.status.ok());
     CHECK(any.store->geometry().chunk_sectors() == 16);
@@ -144,7 +145,8 @@ TEST_CASE("open: format errors name the device and the problem") {
     write_chunk(*dev, 0, header_chunk(1, 1, 12));
     Opened opened = open_store(dev, 0);
     CHECK(opened.status.errnum() == EINVAL);
-    CHECK_THAT(opened.status.message(), Catch::Contains("invalid chunk size") && Catch::Contains("12 sectors"));
+    CHECK_THAT(opened.status.message(),
+               Catch::Contains("invalid chunk size") && Catch::Contains("12 sectors"));
   }
   SECTION("truncated device: a metadata area beyond the end") {
     // Area 0 full (its entries name chunks 2..257), area 1 would be at 258.
@@ -153,7 +155,8 @@ TEST_CASE("open: format errors name the device and the problem") {
     Opened opened = open_store(small);
     CHECK(opened.status.errnum() == EINVAL);
     CHECK_THAT(opened.status.message(),
-               Catch::Contains("cow-short") && Catch::Contains("metadata area 1 at chunk 258 is beyond the device's end") &&
+               Catch::Contains("cow-short") &&
+                   Catch::Contains("metadata area 1 at chunk 258 is beyond the device's end") &&
                    Catch::Contains("truncated?"));
   }
   SECTION("truncated device: not even area 0") {
@@ -161,14 +164,15 @@ TEST_CASE("open: format errors name the device and the problem") {
     write_chunk(*tiny, 0, header_chunk(1));
     Opened opened = open_store(tiny);
     CHECK(opened.status.errnum() == EINVAL);
-    CHECK_THAT(opened.status.message(), Catch::Contains("metadata area 0 at chunk 1 is beyond the device's end"));
+    CHECK_THAT(opened.status.message(),
+               Catch::Contains("metadata area 0 at chunk 1 is beyond the device's end"));
   }
   SECTION("an exception beyond the device's end") {
     write_store_by_hand(*dev, {{1, 2}, {2, 1000}});
     Opened opened = open_store(dev);
     CHECK(opened.status.errnum() == EINVAL);
-    CHECK_THAT(opened.status.message(),
-               Catch::Contains("cow-errors") && Catch::Contains("maps to chunk 1000 beyond the device's end"));
+    CHECK_THAT(opened.status.message(), Catch::Contains("cow-errors") &&
+                                            Catch::Contains("maps to chunk 1000 beyond the device's end"));
   }
   SECTION("an exception naming a metadata chunk") {
     auto big = std::make_shared<MemoryDevice>(1000 * kChunkBytes, "cow-big");

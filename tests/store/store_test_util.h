@@ -27,7 +27,8 @@ inline void put_le64(std::vector<uint8_t>& out, size_t at, uint64_t v) {
 }
 
 // Chunk 0 as the documentation describes it.
-inline std::vector<uint8_t> header_chunk(uint32_t valid, uint32_t version = 1, uint32_t chunk_sectors = kChunkSectors,
+inline std::vector<uint8_t> header_chunk(uint32_t valid, uint32_t version = 1,
+                                         uint32_t chunk_sectors = kChunkSectors,
                                          uint32_t magic = 0x70416e53) {
   std::vector<uint8_t> bytes(uint64_t{chunk_sectors} * 512, 0);
   put_le32(bytes, 0, magic);

@@ -28,7 +28,8 @@ inline std::vector<uint8_t> pattern(uint64_t device_offset, size_t length, uint3
 
 // The generation that wrote the sector at `device_offset`, or -1 when the
 // bytes match no generation up to `max_generation`.
-inline int64_t generation_of(std::span<const uint8_t> sector, uint64_t device_offset, uint32_t max_generation) {
+inline int64_t generation_of(std::span<const uint8_t> sector, uint64_t device_offset,
+                             uint32_t max_generation) {
   std::vector<uint8_t> expect(sector.size());
   for (uint32_t g = 0; g <= max_generation; ++g) {
     fill_pattern(expect, device_offset, g);

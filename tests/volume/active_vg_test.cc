@@ -10,8 +10,8 @@
 using namespace cowsnap;
 using cowsnap::testing::byte_diff;
 using cowsnap::testing::must;
-using cowsnap::testing::read_bytes;
 using cowsnap::testing::pattern;
+using cowsnap::testing::read_bytes;
 
 namespace {
 
@@ -50,9 +50,12 @@ TEST_CASE("activation builds lvm2's tables and snapshots live origins atomically
   CHECK(snap->origin_lv == "data");
   CHECK(active->dm_table() ==
         "vg--1-data: 0 32768 snapshot-origin vg--1-data-real\n"
-        "vg--1-data-real: 0 32768 linear " + pv + " 2048\n"
-        "vg--1-snap: 0 32768 snapshot vg--1-data-real vg--1-snap-cow P 8\n"
-        "vg--1-snap-cow: 0 16384 linear " + pv + " 34816\n");
+        "vg--1-data-real: 0 32768 linear " +
+            pv +
+            " 2048\n"
+            "vg--1-snap: 0 32768 snapshot vg--1-data-real vg--1-snap-cow P 8\n"
+            "vg--1-snap-cow: 0 16384 linear " +
+            pv + " 34816\n");
   CHECK(active->dm_status().find("vg--1-snap: 0 32768 snapshot 16/16384 16\n") != std::string::npos);
 
   REQUIRE(data->device->write(kMiB, pattern(kMiB, kMiB, 2)).ok());

@@ -33,7 +33,9 @@ class ChunkGeometry {
   [[nodiscard]] constexpr uint64_t chunk_bytes() const { return uint64_t{1} << shift_; }
   [[nodiscard]] constexpr ChunkIndex chunk_of(uint64_t byte_offset) const { return {byte_offset >> shift_}; }
   [[nodiscard]] constexpr uint64_t offset_of(ChunkIndex c) const { return c.value << shift_; }
-  [[nodiscard]] constexpr uint64_t offset_in_chunk(uint64_t byte_offset) const { return byte_offset & (chunk_bytes() - 1); }
+  [[nodiscard]] constexpr uint64_t offset_in_chunk(uint64_t byte_offset) const {
+    return byte_offset & (chunk_bytes() - 1);
+  }
   // Whole chunks that fit in `bytes` (a partial last chunk is not counted).
   [[nodiscard]] constexpr uint64_t chunks_in(uint64_t bytes) const { return bytes >> shift_; }
 

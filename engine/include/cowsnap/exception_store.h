@@ -85,8 +85,8 @@ class ExceptionStore {
 // Creates a new store on `cow`: header (valid = 1) and a zeroed first
 // metadata area, flushed. EINVAL for a bad chunk size or a device smaller
 // than header + one metadata area + one data chunk.
-Result<std::unique_ptr<ExceptionStore>> create_persistent_store(
-    std::shared_ptr<BlockDevice> cow, uint32_t chunk_sectors);
+Result<std::unique_ptr<ExceptionStore>> create_persistent_store(std::shared_ptr<BlockDevice> cow,
+                                                                uint32_t chunk_sectors);
 
 // Opens an existing persistent store and reports its exceptions to `visit`.
 // `chunk_sectors` must match the header's; 0 accepts the header's.
@@ -96,12 +96,13 @@ Result<std::unique_ptr<ExceptionStore>> create_persistent_store(
 // COW chunk beyond the device's end. A store whose header says valid = 0
 // opens fine and reports valid() == false. On an error, `visit` may
 // already have seen some exceptions: discard them.
-Result<std::unique_ptr<ExceptionStore>> open_persistent_store(
-    std::shared_ptr<BlockDevice> cow, uint32_t chunk_sectors, const ExceptionVisitor& visit);
+Result<std::unique_ptr<ExceptionStore>> open_persistent_store(std::shared_ptr<BlockDevice> cow,
+                                                              uint32_t chunk_sectors,
+                                                              const ExceptionVisitor& visit);
 
 // Transient store ("N"): allocation from chunk 0, nothing on disk but the
 // data; commit_exception only flushes the data.
-Result<std::unique_ptr<ExceptionStore>> create_transient_store(
-    std::shared_ptr<BlockDevice> cow, uint32_t chunk_sectors);
+Result<std::unique_ptr<ExceptionStore>> create_transient_store(std::shared_ptr<BlockDevice> cow,
+                                                               uint32_t chunk_sectors);
 
 }  // namespace cowsnap

@@ -3,8 +3,8 @@
 // An Origin owns the origin's real device (dm's "-real" device) and the
 // snapshots taken of it (strongly: a snapshot never silently stops getting
 // copies because a handle to it was dropped). A snapshot refers back to its
-// origin weakly and fails I/O with ENODEV once the origin is gone. SnapshotOriginTarget is the origin as users see it;
-// each SnapshotTarget is one snapshot, with its own exception store.
+// origin weakly and fails I/O with ENODEV once the origin is gone. SnapshotOriginTarget is the origin as
+// users see it; each SnapshotTarget is one snapshot, with its own exception store.
 //
 // Invariants, enforced in origin.cc and snapshot_target.cc:
 //  1. An origin change (write, write-zeroes, discard) of a chunk that some
@@ -34,11 +34,11 @@
 #pragma once
 
 #include <array>
-#include <functional>
-#include <optional>
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -68,9 +68,9 @@ class Origin : public std::enable_shared_from_this<Origin> {
   // `cow_name` is the name table lines use for the COW device.
   // `held`, when given, is a barrier lock the caller already holds from
   // hold_io() (an online snapshot does more work behind the same barrier).
-  Result<std::shared_ptr<SnapshotTarget>> attach_snapshot(std::unique_ptr<ExceptionStore> store,
-                                                          ExceptionTable exceptions, std::string cow_name,
-                                                          std::unique_lock<std::shared_mutex>* held = nullptr);
+  Result<std::shared_ptr<SnapshotTarget>> attach_snapshot(
+      std::unique_ptr<ExceptionStore> store, ExceptionTable exceptions, std::string cow_name,
+      std::unique_lock<std::shared_mutex>* held = nullptr);
   // Detaches a snapshot (at the barrier, or under `held`). Its target fails
   // I/O with ENODEV afterwards.
   void detach_snapshot(const std::shared_ptr<SnapshotTarget>& snapshot,
@@ -113,7 +113,7 @@ class Origin : public std::enable_shared_from_this<Origin> {
   std::string real_name_;
   mutable std::shared_mutex barrier_;
   std::vector<std::shared_ptr<SnapshotTarget>> snapshots_;  // guarded by barrier_
-  uint32_t region_shift_ = 12;                             // guarded by barrier_
+  uint32_t region_shift_ = 12;                              // guarded by barrier_
   static constexpr size_t kRegionLocks = 1024;
   std::array<std::mutex, kRegionLocks> region_locks_;
 };
@@ -124,12 +124,16 @@ class SnapshotOriginTarget final : public Target {
   explicit SnapshotOriginTarget(std::shared_ptr<Origin> origin) : origin_(std::move(origin)) {}
   [[nodiscard]] uint64_t size_bytes() const override { return origin_->size_bytes(); }
   Status read(uint64_t offset, std::span<uint8_t> buf) override { return origin_->read_origin(offset, buf); }
-  Status write(uint64_t offset, std::span<const uint8_t> buf) override { return origin_->write_origin(offset, buf); }
+  Status write(uint64_t offset, std::span<const uint8_t> buf) override {
+    return origin_->write_origin(offset, buf);
+  }
   Status flush() override { return origin_->flush_origin(); }
   Status write_zeroes(uint64_t offset, uint64_t length) override {
     return origin_->write_zeroes_origin(offset, length);
   }
-  Status discard(uint64_t offset, uint64_t length) override { return origin_->discard_origin(offset, length); }
+  Status discard(uint64_t offset, uint64_t length) override {
+    return origin_->discard_origin(offset, length);
+  }
   [[nodiscard]] std::string_view type_name() const override { return "snapshot-origin"; }
   [[nodiscard]] std::string table_params() const override { return origin_->real_name(); }
   [[nodiscard]] uint32_t preferred_block_bytes() const override { return origin_->region_bytes(); }
@@ -173,7 +177,8 @@ class SnapshotTarget final : public Target {
   // (lvextend of a snapshot: the admin's rescue of a filling snapshot).
   // REQUIRES: `held` holds the origin's barrier (hold_io()), so no request
   // uses the old store; `store` has the same chunk size. EINVAL otherwise.
-  Status replace_store(std::unique_ptr<ExceptionStore> store, const std::unique_lock<std::shared_mutex>& held);
+  Status replace_store(std::unique_ptr<ExceptionStore> store,
+                       const std::unique_lock<std::shared_mutex>& held);
 
   // Null once the origin is gone.
   [[nodiscard]] std::shared_ptr<Origin> origin() const { return origin_.lock(); }
@@ -200,7 +205,9 @@ class SnapshotTarget final : public Target {
   Status write_range(Origin& origin, uint64_t offset, std::span<const uint8_t> buf);
 
   // Requests load the store once each; it changes only at the barrier.
-  [[nodiscard]] std::shared_ptr<ExceptionStore> store() const { return store_.load(std::memory_order_acquire); }
+  [[nodiscard]] std::shared_ptr<ExceptionStore> store() const {
+    return store_.load(std::memory_order_acquire);
+  }
 
   std::weak_ptr<Origin> origin_;
   uint64_t size_bytes_;

@@ -35,8 +35,7 @@ class [[nodiscard]] Status {
   [[nodiscard]] Status with_context(std::string_view context) const;
 
  private:
-  Status(int errnum, std::string message) noexcept
-      : errnum_(errnum), message_(std::move(message)) {}
+  Status(int errnum, std::string message) noexcept : errnum_(errnum), message_(std::move(message)) {}
   int errnum_ = 0;
   std::string message_;
 };
@@ -53,9 +52,7 @@ class [[nodiscard]] Result {
 
   [[nodiscard]] bool ok() const noexcept { return std::holds_alternative<T>(v_); }
   // The error; Status::Ok() when the result holds a value.
-  [[nodiscard]] Status status() const {
-    return ok() ? Status::Ok() : std::get<Status>(v_);
-  }
+  [[nodiscard]] Status status() const { return ok() ? Status::Ok() : std::get<Status>(v_); }
   // REQUIRES: ok().
   T& value() & { return std::get<T>(v_); }
   const T& value() const& { return std::get<T>(v_); }
@@ -75,10 +72,10 @@ class [[nodiscard]] Result {
 #define COWSNAP_CONCAT_(a, b) COWSNAP_CONCAT_INNER_(a, b)
 
 // Returns the Status of `expr` from the calling function when it failed.
-#define COWSNAP_RETURN_IF_ERROR(expr)                        \
-  do {                                                       \
-    ::cowsnap::Status cowsnap_status_ = (expr);              \
-    if (!cowsnap_status_.ok()) return cowsnap_status_;       \
+#define COWSNAP_RETURN_IF_ERROR(expr)                  \
+  do {                                                 \
+    ::cowsnap::Status cowsnap_status_ = (expr);        \
+    if (!cowsnap_status_.ok()) return cowsnap_status_; \
   } while (false)
 
 // `lhs = value of expr`, or returns its error from the calling function.

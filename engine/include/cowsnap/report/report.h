@@ -49,8 +49,7 @@ const FieldDef* find_field(ReportKind kind, std::string_view name);
 std::vector<const FieldDef*> default_fields(ReportKind kind);
 // Applies -o arguments in order: "a,b" replaces the list, "+a,b" appends,
 // "-a" removes. EINVAL "Unrecognised field: X" for an unknown field.
-Result<std::vector<const FieldDef*>> select_fields(ReportKind kind,
-                                                   const std::vector<std::string>& options);
+Result<std::vector<const FieldDef*>> select_fields(ReportKind kind, const std::vector<std::string>& options);
 
 // The objects rows are made of.
 struct LvRowInput {
@@ -66,9 +65,9 @@ struct VgRowInput {
 };
 struct PvRowInput {
   std::string path;
-  std::string uuid;                          // the label's, dashed
-  const vg::VolumeGroup* vg = nullptr;       // null: an orphan PV
-  const vg::PhysicalVolume* pv = nullptr;    // its entry in vg
+  std::string uuid;                        // the label's, dashed
+  const vg::VolumeGroup* vg = nullptr;     // null: an orphan PV
+  const vg::PhysicalVolume* pv = nullptr;  // its entry in vg
   uint64_t device_bytes = 0;
   uint64_t pe_start_bytes = 0;
 };

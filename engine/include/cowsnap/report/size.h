@@ -45,7 +45,7 @@ Result<ExtentsArg> parse_extents(std::string_view text);
 uint64_t percent_of_extents(uint64_t percent, uint64_t count);
 
 struct Units {
-  char unit = 'r';         // h H r R b B s S k K m M g G t T p P e E
+  char unit = 'r';          // h H r R b B s S k K m M g G t T p P e E
   uint64_t multiplier = 1;  // "4m" -> 4
   bool suffix = true;       // false: --nosuffix
 };

@@ -79,7 +79,8 @@ class ActiveVolumeGroup {
   // lvextend of a live snapshot: grows its COW LV to `new_extents` and
   // swaps in a store over the grown device, behind the origin's barrier;
   // connected clients carry on. The rescue of a filling snapshot.
-  Result<vg::CommitResult> grow_snapshot(vg::VolumeManager& vm, const std::string& lv_name, uint64_t new_extents);
+  Result<vg::CommitResult> grow_snapshot(vg::VolumeManager& vm, const std::string& lv_name,
+                                         uint64_t new_extents);
   // Re-reads the VG and activates LVs that appeared (made by other
   // commands), keeping the live ones.
   Status refresh(vg::VolumeManager& vm);
@@ -89,7 +90,7 @@ class ActiveVolumeGroup {
  private:
   Result<std::shared_ptr<BlockDevice>> pv_device(const std::string& path);
   Result<std::shared_ptr<MappedDevice>> linear_device(const vg::VolumeGroup& vg, const std::string& lv_name,
-                                                     const std::string& dm_name);
+                                                      const std::string& dm_name);
   [[nodiscard]] vg::PvPathLookup path_lookup() const;
   Status activate_plain(const vg::VolumeGroup& vg, const vg::LogicalVolume& lv);
   Status activate_snapshot(const vg::VolumeGroup& vg, const vg::SnapshotRef& ref, bool create_store,
@@ -99,9 +100,9 @@ class ActiveVolumeGroup {
 
   std::string vg_name_;
   Options options_;
-  std::map<std::string, std::shared_ptr<BlockDevice>> pv_devices_;  // by path
-  std::map<std::string, std::string> pv_paths_;                     // PV name -> path
-  std::map<std::string, std::shared_ptr<ActiveVolume>> volumes_;    // by LV name
+  std::map<std::string, std::shared_ptr<BlockDevice>> pv_devices_;       // by path
+  std::map<std::string, std::string> pv_paths_;                          // PV name -> path
+  std::map<std::string, std::shared_ptr<ActiveVolume>> volumes_;         // by LV name
   std::map<std::string, std::shared_ptr<MappedDevice>> linear_devices_;  // -real and -cow, by LV name
 };
 
