@@ -33,33 +33,27 @@ std::string creation(const vg::LogicalVolume& lv) {
   return fmt::format("{}, {}", lv.creation_host.value_or(""), buf);
 }
 
-Result<vg::ScanResult> scan_for_display(Context& ctx) {
-  COWSNAP_ASSIGN_OR_RETURN(Backend * backend, ctx.backend());
-  COWSNAP_ASSIGN_OR_RETURN(vg::ScanResult scan, backend->scan());
-  warn_scan_problems(scan);
-  return scan;
-}
-
 }  // namespace
 
 int run_pvdisplay(Context& ctx, const std::vector<std::string>& paths) {
-  auto scan = scan_for_display(ctx);
-  if (!scan.ok()) return fail(scan.status());
+  auto root = scan_and_warn(ctx);
+  if (!root.ok()) return fail(root.status());
+  const vg::ScanResult& scan = root->scan;
   std::vector<std::string> wanted;
   for (const auto& p : paths) wanted.push_back(vg::absolute_path(p));
   int rc = kExitOk;
   for (const std::string& w : wanted) {
-    if (std::none_of(scan->devices.begin(), scan->devices.end(),
+    if (std::none_of(scan.devices.begin(), scan.devices.end(),
                      [&](const vg::ScannedDevice& d) { return d.path == w && d.pv; })) {
       complain(fmt::format("Failed to find physical volume \"{}\".", w));
       rc = kExitFailed;
     }
   }
-  for (const vg::ScannedDevice& dev : scan->devices) {
+  for (const vg::ScannedDevice& dev : scan.devices) {
     if (!dev.pv) continue;
     if (!wanted.empty() && std::find(wanted.begin(), wanted.end(), dev.path) == wanted.end()) continue;
     const vg::VgOnDisk* disk = nullptr;
-    if (auto it = scan->vgs.find(dev.vg_name); it != scan->vgs.end()) disk = &it->second;
+    if (auto it = scan.vgs.find(dev.vg_name); it != scan.vgs.end()) disk = &it->second;
     const vg::PhysicalVolume* pv = disk ? disk->vg.find_pv_by_id(dev.pv->header.uuid) : nullptr;
     const std::string uuid = pv ? pv->id : vg::format_lvm_id(dev.pv->header.uuid);
     if (disk == nullptr || pv == nullptr) {
@@ -99,12 +93,13 @@ int run_pvdisplay(Context& ctx, const std::vector<std::string>& paths) {
 }
 
 int run_vgdisplay(Context& ctx, const std::vector<std::string>& vg_names) {
-  auto scan = scan_for_display(ctx);
-  if (!scan.ok()) return fail(scan.status());
+  auto root = scan_and_warn(ctx);
+  if (!root.ok()) return fail(root.status());
+  const vg::ScanResult& scan = root->scan;
   int rc = kExitOk;
   std::vector<std::string> names;
   for (const auto& n : vg_names) {
-    if (!scan->vgs.contains(n)) {
+    if (!scan.vgs.contains(n)) {
       complain(fmt::format("Volume group \"{}\" not found", n));
       rc = kExitFailed;
     } else {
@@ -112,10 +107,10 @@ int run_vgdisplay(Context& ctx, const std::vector<std::string>& vg_names) {
     }
   }
   if (vg_names.empty()) {
-    for (const auto& [n, d] : scan->vgs) names.push_back(n);
+    for (const auto& [n, d] : scan.vgs) names.push_back(n);
   }
   for (const std::string& name : names) {
-    const vg::VolumeGroup& vg = scan->vgs.at(name).vg;
+    const vg::VolumeGroup& vg = scan.vgs.at(name).vg;
     const uint64_t ext = vg.extent_bytes();
     const uint64_t free = report::vg_free_extents(vg);
     const uint64_t total = vg.pe_total();
@@ -132,7 +127,7 @@ int run_vgdisplay(Context& ctx, const std::vector<std::string>& vg_names) {
     item("Open LV", "0");
     item("Max PV", std::to_string(vg.max_pv));
     item("Cur PV", std::to_string(vg.pvs.size()));
-    item("Act PV", std::to_string(vg.pvs.size() - scan->vgs.at(name).missing_pvs.size()));
+    item("Act PV", std::to_string(vg.pvs.size() - scan.vgs.at(name).missing_pvs.size()));
     item("VG Size", format_size_long(total * ext));
     item("PE Size", format_size_long(ext));
     item("Total PE", std::to_string(total));
@@ -145,15 +140,14 @@ int run_vgdisplay(Context& ctx, const std::vector<std::string>& vg_names) {
 }
 
 int run_lvdisplay(Context& ctx, const std::vector<std::string>& targets) {
-  auto backend = ctx.backend();
-  if (!backend.ok()) return fail(backend.status());
-  auto scan = scan_for_display(ctx);
-  if (!scan.ok()) return fail(scan.status());
+  auto root = scan_and_warn(ctx);
+  if (!root.ok()) return fail(root.status());
+  const vg::ScanResult& scan = root->scan;
   int rc = kExitOk;
   std::vector<std::pair<std::string, std::string>> wanted;
   for (const auto& t : targets) {
     auto split = split_lv_path(t);
-    if (!scan->vgs.contains(split.first)) {
+    if (!scan.vgs.contains(split.first)) {
       complain(fmt::format("Volume group \"{}\" not found", split.first));
       rc = kExitFailed;
       continue;
@@ -161,12 +155,12 @@ int run_lvdisplay(Context& ctx, const std::vector<std::string>& targets) {
     wanted.push_back(split);
   }
   if (targets.empty()) {
-    for (const auto& [n, d] : scan->vgs) wanted.emplace_back(n, "");
+    for (const auto& [n, d] : scan.vgs) wanted.emplace_back(n, "");
   }
   for (const auto& [vg_name, lv_name] : wanted) {
-    const vg::VgOnDisk& disk = scan->vgs.at(vg_name);
+    const vg::VgOnDisk& disk = scan.vgs.at(vg_name);
     const vg::VolumeGroup& vg = disk.vg;
-    auto live = (*backend)->live_state(disk);
+    auto live = root->backend->live_state(disk);
     if (!live.ok()) {
       rc = fail(live.status());
       continue;

@@ -14,15 +14,12 @@ struct DmArgs {
 };
 
 int run_dmsetup(Context& ctx, const DmArgs& args) {
-  auto backend = ctx.backend();
-  if (!backend.ok()) return fail(backend.status());
-  auto scan = (*backend)->scan();
-  if (!scan.ok()) return fail(scan.status());
-  warn_scan_problems(*scan);
+  auto root = scan_and_warn(ctx);
+  if (!root.ok()) return fail(root.status());
   int rc = kExitOk;
   std::string out;
-  for (const auto& [name, disk] : scan->vgs) {
-    auto text = (*backend)->dm_text(disk, args.what == "status");
+  for (const auto& [name, disk] : root->scan.vgs) {
+    auto text = root->backend->dm_text(disk, args.what == "status");
     if (!text.ok()) {
       rc = fail(text.status());
       continue;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <functional>
 
 #include "command.h"
 #include "cowsnap/report/size.h"
@@ -43,6 +44,43 @@ int read_vg_or_fail(Backend& backend, const std::string& vg_name, vg::VgOnDisk& 
 int lv_not_found(const std::string& vg_name, const std::string& lv_name) {
   complain(fmt::format("Failed to find logical volume \"{}/{}\"", vg_name, lv_name));
   return kExitFailed;
+}
+
+// The LV named `lv_name` when the user may see it, else null.
+const vg::LogicalVolume* visible_lv(const vg::VolumeGroup& vg, const std::string& lv_name) {
+  const vg::LogicalVolume* lv = lv_name.empty() ? nullptr : vg.find_lv(lv_name);
+  return lv == nullptr || !vg::lv_user_visible(vg, *lv) ? nullptr : lv;
+}
+
+// Runs `fn(vg_name, lv_name, disk)` for each VG/LV target that names a
+// visible LV; the others are reported. Returns kExitOk, or kExitFailed when a
+// target was not found or `fn` failed.
+using TargetFn = std::function<int(const std::string& vg_name, const std::string& lv_name, const vg::VgOnDisk& disk)>;
+int for_each_target_lv(Backend& backend, const std::vector<std::string>& targets, const TargetFn& fn) {
+  int rc = kExitOk;
+  for (const std::string& target : targets) {
+    auto [vg_name, lv_name] = split_lv_path(target);
+    vg::VgOnDisk disk;
+    if (read_vg_or_fail(backend, vg_name, disk) != kExitOk) {
+      rc = kExitFailed;
+      continue;
+    }
+    if (visible_lv(disk.vg, lv_name) == nullptr) {
+      rc = lv_not_found(vg_name, lv_name);
+      continue;
+    }
+    if (int r = fn(vg_name, lv_name, disk); r != kExitOk) rc = r;
+  }
+  return rc;
+}
+
+// -L and -l: exactly one of them. Else complains and returns false.
+bool one_size_given(const LvArgs& args) {
+  if (args.size.empty() == args.extents.empty()) {
+    complain("Please specify either size or extents (not both).");
+    return false;
+  }
+  return true;
 }
 
 // The first free "lvolN", lvm2's name for an LV created without -n.
@@ -104,10 +142,7 @@ SizeRequest requested_extents(const LvArgs& args, const vg::VolumeGroup& vg, uin
 }
 
 int run_lvcreate(Context& ctx, const LvArgs& args) {
-  if (args.size.empty() == args.extents.empty()) {
-    complain("Please specify either size or extents (not both).");
-    return kExitInvalidCommandLine;
-  }
+  if (!one_size_given(args)) return kExitInvalidCommandLine;
   if (args.targets.size() != 1) {
     complain(args.snapshot ? "Please specify the origin as VG/LV." : "Please provide a volume group name");
     return kExitInvalidCommandLine;
@@ -143,8 +178,8 @@ int run_lvcreate(Context& ctx, const LvArgs& args) {
   const vg::VolumeGroup& vg = disk.vg;
   uint64_t origin_extents = 0;
   if (args.snapshot) {
-    const vg::LogicalVolume* lv = vg.find_lv(origin);
-    if (lv == nullptr || !vg::lv_user_visible(vg, *lv)) return lv_not_found(vg_name, origin);
+    const vg::LogicalVolume* lv = visible_lv(vg, origin);
+    if (lv == nullptr) return lv_not_found(vg_name, origin);
     origin_extents = lv->extent_count();
   }
   if (lv_name.empty()) lv_name = next_lvol_name(vg);
@@ -177,32 +212,20 @@ int run_lvcreate(Context& ctx, const LvArgs& args) {
 int run_lvremove(Context& ctx, const LvArgs& args) {
   auto backend = ctx.backend();
   if (!backend.ok()) return fail(backend.status());
-  int rc = kExitOk;
-  for (const std::string& target : args.targets) {
-    auto [vg_name, lv_name] = split_lv_path(target);
-    vg::VgOnDisk disk;
-    if (read_vg_or_fail(**backend, vg_name, disk) != kExitOk) {
-      rc = kExitFailed;
-      continue;
-    }
-    const vg::LogicalVolume* lv = lv_name.empty() ? nullptr : disk.vg.find_lv(lv_name);
-    if (lv == nullptr || !vg::lv_user_visible(disk.vg, *lv)) {
-      rc = lv_not_found(vg_name, lv_name);
-      continue;
-    }
-    auto result = (*backend)->lvremove(vg_name, lv_name, args.force);
-    if (!result.ok()) {
-      complain(result.status().message());
-      complain(fmt::format("Logical volume \"{}\" not removed.", lv_name));
-      rc = kExitFailed;
-      continue;
-    }
-    for (const auto& ref : vg::snapshots_of(disk.vg, lv_name)) {
-      say(fmt::format("Logical volume \"{}\" successfully removed.", ref.cow_lv));
-    }
-    say(fmt::format("Logical volume \"{}\" successfully removed.", lv_name));
-  }
-  return rc;
+  return for_each_target_lv(
+      **backend, args.targets, [&](const std::string& vg_name, const std::string& lv_name, const vg::VgOnDisk& disk) {
+        auto result = (*backend)->lvremove(vg_name, lv_name, args.force);
+        if (!result.ok()) {
+          complain(result.status().message());
+          complain(fmt::format("Logical volume \"{}\" not removed.", lv_name));
+          return kExitFailed;
+        }
+        for (const auto& ref : vg::snapshots_of(disk.vg, lv_name)) {
+          say(fmt::format("Logical volume \"{}\" successfully removed.", ref.cow_lv));
+        }
+        say(fmt::format("Logical volume \"{}\" successfully removed.", lv_name));
+        return kExitOk;
+      });
 }
 
 int run_lvrename(Context& ctx, const LvArgs& args) {
@@ -230,8 +253,7 @@ int run_lvrename(Context& ctx, const LvArgs& args) {
   if (!backend.ok()) return fail(backend.status());
   vg::VgOnDisk disk;
   if (int rc = read_vg_or_fail(**backend, vg_name, disk); rc != kExitOk) return rc;
-  const vg::LogicalVolume* lv = disk.vg.find_lv(old_name);
-  if (lv == nullptr || !vg::lv_user_visible(disk.vg, *lv)) return lv_not_found(vg_name, old_name);
+  if (visible_lv(disk.vg, old_name) == nullptr) return lv_not_found(vg_name, old_name);
   auto result = (*backend)->lvrename(vg_name, old_name, new_name);
   if (!result.ok()) return fail(result.status());
   say(fmt::format("Renamed \"{}\" to \"{}\" in volume group \"{}\"", old_name, new_name, vg_name));
@@ -240,10 +262,7 @@ int run_lvrename(Context& ctx, const LvArgs& args) {
 
 // lvextend (grow only) and lvresize.
 int run_lvresize(Context& ctx, const LvArgs& args, bool extend_only) {
-  if (args.size.empty() == args.extents.empty()) {
-    complain("Please specify either size or extents (not both).");
-    return kExitInvalidCommandLine;
-  }
+  if (!one_size_given(args)) return kExitInvalidCommandLine;
   if (args.targets.size() != 1) {
     complain("Please provide the logical volume as VG/LV.");
     return kExitInvalidCommandLine;
@@ -254,8 +273,8 @@ int run_lvresize(Context& ctx, const LvArgs& args, bool extend_only) {
   vg::VgOnDisk disk;
   if (int rc = read_vg_or_fail(**backend, vg_name, disk); rc != kExitOk) return rc;
   const vg::VolumeGroup& vg = disk.vg;
-  const vg::LogicalVolume* lv = lv_name.empty() ? nullptr : vg.find_lv(lv_name);
-  if (lv == nullptr || !vg::lv_user_visible(vg, *lv)) return lv_not_found(vg_name, lv_name);
+  const vg::LogicalVolume* lv = visible_lv(vg, lv_name);
+  if (lv == nullptr) return lv_not_found(vg_name, lv_name);
   const uint64_t current = lv->extent_count();
   uint64_t origin_extents = 0;
   if (auto ref = vg::snapshot_for(vg, lv_name)) origin_extents = ref->origin_extents;
@@ -299,22 +318,11 @@ int run_lvchange(Context& ctx, const LvArgs& args) {
   const bool active = args.activate == "y" || args.activate == "ay";
   auto backend = ctx.backend();
   if (!backend.ok()) return fail(backend.status());
-  int rc = kExitOk;
-  for (const std::string& target : args.targets) {
-    auto [vg_name, lv_name] = split_lv_path(target);
-    vg::VgOnDisk disk;
-    if (read_vg_or_fail(**backend, vg_name, disk) != kExitOk) {
-      rc = kExitFailed;
-      continue;
-    }
-    const vg::LogicalVolume* lv = lv_name.empty() ? nullptr : disk.vg.find_lv(lv_name);
-    if (lv == nullptr || !vg::lv_user_visible(disk.vg, *lv)) {
-      rc = lv_not_found(vg_name, lv_name);
-      continue;
-    }
-    if (Status s = (*backend)->set_active(vg_name, lv_name, active); !s.ok()) rc = fail(s);
-  }
-  return rc;
+  return for_each_target_lv(**backend, args.targets,
+                            [&](const std::string& vg_name, const std::string& lv_name, const vg::VgOnDisk&) {
+                              Status s = (*backend)->set_active(vg_name, lv_name, active);
+                              return s.ok() ? kExitOk : fail(s);
+                            });
 }
 
 void add_size_options(CLI::App* command, LvArgs& args) {

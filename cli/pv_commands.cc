@@ -2,6 +2,8 @@
 #include <fmt/format.h>
 
 #include <cerrno>
+#include <functional>
+#include <string_view>
 
 #include "command.h"
 #include "cowsnap/report/size.h"
@@ -17,6 +19,34 @@ struct PvArgs {
   std::string deldev;
 };
 
+// pvcreate's and pvremove's loop: `op` on each path, made absolute. A
+// failure prints its message and "PATH: <not_done>", and makes the result
+// kExitFailed; a success prints "<done_what> "PATH" successfully <done_how>.".
+struct PvStep {
+  std::function<Status(Backend& backend, const std::string& abs)> op;
+  std::string_view not_done;
+  std::string_view done_what;
+  std::string_view done_how;
+};
+
+int for_each_pv_path(Context& ctx, const std::vector<std::string>& paths, const PvStep& step) {
+  auto backend = ctx.backend();
+  if (!backend.ok()) return fail(backend.status());
+  int rc = kExitOk;
+  for (const std::string& path : paths) {
+    const std::string abs = vg::absolute_path(path);
+    Status s = step.op(**backend, abs);
+    if (!s.ok()) {
+      complain(s.message());
+      complain(fmt::format("{}: {}", abs, step.not_done));
+      rc = kExitFailed;
+      continue;
+    }
+    say(fmt::format("{} \"{}\" successfully {}.", step.done_what, abs, step.done_how));
+  }
+  return rc;
+}
+
 int run_pvcreate(Context& ctx, const PvArgs& args) {
   uint64_t size_bytes = 0;
   if (!args.size.empty()) {
@@ -27,39 +57,16 @@ int run_pvcreate(Context& ctx, const PvArgs& args) {
     }
     size_bytes = size->bytes;
   }
-  auto backend = ctx.backend();
-  if (!backend.ok()) return fail(backend.status());
-  int rc = kExitOk;
-  for (const std::string& path : args.paths) {
-    const std::string abs = vg::absolute_path(path);
-    auto created = (*backend)->pvcreate(abs, size_bytes);
-    if (!created.ok()) {
-      complain(created.status().message());
-      complain(fmt::format("{}: physical volume not initialized.", abs));
-      rc = kExitFailed;
-      continue;
-    }
-    say(fmt::format("Physical volume \"{}\" successfully created.", abs));
-  }
-  return rc;
+  return for_each_pv_path(
+      ctx, args.paths,
+      {[size_bytes](Backend& backend, const std::string& abs) { return backend.pvcreate(abs, size_bytes).status(); },
+       "physical volume not initialized.", "Physical volume", "created"});
 }
 
 int run_pvremove(Context& ctx, const PvArgs& args) {
-  auto backend = ctx.backend();
-  if (!backend.ok()) return fail(backend.status());
-  int rc = kExitOk;
-  for (const std::string& path : args.paths) {
-    const std::string abs = vg::absolute_path(path);
-    Status s = (*backend)->pvremove(abs);
-    if (!s.ok()) {
-      complain(s.message());
-      complain(fmt::format("{}: physical volume label not removed.", abs));
-      rc = kExitFailed;
-      continue;
-    }
-    say(fmt::format("Labels on physical volume \"{}\" successfully wiped.", abs));
-  }
-  return rc;
+  return for_each_pv_path(ctx, args.paths,
+                          {[](Backend& backend, const std::string& abs) { return backend.pvremove(abs); },
+                           "physical volume label not removed.", "Labels on physical volume", "wiped"});
 }
 
 int run_lvmdevices(Context& ctx, const PvArgs& args) {

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "command.h"
 #include "cowsnap/report/report.h"
 #include "cowsnap/vg/volume_manager.h"
 
@@ -34,5 +35,13 @@ report::OutputOptions output_options(const ReportArgs& args);
 // be read as a PV (other than "not a PV"), and every VG that could not be
 // assembled. Returns how many it printed.
 int warn_scan_problems(const vg::ScanResult& scan);
+
+// The backend and a scan of ROOT, whose problems warn_scan_problems has
+// already printed.
+struct ScannedRoot {
+  Backend* backend = nullptr;
+  vg::ScanResult scan;
+};
+Result<ScannedRoot> scan_and_warn(Context& ctx);
 
 }  // namespace cowsnap::cli

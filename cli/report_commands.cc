@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <map>
 
 #include "command.h"
 #include "cowsnap/vg/lvm_id.h"
@@ -57,6 +58,14 @@ int warn_scan_problems(const vg::ScanResult& scan) {
   return printed;
 }
 
+Result<ScannedRoot> scan_and_warn(Context& ctx) {
+  ScannedRoot root;
+  COWSNAP_ASSIGN_OR_RETURN(root.backend, ctx.backend());
+  COWSNAP_ASSIGN_OR_RETURN(root.scan, root.backend->scan());
+  warn_scan_problems(root.scan);
+  return root;
+}
+
 namespace {
 
 // The report's fields, units and output options, or an exit code.
@@ -84,24 +93,35 @@ int vg_not_found(const vg::ScanResult& scan, const std::string& name) {
   return kExitFailed;
 }
 
-int run_lvs(Context& ctx, const ReportArgs& args) {
-  auto prepared = prepare(report::ReportKind::kLv, args);
+// Collects the report's rows from the scanned root; returns the exit code.
+using CollectRows = int (*)(Backend& backend, const vg::ScanResult& scan, const ReportArgs& args,
+                            const Prepared& prepared, std::vector<report::Row>& rows);
+
+// What lvs, vgs and pvs share: the fields and options, the scan, and the
+// rendered report of the rows `collect` gathered.
+int run_report(Context& ctx, report::ReportKind kind, const ReportArgs& args, CollectRows collect) {
+  auto prepared = prepare(kind, args);
   if (!prepared.ok()) return fail(prepared.status());
-  auto backend = ctx.backend();
-  if (!backend.ok()) return fail(backend.status());
-  auto scan = (*backend)->scan();
-  if (!scan.ok()) return fail(scan.status());
-  warn_scan_problems(*scan);
+  auto root = scan_and_warn(ctx);
+  if (!root.ok()) return fail(root.status());
+  std::vector<report::Row> rows;
+  const int rc = collect(*root->backend, root->scan, args, *prepared, rows);
+  fmt::print("{}", report::render(kind, prepared->fields, rows, prepared->output));
+  return rc;
+}
+
+int lv_rows(Backend& backend, const vg::ScanResult& scan, const ReportArgs& args, const Prepared& prepared,
+            std::vector<report::Row>& rows) {
   int rc = kExitOk;
   // VG name -> wanted LV names (empty: all).
   std::map<std::string, std::vector<std::string>> wanted;
   if (args.names.empty()) {
-    for (const auto& [name, disk] : scan->vgs) wanted[name];
+    for (const auto& [name, disk] : scan.vgs) wanted[name];
   }
   for (const std::string& arg : args.names) {
     auto [vg_name, lv_name] = split_lv_path(arg);
-    if (!scan->vgs.contains(vg_name)) {
-      rc = vg_not_found(*scan, vg_name);
+    if (!scan.vgs.contains(vg_name)) {
+      rc = vg_not_found(scan, vg_name);
       continue;
     }
     if (lv_name.empty()) {
@@ -111,10 +131,9 @@ int run_lvs(Context& ctx, const ReportArgs& args) {
       wanted[vg_name].push_back(lv_name);
     }
   }
-  std::vector<report::Row> rows;
   for (const auto& [vg_name, lv_names] : wanted) {
-    const vg::VgOnDisk& disk = scan->vgs.at(vg_name);
-    auto live = (*backend)->live_state(disk);
+    const vg::VgOnDisk& disk = scan.vgs.at(vg_name);
+    auto live = backend.live_state(disk);
     if (!live.ok()) {
       rc = fail(live.status());
       continue;
@@ -145,57 +164,42 @@ int run_lvs(Context& ctx, const ReportArgs& args) {
       if (auto it = live->find(lv->name); it != live->end()) in.live = it->second;
       in.path_of = disk.path_lookup();
       in.bracketed = !vg::lv_user_visible(disk.vg, *lv);
-      rows.push_back(report::lv_row(prepared->fields, in, prepared->units));
+      rows.push_back(report::lv_row(prepared.fields, in, prepared.units));
     }
   }
-  fmt::print("{}", report::render(report::ReportKind::kLv, prepared->fields, rows, prepared->output));
   return rc;
 }
 
-int run_vgs(Context& ctx, const ReportArgs& args) {
-  auto prepared = prepare(report::ReportKind::kVg, args);
-  if (!prepared.ok()) return fail(prepared.status());
-  auto backend = ctx.backend();
-  if (!backend.ok()) return fail(backend.status());
-  auto scan = (*backend)->scan();
-  if (!scan.ok()) return fail(scan.status());
-  warn_scan_problems(*scan);
+int vg_rows(Backend& /*backend*/, const vg::ScanResult& scan, const ReportArgs& args, const Prepared& prepared,
+            std::vector<report::Row>& rows) {
   int rc = kExitOk;
   std::vector<std::string> names;
   for (const std::string& arg : args.names) {
     const std::string name = split_lv_path(arg).first;
-    if (!scan->vgs.contains(name)) {
-      rc = vg_not_found(*scan, name);
+    if (!scan.vgs.contains(name)) {
+      rc = vg_not_found(scan, name);
     } else if (std::find(names.begin(), names.end(), name) == names.end()) {
       names.push_back(name);
     }
   }
   if (args.names.empty()) {
-    for (const auto& [name, disk] : scan->vgs) names.push_back(name);
+    for (const auto& [name, disk] : scan.vgs) names.push_back(name);
   }
   std::sort(names.begin(), names.end());
-  std::vector<report::Row> rows;
   for (const std::string& name : names) {
-    const vg::VgOnDisk& disk = scan->vgs.at(name);
-    rows.push_back(report::vg_row(prepared->fields, {&disk.vg, !disk.missing_pvs.empty()}, prepared->units));
+    const vg::VgOnDisk& disk = scan.vgs.at(name);
+    rows.push_back(report::vg_row(prepared.fields, {&disk.vg, !disk.missing_pvs.empty()}, prepared.units));
   }
-  fmt::print("{}", report::render(report::ReportKind::kVg, prepared->fields, rows, prepared->output));
   return rc;
 }
 
-int run_pvs(Context& ctx, const ReportArgs& args) {
-  auto prepared = prepare(report::ReportKind::kPv, args);
-  if (!prepared.ok()) return fail(prepared.status());
-  auto backend = ctx.backend();
-  if (!backend.ok()) return fail(backend.status());
-  auto scan = (*backend)->scan();
-  if (!scan.ok()) return fail(scan.status());
-  warn_scan_problems(*scan);
+int pv_rows(Backend& /*backend*/, const vg::ScanResult& scan, const ReportArgs& args, const Prepared& prepared,
+            std::vector<report::Row>& rows) {
   int rc = kExitOk;
   std::vector<std::string> wanted;
   for (const std::string& arg : args.names) wanted.push_back(vg::absolute_path(arg));
   std::vector<std::pair<std::string, report::PvRowInput>> inputs;
-  for (const vg::ScannedDevice& dev : scan->devices) {
+  for (const vg::ScannedDevice& dev : scan.devices) {
     if (!dev.pv) continue;
     if (!wanted.empty() && std::find(wanted.begin(), wanted.end(), dev.path) == wanted.end()) continue;
     report::PvRowInput in;
@@ -203,7 +207,7 @@ int run_pvs(Context& ctx, const ReportArgs& args) {
     in.uuid = vg::format_lvm_id(dev.pv->header.uuid);
     in.device_bytes = dev.pv->header.device_size_bytes;
     in.pe_start_bytes = dev.pv->pe_start_bytes();
-    if (auto it = scan->vgs.find(dev.vg_name); !dev.vg_name.empty() && it != scan->vgs.end()) {
+    if (auto it = scan.vgs.find(dev.vg_name); !dev.vg_name.empty() && it != scan.vgs.end()) {
       in.vg = &it->second.vg;
       in.pv = it->second.vg.find_pv_by_id(dev.pv->header.uuid);
     }
@@ -216,9 +220,7 @@ int run_pvs(Context& ctx, const ReportArgs& args) {
     }
   }
   std::sort(inputs.begin(), inputs.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  std::vector<report::Row> rows;
-  for (const auto& [path, in] : inputs) rows.push_back(report::pv_row(prepared->fields, in, prepared->units));
-  fmt::print("{}", report::render(report::ReportKind::kPv, prepared->fields, rows, prepared->output));
+  for (const auto& [path, in] : inputs) rows.push_back(report::pv_row(prepared.fields, in, prepared.units));
   return rc;
 }
 
@@ -231,13 +233,13 @@ void register_report_commands(CLI::App& app, CommandTable& table) {
   auto args = std::make_shared<Commands>();
   CLI::App* lvs = app.add_subcommand("lvs", "Report logical volumes (as lvm2's lvs)");
   add_report_options(lvs, args->lvs, "VG or VG/LV to report (default: all)");
-  table.add(lvs, [args](Context& ctx) { return run_lvs(ctx, args->lvs); });
+  table.add(lvs, [args](Context& ctx) { return run_report(ctx, report::ReportKind::kLv, args->lvs, lv_rows); });
   CLI::App* vgs = app.add_subcommand("vgs", "Report volume groups (as lvm2's vgs)");
   add_report_options(vgs, args->vgs, "VGs to report (default: all)");
-  table.add(vgs, [args](Context& ctx) { return run_vgs(ctx, args->vgs); });
+  table.add(vgs, [args](Context& ctx) { return run_report(ctx, report::ReportKind::kVg, args->vgs, vg_rows); });
   CLI::App* pvs = app.add_subcommand("pvs", "Report physical volumes (as lvm2's pvs)");
   add_report_options(pvs, args->pvs, "PV paths to report (default: all)");
-  table.add(pvs, [args](Context& ctx) { return run_pvs(ctx, args->pvs); });
+  table.add(pvs, [args](Context& ctx) { return run_report(ctx, report::ReportKind::kPv, args->pvs, pv_rows); });
 }
 
 }  // namespace cowsnap::cli

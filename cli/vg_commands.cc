@@ -1,6 +1,9 @@
 // vgcreate, vgextend, vgremove, vgdisplay.
 #include <fmt/format.h>
 
+#include <functional>
+#include <string_view>
+
 #include "command.h"
 #include "cowsnap/report/size.h"
 #include "display.h"
@@ -22,8 +25,17 @@ std::vector<std::string> absolute_paths(const std::vector<std::string>& paths) {
   return out;
 }
 
-void print_notices(const vg::CommitResult& result) {
-  for (const std::string& notice : result.notices) say(notice);
+// vgcreate's and vgextend's end: runs `op` on the backend, then prints its
+// notices and "Volume group "NAME" successfully <done>".
+int change_vg(Context& ctx, const std::string& name, std::string_view done,
+              const std::function<Result<vg::CommitResult>(Backend& backend)>& op) {
+  auto backend = ctx.backend();
+  if (!backend.ok()) return fail(backend.status());
+  auto result = op(**backend);
+  if (!result.ok()) return fail(result.status());
+  for (const std::string& notice : result->notices) say(notice);
+  say(fmt::format("Volume group \"{}\" successfully {}", name, done));
+  return kExitOk;
 }
 
 int run_vgcreate(Context& ctx, const VgArgs& args) {
@@ -36,23 +48,14 @@ int run_vgcreate(Context& ctx, const VgArgs& args) {
     }
     extent_sectors = size->bytes / 512;
   }
-  auto backend = ctx.backend();
-  if (!backend.ok()) return fail(backend.status());
-  auto result = (*backend)->vgcreate(args.name, absolute_paths(args.pvs), extent_sectors);
-  if (!result.ok()) return fail(result.status());
-  print_notices(*result);
-  say(fmt::format("Volume group \"{}\" successfully created", args.name));
-  return kExitOk;
+  return change_vg(ctx, args.name, "created", [&](Backend& backend) {
+    return backend.vgcreate(args.name, absolute_paths(args.pvs), extent_sectors);
+  });
 }
 
 int run_vgextend(Context& ctx, const VgArgs& args) {
-  auto backend = ctx.backend();
-  if (!backend.ok()) return fail(backend.status());
-  auto result = (*backend)->vgextend(args.name, absolute_paths(args.pvs));
-  if (!result.ok()) return fail(result.status());
-  print_notices(*result);
-  say(fmt::format("Volume group \"{}\" successfully extended", args.name));
-  return kExitOk;
+  return change_vg(ctx, args.name, "extended",
+                   [&](Backend& backend) { return backend.vgextend(args.name, absolute_paths(args.pvs)); });
 }
 
 int run_vgremove(Context& ctx, const VgArgs& args) {

@@ -223,6 +223,18 @@ Result<uint64_t> VolumeService::extents_arg(const json& request, const std::stri
   return extents;
 }
 
+Result<VolumeService::SizedChange> VolumeService::sized_change(const json& request, const std::string& vg_name) {
+  SizedChange change;
+  auto extents = extents_arg(request, vg_name, change.notices);
+  if (!extents.ok()) return extents.status();
+  change.extents = *extents;
+  change.exports = std::unique_lock(exports_mu_);
+  auto vg = active_vg(vg_name);
+  if (!vg.ok()) return vg.status();
+  change.vg = *vg;
+  return change;
+}
+
 control::Response VolumeService::op_lvs() {
   std::shared_lock lock(exports_mu_);
   control::Response r;
@@ -233,6 +245,28 @@ control::Response VolumeService::op_lvs() {
 }
 
 namespace {
+struct VgLvArgs {
+  std::string vg;
+  std::string lv;
+};
+
+// The request's "vg" and "lv"; the error of the first one missing.
+Result<VgLvArgs> vg_lv_args(const json& request) {
+  auto vg_name = control::string_arg(request, "vg");
+  auto lv_name = control::string_arg(request, "lv");
+  if (!vg_name.ok()) return vg_name.status();
+  if (!lv_name.ok()) return lv_name.status();
+  return VgLvArgs{std::move(vg_name).value(), std::move(lv_name).value()};
+}
+
+// The active volume `lv_name` of `vg`; ENOENT when it has none.
+Result<std::shared_ptr<ActiveVolume>> find_volume(const ActiveVolumeGroup& vg, const std::string& vg_name,
+                                                  const std::string& lv_name) {
+  auto volume = vg.find(lv_name);
+  if (!volume) return Status::Error(ENOENT, fmt::format("Failed to find logical volume \"{}/{}\"", vg_name, lv_name));
+  return volume;
+}
+
 control::Response committed(const Result<vg::CommitResult>& commit, std::vector<std::string> notices) {
   if (!commit.ok()) {
     control::Response r = control::Response::from_status(commit.status());
@@ -249,19 +283,13 @@ control::Response committed(const Result<vg::CommitResult>& commit, std::vector<
 
 control::Response VolumeService::op_lvcreate(const json& request) {
   std::lock_guard control(control_mu_);
-  auto vg_name = control::string_arg(request, "vg");
-  auto lv_name = control::string_arg(request, "lv");
-  if (!vg_name.ok()) return control::Response::from_status(vg_name.status());
-  if (!lv_name.ok()) return control::Response::from_status(lv_name.status());
-  std::vector<std::string> notices;
-  auto extents = extents_arg(request, *vg_name, notices);
-  if (!extents.ok()) return control::Response::from_status(extents.status());
-  std::unique_lock exports(exports_mu_);
-  auto vg = active_vg(*vg_name);
-  if (!vg.ok()) return control::Response::from_status(vg.status());
-  auto commit = (*vg)->create_volume(vm_, *lv_name, *extents);
+  auto names = vg_lv_args(request);
+  if (!names.ok()) return control::Response::from_status(names.status());
+  auto change = sized_change(request, names->vg);
+  if (!change.ok()) return control::Response::from_status(change.status());
+  auto commit = change->vg->create_volume(vm_, names->lv, change->extents);
   rebuild_exports();
-  return committed(commit, std::move(notices));
+  return committed(commit, std::move(change->notices));
 }
 
 control::Response VolumeService::op_lvcreate_snapshot(const json& request) {
@@ -278,46 +306,40 @@ control::Response VolumeService::op_lvcreate_snapshot(const json& request) {
     if (!c.ok()) return control::Response::from_status(c.status());
     chunk_sectors = *c;
   }
-  std::vector<std::string> notices;
-  auto extents = extents_arg(request, *vg_name, notices);
-  if (!extents.ok()) return control::Response::from_status(extents.status());
-  std::unique_lock exports(exports_mu_);
-  auto vg = active_vg(*vg_name);
-  if (!vg.ok()) return control::Response::from_status(vg.status());
+  auto change = sized_change(request, *vg_name);
+  if (!change.ok()) return control::Response::from_status(change.status());
   // The engine holds the origin's I/O at its barrier while the metadata
   // commits and the store is initialised; the export appears (rebuild
   // below) before exports_mu_ is released, so the first client to see it
   // opens a complete snapshot.
-  auto commit = (*vg)->create_snapshot(vm_, *origin, *snap, *extents, chunk_sectors);
+  auto commit = change->vg->create_snapshot(vm_, *origin, *snap, change->extents, chunk_sectors);
   rebuild_exports();
   if (commit.ok()) log_debug(fmt::format("created snapshot {}/{} of {}", *vg_name, *snap, *origin));
-  return committed(commit, std::move(notices));
+  return committed(commit, std::move(change->notices));
 }
 
 control::Response VolumeService::op_lvremove(const json& request) {
   std::lock_guard control(control_mu_);
-  auto vg_name = control::string_arg(request, "vg");
-  auto lv_name = control::string_arg(request, "lv");
-  if (!vg_name.ok()) return control::Response::from_status(vg_name.status());
-  if (!lv_name.ok()) return control::Response::from_status(lv_name.status());
+  auto names = vg_lv_args(request);
+  if (!names.ok()) return control::Response::from_status(names.status());
+  const std::string& vg_name = names->vg;
+  const std::string& lv_name = names->lv;
   const bool force = control::bool_arg(request, "force", false);
   std::unique_lock exports(exports_mu_);
-  auto vg = active_vg(*vg_name);
+  auto vg = active_vg(vg_name);
   if (!vg.ok()) return control::Response::from_status(vg.status());
-  auto volume = (*vg)->find(*lv_name);
-  if (!volume) {
-    return control::Response::from_status(
-        Status::Error(ENOENT, fmt::format("Failed to find logical volume \"{}/{}\"", *vg_name, *lv_name)));
-  }
+  auto found = find_volume(**vg, vg_name, lv_name);
+  if (!found.ok()) return control::Response::from_status(found.status());
+  const std::shared_ptr<ActiveVolume>& volume = *found;
   // The LV, and for an origin its snapshots (which go with it when forced),
   // must have no NBD client unless forced: removing a volume under a client
   // turns its next request into ENODEV.
   std::vector<std::string> busy;
   for (const auto& [name, exp] : exports_) {
-    if (exp->vg() != *vg_name) continue;
-    const bool affected = exp->lv() == *lv_name ||
+    if (exp->vg() != vg_name) continue;
+    const bool affected = exp->lv() == lv_name ||
                           (!volume->is_snapshot() && exp->volume()->is_snapshot() &&
-                           exp->volume()->origin_lv == *lv_name);
+                           exp->volume()->origin_lv == lv_name);
     if (affected && exp->connections() > 0) {
       busy.push_back(fmt::format("{} ({} connection{})", name, exp->connections(),
                                  exp->connections() == 1 ? "" : "s"));
@@ -330,36 +352,32 @@ control::Response VolumeService::op_lvremove(const json& request) {
       return control::Response::from_status(Status::Error(
           EBUSY, fmt::format("Logical volume {}/{} in use: NBD clients connected to {} (use --force to remove "
                              "anyway; their requests then fail with ENODEV)",
-                             *vg_name, *lv_name, list)));
+                             vg_name, lv_name, list)));
     }
-    notices.push_back(fmt::format("Removing {}/{} with NBD clients connected to {}", *vg_name, *lv_name, list));
+    notices.push_back(fmt::format("Removing {}/{} with NBD clients connected to {}", vg_name, lv_name, list));
   }
-  auto commit = (*vg)->remove_volume(vm_, *lv_name, force);
+  auto commit = (*vg)->remove_volume(vm_, lv_name, force);
   rebuild_exports();
   return committed(commit, std::move(notices));
 }
 
 control::Response VolumeService::op_lvextend(const json& request) {
   std::lock_guard control(control_mu_);
-  auto vg_name = control::string_arg(request, "vg");
-  auto lv_name = control::string_arg(request, "lv");
-  if (!vg_name.ok()) return control::Response::from_status(vg_name.status());
-  if (!lv_name.ok()) return control::Response::from_status(lv_name.status());
-  std::vector<std::string> notices;
-  auto extents = extents_arg(request, *vg_name, notices);
-  if (!extents.ok()) return control::Response::from_status(extents.status());
-  std::unique_lock exports(exports_mu_);
-  auto vg = active_vg(*vg_name);
-  if (!vg.ok()) return control::Response::from_status(vg.status());
-  auto volume = (*vg)->find(*lv_name);
-  if (!volume) {
-    return control::Response::from_status(
-        Status::Error(ENOENT, fmt::format("Failed to find logical volume \"{}/{}\"", *vg_name, *lv_name)));
-  }
+  auto names = vg_lv_args(request);
+  if (!names.ok()) return control::Response::from_status(names.status());
+  const std::string& vg_name = names->vg;
+  const std::string& lv_name = names->lv;
+  auto change = sized_change(request, vg_name);
+  if (!change.ok()) return control::Response::from_status(change.status());
+  const uint64_t extents = change->extents;
+  std::vector<std::string>& notices = change->notices;
+  auto found = find_volume(*change->vg, vg_name, lv_name);
+  if (!found.ok()) return control::Response::from_status(found.status());
+  const std::shared_ptr<ActiveVolume>& volume = *found;
   if (volume->is_snapshot() || !volume->origin->snapshots().empty()) {
     return control::Response::from_status(Status::Error(
         ENOTSUP, fmt::format("cannot extend {}/{} online: it is {}; only plain LVs grow while the server runs",
-                             *vg_name, *lv_name, volume->is_snapshot() ? "a snapshot" : "an origin with snapshots")));
+                             vg_name, lv_name, volume->is_snapshot() ? "a snapshot" : "an origin with snapshots")));
   }
   const uint64_t current = volume->device->size_bytes();
   // A live device has a fixed size, so growing means re-activating the VG:
@@ -367,27 +385,27 @@ control::Response VolumeService::op_lvextend(const json& request) {
   // would keep writing through the old objects, bypassing the new ones).
   int64_t connections = 0;
   for (const auto& [name, exp] : exports_) {
-    if (exp->vg() == *vg_name) connections += exp->connections();
+    if (exp->vg() == vg_name) connections += exp->connections();
   }
   if (connections > 0) {
     return control::Response::from_status(Status::Error(
         ENOTSUP, fmt::format("cannot extend {}/{} online while {} NBD connection{} open on volume group {}: "
                              "disconnect the clients (or stop the server and use the offline command) and retry",
-                             *vg_name, *lv_name, connections, connections == 1 ? " is" : "s are", *vg_name)));
+                             vg_name, lv_name, connections, connections == 1 ? " is" : "s are", vg_name)));
   }
-  auto disk_before = vm_.read_vg(*vg_name);
+  auto disk_before = vm_.read_vg(vg_name);
   if (!disk_before.ok()) return control::Response::from_status(disk_before.status());
-  if (*extents * disk_before->vg.extent_bytes() <= current) {
+  if (extents * disk_before->vg.extent_bytes() <= current) {
     return control::Response::from_status(Status::Error(
-        EINVAL, fmt::format("New size given ({} extents) not larger than existing size ({} extents)", *extents,
+        EINVAL, fmt::format("New size given ({} extents) not larger than existing size ({} extents)", extents,
                             current / disk_before->vg.extent_bytes())));
   }
-  auto commit = vm_.lvresize(*vg_name, *lv_name, *extents);
+  auto commit = vm_.lvresize(vg_name, lv_name, extents);
   if (!commit.ok()) return committed(commit, std::move(notices));
   // Re-activate the VG from the committed metadata.
-  Status flushed = (*vg)->find(*lv_name)->device->flush();
+  Status flushed = change->vg->find(lv_name)->device->flush();
   if (!flushed.ok()) log_error(flushed.with_context("flushing before re-activation").message());
-  auto disk = vm_.read_vg(*vg_name);
+  auto disk = vm_.read_vg(vg_name);
   Result<std::unique_ptr<ActiveVolumeGroup>> fresh =
       disk.ok() ? ActiveVolumeGroup::activate(*disk, ActiveVolumeGroup::Options{options_.read_only})
                 : Result<std::unique_ptr<ActiveVolumeGroup>>(disk.status());
@@ -397,7 +415,7 @@ control::Response VolumeService::op_lvextend(const json& request) {
                                   "new size", fresh.status().message()));
     return committed(commit, std::move(notices));
   }
-  vgs_[*vg_name] = std::move(fresh).value();
+  vgs_[vg_name] = std::move(fresh).value();
   rebuild_exports();
   return committed(commit, std::move(notices));
 }
@@ -423,9 +441,8 @@ control::Response VolumeService::op_dmsetup(const json& request, bool status) {
   for (const auto& [name, vg] : vgs_) {
     if (only.empty() || only == name) text += status ? vg->dm_status() : vg->dm_table();
   }
-  if (!only.empty() && vgs_.find(only) == vgs_.end()) {
-    return control::Response::from_status(
-        Status::Error(ENOENT, fmt::format("Volume group \"{}\" not found (or not active in this server)", only)));
+  if (!only.empty()) {
+    if (auto vg = active_vg(only); !vg.ok()) return control::Response::from_status(vg.status());
   }
   control::Response r;
   r.body["text"] = text;

@@ -128,6 +128,17 @@ class VolumeService {
   Result<ActiveVolumeGroup*> active_vg(const std::string& vg_name);
   Result<uint64_t> extents_arg(const nlohmann::json& request, const std::string& vg_name,
                                std::vector<std::string>& notices);
+  // What the sized changes (lvcreate, lvcreate -s, lvextend) share: the
+  // request's size in extents, with its notices, and the active VG, looked up
+  // with exports_mu_ taken exclusively (held by `exports`).
+  // REQUIRES: control_mu_ held; exports_mu_ not held.
+  struct SizedChange {
+    std::vector<std::string> notices;
+    uint64_t extents = 0;
+    std::unique_lock<std::shared_mutex> exports;
+    ActiveVolumeGroup* vg = nullptr;
+  };
+  Result<SizedChange> sized_change(const nlohmann::json& request, const std::string& vg_name);
 
   control::Response op_lvs();
   control::Response op_lvcreate(const nlohmann::json& request);

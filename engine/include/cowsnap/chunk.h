@@ -15,6 +15,7 @@ namespace cowsnap {
 
 struct ChunkIndex {
   uint64_t value = 0;
+  // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy 14 misreads defaulted <=>.
   constexpr auto operator<=>(const ChunkIndex&) const = default;
 };
 

@@ -67,7 +67,7 @@ class MemoryDevice final : public BlockDevice {
   [[nodiscard]] std::string describe() const override { return name_; }
 
  private:
-  static constexpr uint64_t kPageBytes = 64 * 1024;
+  static constexpr uint64_t kPageBytes = uint64_t{64} * 1024;
   uint64_t size_bytes_;
   std::string name_;
   mutable std::mutex mu_;
