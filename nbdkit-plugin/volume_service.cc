@@ -374,10 +374,17 @@ control::Response VolumeService::op_lvextend(const json& request) {
   auto found = find_volume(*change->vg, vg_name, lv_name);
   if (!found.ok()) return control::Response::from_status(found.status());
   const std::shared_ptr<ActiveVolume>& volume = *found;
-  if (volume->is_snapshot() || !volume->origin->snapshots().empty()) {
+  if (volume->is_snapshot()) {
+    // The rescue of a filling snapshot: its COW store grows behind the
+    // origin's barrier while its clients stay connected.
+    auto commit = change->vg->grow_snapshot(vm_, lv_name, extents);
+    return committed(commit, std::move(notices));
+  }
+  if (!volume->origin->snapshots().empty()) {
     return control::Response::from_status(Status::Error(
-        ENOTSUP, fmt::format("cannot extend {}/{} online: it is {}; only plain LVs grow while the server runs",
-                             vg_name, lv_name, volume->is_snapshot() ? "a snapshot" : "an origin with snapshots")));
+        ENOTSUP, fmt::format("cannot extend {}/{} online: it is an origin with snapshots (lvm2 cannot resize "
+                             "one either)",
+                             vg_name, lv_name)));
   }
   const uint64_t current = volume->device->size_bytes();
   // A live device has a fixed size, so growing means re-activating the VG:
