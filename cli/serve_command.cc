@@ -26,6 +26,9 @@ struct ServeArgs {
   int port = 0;
   bool verbose = false;
   bool read_only = false;
+  // nbdkit's default of 16 threads per connection caps a group commit's
+  // batch at 16; more threads let more first writes share one flush.
+  int threads = 64;
   std::string plugin;
   std::string nbdkit = "nbdkit";
 };
@@ -75,6 +78,7 @@ int serve(Context& context, const ServeArgs& args) {
   std::vector<std::string> argv = {args.nbdkit, "-f"};
   if (args.verbose) argv.emplace_back("-v");
   if (args.read_only) argv.emplace_back("-r");
+  argv.insert(argv.end(), {"-t", std::to_string(args.threads)});
   std::string where;
   if (args.port != 0) {
     argv.insert(argv.end(), {"-p", std::to_string(args.port)});
@@ -113,6 +117,8 @@ void register_serve_command(CLI::App& app, CommandTable& table) {
   socket->excludes(port);
   cmd->add_flag("--verbose,-v", args->verbose, "nbdkit debug messages (nbdkit -v)");
   cmd->add_flag("--readonly,-r", args->read_only, "Serve read-only (nbdkit -r)");
+  cmd->add_option("--threads,-t", args->threads, "Threads per connection (nbdkit -t; default 64)")
+      ->check(CLI::Range(1, 1024));
   cmd->add_option("--plugin", args->plugin, "Path of nbdkit-cowsnap-plugin.so (default: found next to cowsnap)");
   cmd->add_option("--nbdkit", args->nbdkit, "The nbdkit program (default: nbdkit from PATH)");
   table.add(cmd, [args](Context& context) { return serve(context, *args); });

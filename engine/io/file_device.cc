@@ -139,10 +139,30 @@ Status FileDevice::write(uint64_t offset, std::span<const uint8_t> buf) {
 
 Status FileDevice::flush() {
   if (read_only_) return Status::Ok();
-  // Retrying after EINTR is safe; retrying after EIO is not (the kernel may
-  // already have dropped the dirty pages), so only EINTR loops.
-  if (retry_eintr([&] { return ::fdatasync(fd_); }) != 0) return errno_error(path_, "fdatasync");
-  return Status::Ok();
+  // Concurrent callers share fdatasync calls (every LV and COW store on a PV
+  // flushes this one device): a call returns once a sync that started after
+  // it was called has finished, which covers every write it must make
+  // durable.
+  std::unique_lock lock(flush_mu_);
+  const uint64_t needed = syncs_started_ + 1;
+  while (syncs_finished_ < needed) {
+    if (sync_running_) {
+      flush_done_.wait(lock);
+      continue;
+    }
+    sync_running_ = true;
+    const uint64_t mine = ++syncs_started_;
+    lock.unlock();
+    // Retrying after EINTR is safe; retrying after EIO is not (the kernel may
+    // already have dropped the dirty pages), so only EINTR loops.
+    Status result = retry_eintr([&] { return ::fdatasync(fd_); }) != 0 ? errno_error(path_, "fdatasync") : Status::Ok();
+    lock.lock();
+    sync_running_ = false;
+    syncs_finished_ = mine;
+    last_sync_status_ = std::move(result);
+    flush_done_.notify_all();
+  }
+  return last_sync_status_;
 }
 
 namespace {

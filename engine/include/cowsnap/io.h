@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -52,6 +53,13 @@ class FileDevice final : public BlockDevice {
   uint64_t size_bytes_;
   bool read_only_;
   bool is_block_device_;
+
+  std::mutex flush_mu_;
+  std::condition_variable flush_done_;
+  uint64_t syncs_started_ = 0;   // guarded by flush_mu_
+  uint64_t syncs_finished_ = 0;  // guarded by flush_mu_; the newest finished sync's number
+  bool sync_running_ = false;    // guarded by flush_mu_
+  Status last_sync_status_;      // guarded by flush_mu_; the newest finished sync's result
 };
 
 // Bytes in memory, zero-filled at start. Reads of never-written pages cost
