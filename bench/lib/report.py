@@ -413,7 +413,7 @@ def main():
     md.append("## NBD servers under the same fio jobs (nbd_bench)\n")
     md.append("Throughput as a ratio to nbdkit's file plugin in the same run (median over rounds; min–max of the "
               "per-round ratios in brackets). WA = server's wchar / bytes fio wrote; WA(wb) = server's "
-              "write_bytes / bytes fio wrote (page-cache pages dirtied: see docs/benchmarks.md).\n")
+              "write_bytes / bytes fio wrote (page-cache pages dirtied: see the README, Benchmarks).\n")
     servers = [s for s in a.servers.split() if any(k[0] == s for k in nbd)]
     for job in JOBS:
         rows = []
