@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <future>
+#include <system_error>
 #include <vector>
 
 #include "cowsnap/snapshot.h"
@@ -128,32 +130,54 @@ Status Origin::change_origin(uint64_t offset, uint64_t length, const ChangeFn& c
 
 Status Origin::copy_out_locked(uint64_t offset, uint64_t length,
                                const std::vector<std::shared_ptr<SnapshotTarget>>& snapshots) {
+  struct CopyOut {
+    SnapshotTarget* snapshot;
+    std::vector<ChunkIndex> missing;
+  };
+  std::vector<CopyOut> copies;
+  for (const auto& s : snapshots) {
+    if (!s->valid()) continue;
+    const ChunkGeometry& g = s->geometry();
+    CopyOut copy{s.get(), {}};
+    for (ChunkIndex c = g.chunk_of(offset); g.offset_of(c) < offset + length; ++c.value) {
+      if (!s->has_exception(c)) copy.missing.push_back(c);
+    }
+    if (!copy.missing.empty()) copies.push_back(std::move(copy));
+  }
+  if (copies.empty()) return Status::Ok();
+
   // The old content of the regions covering the range, read once for all
   // snapshots, padded to whole regions so that a short last chunk copies as
   // a full chunk whose tail is zeroes.
   const uint64_t region = uint64_t{1} << region_shift_;
   const uint64_t start = offset & ~(region - 1);
   const uint64_t padded = ((offset + length + region - 1) & ~(region - 1)) - start;
-  std::vector<uint8_t> old;
-  for (const auto& s : snapshots) {
-    if (!s->valid()) continue;
-    const ChunkGeometry& g = s->geometry();
-    std::vector<ChunkIndex> missing;
-    for (ChunkIndex c = g.chunk_of(offset); g.offset_of(c) < offset + length; ++c.value) {
-      if (!s->has_exception(c)) missing.push_back(c);
-    }
-    if (missing.empty()) continue;
-    if (old.empty()) {
-      old.assign(padded, 0);
-      const uint64_t readable = std::min(padded, real_->size_bytes() - start);
-      COWSNAP_RETURN_IF_ERROR(real_->read(start, std::span(old).first(readable))
-                                  .with_context(fmt::format("copy-out from {}", real_name_)));
-    }
+  std::vector<uint8_t> old(padded, 0);
+  const uint64_t readable = std::min(padded, real_->size_bytes() - start);
+  COWSNAP_RETURN_IF_ERROR(real_->read(start, std::span(old).first(readable))
+                              .with_context(fmt::format("copy-out from {}", real_name_)));
+
+  auto copy_out = [&](const CopyOut& copy) {
+    const ChunkGeometry& g = copy.snapshot->geometry();
     // A failure here invalidates that snapshot only; the origin carries on.
-    (void)s->add_exceptions_locked(missing, [&](ChunkIndex c) {
+    (void)copy.snapshot->add_exceptions_locked(copy.missing, [&](ChunkIndex c) {
       return std::span<const uint8_t>(old).subspan(g.offset_of(c) - start, g.chunk_bytes());
     });
+  };
+  // The snapshots' stores commit side by side, so a request waits for one
+  // commit rather than one per snapshot, and concurrent requests meet in
+  // larger batches at every store. The region locks held by this thread
+  // cover the helpers' work, which ends before this function returns.
+  std::vector<std::future<void>> helpers;
+  for (size_t i = 1; i < copies.size(); ++i) {
+    try {
+      helpers.push_back(std::async(std::launch::async, copy_out, std::cref(copies[i])));
+    } catch (const std::system_error&) {
+      copy_out(copies[i]);  // no thread to be had: copy inline
+    }
   }
+  copy_out(copies[0]);
+  for (auto& h : helpers) h.get();
   return Status::Ok();
 }
 
