@@ -23,6 +23,7 @@
 #include "cowsnap/exception_store.h"
 #include "group_commit.h"
 #include "persistent_format.h"
+#include "store_base.h"
 
 namespace cowsnap {
 namespace {
@@ -42,16 +43,12 @@ struct LoadedState {
   std::vector<uint8_t> current_area_bytes;  // entries then zeroes
 };
 
-class PersistentStore final : public ExceptionStore {
+class PersistentStore final : public StoreBase {
  public:
   PersistentStore(std::shared_ptr<BlockDevice> cow, ChunkGeometry geometry, LoadedState state)
-      : cow_(std::move(cow)),
-        geometry_(geometry),
+      : StoreBase(std::move(cow), geometry, state.valid, state.next_free),
         layout_(geometry.chunk_bytes()),
         device_chunks_(geometry.chunks_in(cow_->size_bytes())),
-        total_sectors_(cow_->size_bytes() / kSectorBytes),
-        valid_(state.valid),
-        next_free_(state.next_free),
         current_area_(state.current_area),
         area_(std::move(state.current_area_bytes)),
         committed_(state.committed) {
@@ -59,30 +56,6 @@ class PersistentStore final : public ExceptionStore {
   }
 
   [[nodiscard]] std::string_view type_code() const override { return "P"; }
-  [[nodiscard]] const ChunkGeometry& geometry() const override { return geometry_; }
-  [[nodiscard]] BlockDevice& cow_device() override { return *cow_; }
-
-  [[nodiscard]] bool valid() const override {
-    std::lock_guard lock(mu_);
-    return valid_;
-  }
-
-  Result<ChunkIndex> prepare_exception() override {
-    std::lock_guard lock(mu_);
-    if (!valid_) return invalid_error();
-    // The kernel's test: the chunk after next_free must still end within
-    // the device.
-    if ((next_free_ + 1) * geometry_.chunk_sectors() > total_sectors_) {
-      valid_ = false;  // an overflowed store is invalid (the caller persists that)
-      return Status::Error(
-          ENOSPC, fmt::format("{}: snapshot store is full ({} data chunks of {} sectors)", cow_->describe(),
-                              layout_.data_capacity(device_chunks_), geometry_.chunk_sectors()));
-    }
-    const ChunkIndex chunk{next_free_};
-    next_free_ = layout_.skip_metadata(next_free_ + 1);
-    return chunk;
-  }
-
   Status commit_exception(ChunkIndex old_chunk, ChunkIndex cow_chunk) override {
     const Pending one{old_chunk, cow_chunk};
     return commit_exceptions(std::span(&one, 1));
@@ -103,10 +76,7 @@ class PersistentStore final : public ExceptionStore {
   }
 
   Status invalidate() override {
-    {
-      std::lock_guard lock(mu_);
-      valid_ = false;
-    }
+    mark_invalid();
     std::vector<uint8_t> header(geometry_.chunk_bytes(), 0);
     pstore::encode_header(DiskHeader{.valid = 0, .chunk_sectors = geometry_.chunk_sectors()}, header);
     Status s = cow_->write(0, header);
@@ -132,7 +102,17 @@ class PersistentStore final : public ExceptionStore {
     std::vector<uint8_t> bytes;
   };
 
-  Status invalid_error() const {
+  [[nodiscard]] uint64_t next_after(uint64_t chunk) const override {
+    return layout_.skip_metadata(chunk + 1);
+  }
+
+  [[nodiscard]] Status full_error() const override {
+    return Status::Error(
+        ENOSPC, fmt::format("{}: snapshot store is full ({} data chunks of {} sectors)", cow_->describe(),
+                            layout_.data_capacity(device_chunks_), geometry_.chunk_sectors()));
+  }
+
+  [[nodiscard]] Status invalid_error() const override {
     return Status::Error(EIO, fmt::format("{}: snapshot store is invalid", cow_->describe()));
   }
 
@@ -171,10 +151,7 @@ class PersistentStore final : public ExceptionStore {
     const uint64_t first_area_end = later.empty() ? slot : per_area;
     Status s = write_areas(first_area, first_slot, first_area_end, later, zero_next ? area + 1 : 0);
     if (!s.ok()) {
-      {
-        std::lock_guard lock(mu_);
-        valid_ = false;
-      }
+      mark_invalid();
       return Status::Error(EIO,
                            fmt::format("{}: cannot commit {} exception(s), snapshot store invalidated: {}",
                                        cow_->describe(), batch.size(), s.message()));
@@ -237,15 +214,8 @@ class PersistentStore final : public ExceptionStore {
     return cow_->write(geometry_.offset_of(ChunkIndex{chunk}), bytes);
   }
 
-  const std::shared_ptr<BlockDevice> cow_;
-  const ChunkGeometry geometry_;
   const AreaLayout layout_;
   const uint64_t device_chunks_;
-  const uint64_t total_sectors_;
-
-  mutable std::mutex mu_;
-  bool valid_;             // guarded by mu_
-  uint64_t next_free_;     // guarded by mu_; next chunk prepare hands out
   uint64_t current_area_;  // guarded by mu_; written by the commit leader only
 
   // Owned by the commit leader (GroupCommit runs one batch at a time):

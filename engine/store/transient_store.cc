@@ -9,35 +9,17 @@
 
 #include "cowsnap/exception_store.h"
 #include "group_commit.h"
+#include "store_base.h"
 
 namespace cowsnap {
 namespace {
 
-class TransientStore final : public ExceptionStore {
+class TransientStore final : public StoreBase {
  public:
   TransientStore(std::shared_ptr<BlockDevice> cow, ChunkGeometry geometry)
-      : cow_(std::move(cow)), geometry_(geometry), total_sectors_(cow_->size_bytes() / kSectorBytes) {}
+      : StoreBase(std::move(cow), geometry, true, 0) {}
 
   [[nodiscard]] std::string_view type_code() const override { return "N"; }
-  [[nodiscard]] const ChunkGeometry& geometry() const override { return geometry_; }
-  [[nodiscard]] BlockDevice& cow_device() override { return *cow_; }
-
-  [[nodiscard]] bool valid() const override {
-    std::lock_guard lock(mu_);
-    return valid_;
-  }
-
-  Result<ChunkIndex> prepare_exception() override {
-    std::lock_guard lock(mu_);
-    if (!valid_) return invalid_error();
-    if ((next_free_ + 1) * geometry_.chunk_sectors() > total_sectors_) {
-      valid_ = false;  // an overflowed store is invalid
-      return Status::Error(ENOSPC,
-                           fmt::format("{}: transient snapshot store is full ({} chunks of {} sectors)",
-                                       cow_->describe(), next_free_, geometry_.chunk_sectors()));
-    }
-    return ChunkIndex{next_free_++};
-  }
 
   Status commit_exception(ChunkIndex old_chunk, ChunkIndex cow_chunk) override {
     const NewException one{old_chunk, cow_chunk};
@@ -49,10 +31,7 @@ class TransientStore final : public ExceptionStore {
     return flushes_.commit(std::span(&kFlushRequest, 1), [this](std::span<const int> /*batch*/) -> Status {
       if (!valid()) return invalid_error();
       if (Status s = cow_->flush(); !s.ok()) {
-        {
-          std::lock_guard lock(mu_);
-          valid_ = false;
-        }
+        mark_invalid();
         return Status::Error(EIO, fmt::format("{}: cannot flush exception data, transient snapshot store "
                                               "invalidated: {}",
                                               cow_->describe(), s.message()));
@@ -64,8 +43,7 @@ class TransientStore final : public ExceptionStore {
   // Nothing on the device records validity; the snapshot is gone at
   // shutdown anyway.
   Status invalidate() override {
-    std::lock_guard lock(mu_);
-    valid_ = false;
+    mark_invalid();
     return Status::Ok();
   }
 
@@ -77,17 +55,16 @@ class TransientStore final : public ExceptionStore {
   }
 
  private:
-  Status invalid_error() const {
-    return Status::Error(EIO, fmt::format("{}: transient snapshot store is invalid", cow_->describe()));
+  [[nodiscard]] uint64_t next_after(uint64_t chunk) const override { return chunk + 1; }
+
+  [[nodiscard]] Status full_error() const override {
+    return Status::Error(ENOSPC, fmt::format("{}: transient snapshot store is full ({} chunks of {} sectors)",
+                                             cow_->describe(), next_free_, geometry_.chunk_sectors()));
   }
 
-  const std::shared_ptr<BlockDevice> cow_;
-  const ChunkGeometry geometry_;
-  const uint64_t total_sectors_;
-
-  mutable std::mutex mu_;
-  bool valid_ = true;       // guarded by mu_
-  uint64_t next_free_ = 0;  // guarded by mu_
+  [[nodiscard]] Status invalid_error() const override {
+    return Status::Error(EIO, fmt::format("{}: transient snapshot store is invalid", cow_->describe()));
+  }
 
   GroupCommit<int> flushes_;  // items carry nothing: a batch is one flush
 };

@@ -1,0 +1,66 @@
+// What the persistent and the transient store share: the COW device, the
+// chunk geometry, validity and the kernel's allocation test.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+
+#include "cowsnap/exception_store.h"
+
+namespace cowsnap {
+
+class StoreBase : public ExceptionStore {
+ public:
+  [[nodiscard]] const ChunkGeometry& geometry() const final { return geometry_; }
+  [[nodiscard]] BlockDevice& cow_device() final { return *cow_; }
+
+  [[nodiscard]] bool valid() const final {
+    std::lock_guard lock(mu_);
+    return valid_;
+  }
+
+  Result<ChunkIndex> prepare_exception() final {
+    std::lock_guard lock(mu_);
+    if (!valid_) return invalid_error();
+    // The kernel's test: the chunk after next_free must still end within
+    // the device.
+    if ((next_free_ + 1) * geometry_.chunk_sectors() > total_sectors_) {
+      valid_ = false;  // an overflowed store is invalid (the caller persists that)
+      return full_error();
+    }
+    const ChunkIndex chunk{next_free_};
+    next_free_ = next_after(next_free_);
+    return chunk;
+  }
+
+ protected:
+  StoreBase(std::shared_ptr<BlockDevice> cow, ChunkGeometry geometry, bool valid, uint64_t next_free)
+      : cow_(std::move(cow)),
+        geometry_(geometry),
+        total_sectors_(cow_->size_bytes() / kSectorBytes),
+        valid_(valid),
+        next_free_(next_free) {}
+
+  // The chunk prepare_exception hands out after `chunk`.
+  [[nodiscard]] virtual uint64_t next_after(uint64_t chunk) const = 0;
+  // ENOSPC naming the store. REQUIRES: mu_ held.
+  [[nodiscard]] virtual Status full_error() const = 0;
+  // EIO naming the store.
+  [[nodiscard]] virtual Status invalid_error() const = 0;
+
+  void mark_invalid() {
+    std::lock_guard lock(mu_);
+    valid_ = false;
+  }
+
+  const std::shared_ptr<BlockDevice> cow_;
+  const ChunkGeometry geometry_;
+  const uint64_t total_sectors_;
+
+  mutable std::mutex mu_;
+  bool valid_;          // guarded by mu_
+  uint64_t next_free_;  // guarded by mu_; the next chunk prepare hands out
+};
+
+}  // namespace cowsnap
