@@ -113,18 +113,8 @@ class OnlineBackend final : public Backend {
     return committed(vg_name, client_.lvextend_extents(vg_name, lv_name, new_extents));
   }
   Status set_active(const std::string& vg_name, const std::string& lv_name, bool active) override {
-    if (!active) {
-      return Status::Error(ENOTSUP, fmt::format("Cannot deactivate {}/{}: the cowsnap server on {} serves every LV "
-                                                "of its VGs; stop the server to deactivate",
-                                                vg_name, lv_name, root_dir_));
-    }
-    COWSNAP_RETURN_IF_ERROR(client_.refresh().status());
-    COWSNAP_ASSIGN_OR_RETURN(std::vector<control::LvState> lvs, client_.lvs());
-    for (const control::LvState& s : lvs) {
-      if (s.vg == vg_name && s.lv == lv_name) return Status::Ok();
-    }
-    return Status::Error(ENOENT, fmt::format("Failed to activate {}/{}: the server does not serve it (see its log)",
-                                             vg_name, lv_name));
+    COWSNAP_ASSIGN_OR_RETURN(control::Response r, client_.lvchange(vg_name, lv_name, active));
+    return r.status();
   }
 
  private:

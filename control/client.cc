@@ -148,6 +148,10 @@ Result<Response> Client::lvextend_extents(const std::string& vg, const std::stri
 
 Result<Response> Client::refresh() { return request({{"op", "refresh"}}); }
 
+Result<Response> Client::lvchange(const std::string& vg, const std::string& lv, bool active) {
+  return request({{"op", "lvchange"}, {"vg", vg}, {"lv", lv}, {"active", active}});
+}
+
 Result<std::string> Client::dmsetup(bool status, const std::string& vg) {
   json req = {{"op", status ? "dmsetup_status" : "dmsetup_table"}};
   if (!vg.empty()) req["vg"] = vg;

@@ -53,6 +53,8 @@ class Client {
   Result<Response> lvextend(const std::string& vg, const std::string& lv, uint64_t new_size_bytes);
   Result<Response> lvextend_extents(const std::string& vg, const std::string& lv, uint64_t new_extents);
   Result<Response> refresh();
+  // lvchange -a y|n.
+  Result<Response> lvchange(const std::string& vg, const std::string& lv, bool active);
   // `dmsetup table` / `dmsetup status` text; an empty vg means every VG.
   Result<std::string> dmsetup(bool status, const std::string& vg = {});
 

@@ -186,6 +186,7 @@ control::Response VolumeService::handle(const json& request) {
     if (op == "lvremove") return op_lvremove(request);
     if (op == "lvextend") return op_lvextend(request);
     if (op == "refresh") return op_refresh();
+    if (op == "lvchange") return op_lvchange(request);
     if (op == "dmsetup_table") return op_dmsetup(request, false);
     if (op == "dmsetup_status") return op_dmsetup(request, true);
     return control::Response::from_status(
@@ -425,6 +426,39 @@ control::Response VolumeService::op_lvextend(const json& request) {
   vgs_[vg_name] = std::move(fresh).value();
   rebuild_exports();
   return committed(commit, std::move(notices));
+}
+
+control::Response VolumeService::op_lvchange(const json& request) {
+  std::lock_guard control(control_mu_);
+  auto names = vg_lv_args(request);
+  if (!names.ok()) return control::Response::from_status(names.status());
+  const bool active = control::bool_arg(request, "active", true);
+  std::unique_lock exports(exports_mu_);
+  auto vg = active_vg(names->vg);
+  if (!vg.ok()) return control::Response::from_status(vg.status());
+  if (active) {
+    Status s = (*vg)->activate_volume(vm_, names->lv);
+    rebuild_exports();
+    return control::Response::from_status(s);
+  }
+  // Deactivating takes the LV (and an origin's snapshots) away from its
+  // clients, so it is refused while any is connected, as lvm2 refuses an
+  // open LV.
+  auto found = find_volume(**vg, names->vg, names->lv);
+  if (!found.ok()) return control::Response::from_status(found.status());
+  for (const auto& [name, exp] : exports_) {
+    const bool affected = exp->vg() == names->vg &&
+                          (exp->lv() == names->lv ||
+                           (exp->volume()->is_snapshot() && exp->volume()->origin_lv == names->lv));
+    if (affected && exp->connections() > 0) {
+      return control::Response::from_status(
+          Status::Error(EBUSY, fmt::format("Logical volume {}/{} in use: NBD clients connected to {}", names->vg,
+                                           names->lv, name)));
+    }
+  }
+  Status s = (*vg)->deactivate_volume(names->lv);
+  rebuild_exports();
+  return control::Response::from_status(s);
 }
 
 control::Response VolumeService::op_refresh() {

@@ -146,6 +146,7 @@ class VolumeService {
   control::Response op_lvremove(const nlohmann::json& request);
   control::Response op_lvextend(const nlohmann::json& request);
   control::Response op_refresh();
+  control::Response op_lvchange(const nlohmann::json& request);
   control::Response op_dmsetup(const nlohmann::json& request, bool status);
 
   void log_error(const std::string& msg) const {

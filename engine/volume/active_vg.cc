@@ -268,14 +268,58 @@ Status ActiveVolumeGroup::refresh(vg::VolumeManager& vm) {
   pv_paths_ = disk.pv_paths;
   for (const vg::LogicalVolume& lv : disk.vg.lvs) {
     const vg::LvRole role = vg::lv_role(disk.vg, lv.name);
-    if ((role == vg::LvRole::kPlain || role == vg::LvRole::kOrigin) && !find(lv.name)) {
+    if ((role == vg::LvRole::kPlain || role == vg::LvRole::kOrigin) && !find(lv.name) &&
+        inactive_.count(lv.name) == 0) {
       COWSNAP_RETURN_IF_ERROR(activate_plain(disk.vg, lv));
     }
   }
   for (const vg::SnapshotRef& ref : vg::snapshots(disk.vg)) {
-    if (!find(ref.cow_lv)) COWSNAP_RETURN_IF_ERROR(activate_snapshot(disk.vg, ref, false, nullptr));
+    if (!find(ref.cow_lv) && inactive_.count(ref.cow_lv) == 0 && find(ref.origin_lv)) {
+      COWSNAP_RETURN_IF_ERROR(activate_snapshot(disk.vg, ref, false, nullptr));
+    }
   }
   return Status::Ok();
+}
+
+Status ActiveVolumeGroup::deactivate_volume(const std::string& lv_name) {
+  auto volume = find(lv_name);
+  if (!volume) return Status::Error(ENOENT, fmt::format("{}/{} is not active", vg_name_, lv_name));
+  std::vector<std::shared_ptr<ActiveVolume>> going;
+  for (const auto& [name, v] : volumes_) {
+    if (v->is_snapshot() && v->origin_lv == lv_name) going.push_back(v);
+  }
+  going.push_back(volume);
+  for (const auto& v : going) {
+    COWSNAP_RETURN_IF_ERROR(v->device->flush().with_context(fmt::format("deactivating {}/{}", vg_name_, v->lv_name)));
+  }
+  for (const auto& v : going) {
+    if (v->is_snapshot()) {
+      if (auto o = v->snapshot->origin()) o->detach_snapshot(v->snapshot);
+      linear_devices_.erase(v->snapshot->cow_name());
+    } else {
+      linear_devices_.erase(v->origin->real_name());
+    }
+    volumes_.erase(v->lv_name);
+    inactive_.insert(v->lv_name);
+  }
+  return Status::Ok();
+}
+
+Status ActiveVolumeGroup::activate_volume(vg::VolumeManager& vm, const std::string& lv_name) {
+  COWSNAP_ASSIGN_OR_RETURN(vg::VgOnDisk disk, vm.read_vg(vg_name_));
+  if (disk.vg.find_lv(lv_name) == nullptr) {
+    return Status::Error(ENOENT, fmt::format("Failed to find logical volume \"{}/{}\"", vg_name_, lv_name));
+  }
+  if (auto ref = vg::snapshot_for(disk.vg, lv_name); ref && ref->cow_lv == lv_name) {
+    if (!find(ref->origin_lv)) {
+      return Status::Error(EINVAL, fmt::format("cannot activate snapshot {}/{}: its origin {} is inactive",
+                                               vg_name_, lv_name, ref->origin_lv));
+    }
+  } else {
+    for (const vg::SnapshotRef& r : vg::snapshots_of(disk.vg, lv_name)) inactive_.erase(r.cow_lv);
+  }
+  inactive_.erase(lv_name);
+  return refresh(vm);
 }
 
 }  // namespace cowsnap

@@ -74,4 +74,17 @@ nbdcopy "$(uri vgx/orig)" "$WORK/orig.img"
 cmp -s -n 4194304 "$WORK/after.img" "$WORK/a" || e2e_fail "snapshot does not show the old data"
 cmp -s -n 4194304 "$WORK/orig.img" "$WORK/b" || e2e_fail "origin does not show the new data"
 echo "snapshot shows the data as of its creation"
+
+# lvchange -an through the server: the origin goes with its snapshots, and
+# comes back (with the same content) on -ay.
+csq lvchange -an vgx/orig || e2e_fail "lvchange -an vgx/orig"
+list=$(nbdinfo --list "nbd+unix://?socket=$SOCK")
+grep -q 'vgx/orig"' <<<"$list" && e2e_fail "deactivated origin still exported"
+grep -q 'vgx/after"' <<<"$list" && e2e_fail "snapshot of a deactivated origin still exported"
+csq lvs --noheadings -o lv_name,lv_attr vgx | grep -q "orig *owi---s---" || e2e_fail "lvs after -an: $(csq lvs vgx)"
+csq lvchange -ay vgx/orig || e2e_fail "lvchange -ay vgx/orig"
+nbdcopy "$(uri vgx/after)" "$WORK/after2.img"
+cmp -s -n 4194304 "$WORK/after2.img" "$WORK/a" || e2e_fail "snapshot content after re-activation"
+csq lvs --noheadings -o lv_name,lv_attr vgx | grep -q "orig *owi-a-s---" || e2e_fail "lvs after -ay: $(csq lvs vgx)"
+echo "lvchange -an/-ay through the server"
 echo PASS

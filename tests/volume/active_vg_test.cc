@@ -142,3 +142,35 @@ TEST_CASE("lvextend of a live snapshot grows its store and rescues it from overf
   CHECK(byte_diff(read_bytes(*again->find("s")->device, 0, 8 * kMiB), pattern(0, 8 * kMiB, 1)) == "");
   CHECK(again->grow_snapshot(vm, "lv", 20).status().errnum() == EINVAL);
 }
+
+TEST_CASE("lvchange -an deactivates an origin with its snapshots until -ay") {
+  TempRoot root;
+  auto vm = must(vg::VolumeManager::open((root.dir / "root").string()));
+  const std::string pv = (root.dir / "pv0.img").string();
+  must(vm.pvcreate(pv, 32 * kMiB));
+  must(vm.vgcreate("vg", {pv}, 2048));
+  must(vm.lvcreate("vg", "lv", 4));
+  must(vm.lvcreate("vg", "other", 1));
+  auto active = must(ActiveVolumeGroup::activate(must(vm.read_vg("vg"))));
+  REQUIRE(active->find("lv")->device->write(0, pattern(0, 4 * kMiB, 1)).ok());
+  must(active->create_snapshot(vm, "lv", "s", 2, 8));
+  REQUIRE(active->find("lv")->device->write(0, pattern(0, kMiB, 2)).ok());
+  auto old_snapshot = active->find("s");
+
+  REQUIRE(active->deactivate_volume("lv").ok());
+  CHECK(active->find("lv") == nullptr);
+  CHECK(active->find("s") == nullptr);
+  CHECK(active->find("other") != nullptr);
+  std::vector<uint8_t> buf(4096);
+  CHECK(old_snapshot->device->read(0, buf).errnum() == ENODEV);
+  REQUIRE(active->refresh(vm).ok());  // stays inactive
+  CHECK(active->find("lv") == nullptr);
+  CHECK(active->activate_volume(vm, "s").errnum() == EINVAL);  // origin inactive
+  CHECK(active->deactivate_volume("lv").errnum() == ENOENT);
+
+  REQUIRE(active->activate_volume(vm, "lv").ok());
+  REQUIRE(active->find("lv"));
+  REQUIRE(active->find("s"));
+  CHECK(byte_diff(read_bytes(*active->find("s")->device, 0, 4 * kMiB), pattern(0, 4 * kMiB, 1)) == "");
+  CHECK(byte_diff(read_bytes(*active->find("lv")->device, 0, kMiB), pattern(0, kMiB, 2)) == "");
+}

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -81,6 +82,13 @@ class ActiveVolumeGroup {
   // connected clients carry on. The rescue of a filling snapshot.
   Result<vg::CommitResult> grow_snapshot(vg::VolumeManager& vm, const std::string& lv_name,
                                          uint64_t new_extents);
+  // lvchange -an: stops serving the LV (an origin: with its snapshots, as
+  // lvm2 does); refresh() leaves it inactive until activate_volume().
+  // Flushes what is deactivated. ENOENT for an LV that is not active.
+  Status deactivate_volume(const std::string& lv_name);
+  // lvchange -ay: activates the LV (a snapshot needs its origin active;
+  // activating an origin activates its snapshots too).
+  Status activate_volume(vg::VolumeManager& vm, const std::string& lv_name);
   // Re-reads the VG and activates LVs that appeared (made by other
   // commands), keeping the live ones.
   Status refresh(vg::VolumeManager& vm);
@@ -100,6 +108,7 @@ class ActiveVolumeGroup {
 
   std::string vg_name_;
   Options options_;
+  std::set<std::string> inactive_;  // LVs deactivated by lvchange -an
   std::map<std::string, std::shared_ptr<BlockDevice>> pv_devices_;       // by path
   std::map<std::string, std::string> pv_paths_;                          // PV name -> path
   std::map<std::string, std::shared_ptr<ActiveVolume>> volumes_;         // by LV name
