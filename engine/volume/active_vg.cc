@@ -211,27 +211,32 @@ Result<vg::CommitResult> ActiveVolumeGroup::create_volume(vg::VolumeManager& vm,
   return commit;
 }
 
+std::vector<std::shared_ptr<ActiveVolume>> ActiveVolumeGroup::with_snapshots(
+    const std::shared_ptr<ActiveVolume>& volume) const {
+  std::vector<std::shared_ptr<ActiveVolume>> out{volume};
+  for (const auto& [name, v] : volumes_) {
+    if (v->is_snapshot() && v->origin_lv == volume->lv_name) out.push_back(v);
+  }
+  return out;
+}
+
+void ActiveVolumeGroup::drop(const ActiveVolume& volume) {
+  if (volume.is_snapshot()) {
+    if (auto o = volume.snapshot->origin()) o->detach_snapshot(volume.snapshot);
+    linear_devices_.erase(volume.snapshot->cow_name());
+  } else {
+    linear_devices_.erase(volume.origin->real_name());
+  }
+  volumes_.erase(volume.lv_name);
+}
+
 Result<vg::CommitResult> ActiveVolumeGroup::remove_volume(vg::VolumeManager& vm, const std::string& lv_name,
                                                           bool force) {
   auto volume = find(lv_name);
   if (!volume)
     return Status::Error(ENOENT, fmt::format("Failed to find logical volume \"{}/{}\"", vg_name_, lv_name));
   COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult commit, vm.lvremove(vg_name_, lv_name, force));
-  std::vector<std::shared_ptr<ActiveVolume>> gone{volume};
-  if (!volume->is_snapshot()) {
-    for (const auto& [name, v] : volumes_) {
-      if (v->is_snapshot() && v->origin_lv == lv_name) gone.push_back(v);
-    }
-  }
-  for (const auto& v : gone) {
-    if (v->is_snapshot()) {
-      if (auto o = v->snapshot->origin()) o->detach_snapshot(v->snapshot);
-      linear_devices_.erase(v->snapshot->cow_name());
-    } else {
-      linear_devices_.erase(v->origin->real_name());
-    }
-    volumes_.erase(v->lv_name);
-  }
+  for (const auto& v : with_snapshots(volume)) drop(*v);
   return commit;
 }
 
@@ -284,23 +289,14 @@ Status ActiveVolumeGroup::refresh(vg::VolumeManager& vm) {
 Status ActiveVolumeGroup::deactivate_volume(const std::string& lv_name) {
   auto volume = find(lv_name);
   if (!volume) return Status::Error(ENOENT, fmt::format("{}/{} is not active", vg_name_, lv_name));
-  std::vector<std::shared_ptr<ActiveVolume>> going;
-  for (const auto& [name, v] : volumes_) {
-    if (v->is_snapshot() && v->origin_lv == lv_name) going.push_back(v);
-  }
-  going.push_back(volume);
+  const auto going = with_snapshots(volume);
   for (const auto& v : going) {
-    COWSNAP_RETURN_IF_ERROR(v->device->flush().with_context(fmt::format("deactivating {}/{}", vg_name_, v->lv_name)));
+    COWSNAP_RETURN_IF_ERROR(
+        v->device->flush().with_context(fmt::format("deactivating {}/{}", vg_name_, v->lv_name)));
   }
   for (const auto& v : going) {
-    if (v->is_snapshot()) {
-      if (auto o = v->snapshot->origin()) o->detach_snapshot(v->snapshot);
-      linear_devices_.erase(v->snapshot->cow_name());
-    } else {
-      linear_devices_.erase(v->origin->real_name());
-    }
-    volumes_.erase(v->lv_name);
     inactive_.insert(v->lv_name);
+    drop(*v);
   }
   return Status::Ok();
 }

@@ -15,8 +15,8 @@
 #pragma once
 
 #include <map>
-#include <set>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -105,10 +105,15 @@ class ActiveVolumeGroup {
                            std::unique_lock<std::shared_mutex>* held);
   [[nodiscard]] std::string dm_name(const std::string& lv_name) const;
   [[nodiscard]] std::string dm_text(bool status) const;
+  // The volume and, for an origin, its active snapshots.
+  [[nodiscard]] std::vector<std::shared_ptr<ActiveVolume>> with_snapshots(
+      const std::shared_ptr<ActiveVolume>& volume) const;
+  // Stops serving a volume: detaches a snapshot, forgets its devices.
+  void drop(const ActiveVolume& volume);
 
   std::string vg_name_;
   Options options_;
-  std::set<std::string> inactive_;  // LVs deactivated by lvchange -an
+  std::set<std::string> inactive_;                                       // LVs deactivated by lvchange -an
   std::map<std::string, std::shared_ptr<BlockDevice>> pv_devices_;       // by path
   std::map<std::string, std::string> pv_paths_;                          // PV name -> path
   std::map<std::string, std::shared_ptr<ActiveVolume>> volumes_;         // by LV name
