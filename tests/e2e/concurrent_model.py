@@ -3,60 +3,117 @@
 are taken online through the control socket, checked against a model.
 
 Each writer thread owns its own connection and its own blocks (b % 4), and
-writes random ones of them
-whose content encodes (block, version). For each snapshot, a block must hold
-the version last acknowledged before the snapshot request was sent, or one
-of the versions whose write was in flight while the snapshot was being taken
-(those may land on either side of the barrier) -- never a version written
-after the snapshot returned, never torn or foreign data.
+writes random ones of them, one request at a time, whose content encodes
+(block, version). For each snapshot, a block must hold the version last
+acknowledged before the snapshot request was sent, or one of the versions
+whose write was in flight while the snapshot was being taken (those may
+land on either side of the barrier) -- never a version written after the
+snapshot returned, never torn or foreign data.
+
+With --crash PID the server is killed with SIGKILL while the writers'
+requests are in flight, after every snapshot was read in full; the model
+goes to --state FILE. After a restart, --check FILE checks that every
+acknowledged write survived (a SIGKILL loses no page cache: an acknowledged
+write needs no flush to outlive the process), that a block holds either its
+last acknowledged version or the one in flight at the kill, and that each
+snapshot reads exactly as it did before the kill.
 
 usage: concurrent_model.py NBD_SOCKET CONTROL_SOCKET VG LV SNAP_SIZE_BYTES
+                           [--crash PID --state FILE | --check FILE]
 """
-import hashlib, json, random, socket, sys, threading, time
+import argparse, hashlib, json, os, random, signal, socket, sys, threading, time
 import nbd
 
-sock, control, vg, lv, snap_size = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+ap = argparse.ArgumentParser()
+ap.add_argument("sock"); ap.add_argument("control"); ap.add_argument("vg"); ap.add_argument("lv")
+ap.add_argument("snap_size", type=int)
+ap.add_argument("--crash", type=int, metavar="PID", help="SIGKILL this server under load")
+ap.add_argument("--state", help="where --crash leaves the model")
+ap.add_argument("--check", metavar="STATE", help="check a restarted server against a --crash model")
+args = ap.parse_args()
 BLOCK, WRITERS, SNAPSHOTS = 4096, 4, 3
-uri = lambda name: f"nbd+unix:///{vg}/{name}?socket={sock}"
+uri = lambda name: f"nbd+unix:///{args.vg}/{name}?socket={args.sock}"
+digest = lambda data: hashlib.sha256(data).hexdigest()
 
 def content(block, version):
     seed = hashlib.sha256(f"{block}:{version}".encode()).digest()
     return (seed * (BLOCK // len(seed) + 1))[:BLOCK]
 
+def connect(name):
+    h = nbd.NBD(); h.connect_uri(uri(name))
+    return h
+
+def read_digests(name):
+    h = connect(name)
+    out = [digest(h.pread(BLOCK, b * BLOCK)) for b in range(h.get_size() // BLOCK)]
+    h.shutdown()
+    return out
+
 def control_call(req):
     with socket.socket(socket.AF_UNIX) as s:
-        s.connect(control)
+        s.connect(args.control)
         s.sendall((json.dumps(req) + "\n").encode())
         buf = b""
         while not buf.endswith(b"\n"):
             buf += s.recv(65536)
     return json.loads(buf)
 
-h0 = nbd.NBD(); h0.connect_uri(uri(lv))
+def version_digest(initial, b, v):
+    return digest(content(b, v)) if v else initial[b]
+
+def report(bad, where, msg):
+    if bad < 5: print(f"{where}: {msg}")
+    return bad + 1
+
+if args.check:
+    with open(args.check) as f: st = json.load(f)
+    initial, bad = st["initial"], 0
+    now = read_digests(args.lv)
+    for b, d in enumerate(now):
+        allowed = {st["acked"][b]} | ({st["in_flight"][str(b)]} if str(b) in st["in_flight"] else set())
+        if d not in {version_digest(initial, b, v) for v in allowed}:
+            bad = report(bad, "origin", f"block {b} holds neither its acknowledged v{st['acked'][b]} nor the write in flight")
+    landed = sum(1 for b, v in st["in_flight"].items() if now[int(b)] == version_digest(initial, int(b), v))
+    print(f"origin: each of {len(now)} blocks holds its last acknowledged version or the write in flight; "
+          f"{landed} of {len(st['in_flight'])} writes in flight at the kill landed")
+    for name, before in st["snapshots"].items():
+        after = read_digests(name)
+        diff = sum(1 for x, y in zip(before, after) if x != y)
+        if diff: bad = report(bad, name, f"{diff} blocks differ from what it read before the kill")
+        else: print(f"{name}: identical to what it read before the kill")
+    sys.exit(1 if bad else 0)
+
+h0 = connect(args.lv)
 blocks = h0.get_size() // BLOCK
-initial = [h0.pread(BLOCK, b * BLOCK) for b in range(blocks)]   # version 0
+initial = [digest(h0.pread(BLOCK, b * BLOCK)) for b in range(blocks)]   # version 0
 h0.shutdown()
 clock = threading.Lock()
 log = []            # (block, version, start, end) of acknowledged writes
 version = [0] * blocks
-stop = threading.Event()
+in_flight = {}      # writer -> (block, version) sent and not acknowledged
+stop, killed = threading.Event(), threading.Event()
 
 def writer(seed):
     rnd = random.Random(seed)
-    h = nbd.NBD(); h.connect_uri(uri(lv))
-    while not stop.is_set():
-        # Each block has one writer: NBD orders nothing between
-        # connections, so two writers of one block would race by design.
-        b = rnd.randrange(seed, blocks, WRITERS)
-        with clock:
-            version[b] += 1
-            v = version[b]
-        t0 = time.monotonic()
-        h.pwrite(content(b, v), b * BLOCK)
-        log_entry = (b, v, t0, time.monotonic())
-        with clock:
-            log.append(log_entry)
-    h.flush(); h.shutdown()
+    h = connect(args.lv)
+    try:
+        while not stop.is_set():
+            # Each block has one writer: NBD orders nothing between
+            # connections, so two writers of one block would race by design.
+            b = rnd.randrange(seed, blocks, WRITERS)
+            with clock:
+                version[b] += 1
+                v = version[b]
+                in_flight[seed] = (b, v)
+            t0 = time.monotonic()
+            h.pwrite(content(b, v), b * BLOCK)
+            entry = (b, v, t0, time.monotonic())
+            with clock:
+                log.append(entry)
+                del in_flight[seed]
+        h.flush(); h.shutdown()
+    except nbd.Error:
+        if not killed.is_set(): raise
 
 threads = [threading.Thread(target=writer, args=(i,)) for i in range(WRITERS)]
 for t in threads: t.start()
@@ -65,36 +122,53 @@ for i in range(SNAPSHOTS):
     time.sleep(1.0)
     name = f"model{i}"
     t0 = time.monotonic()
-    r = control_call({"op": "lvcreate_snapshot", "vg": vg, "origin": lv, "lv": name, "size_bytes": snap_size})
+    r = control_call({"op": "lvcreate_snapshot", "vg": args.vg, "origin": args.lv, "lv": name, "size_bytes": args.snap_size})
     t1 = time.monotonic()
     if not r["ok"]:
         sys.exit(f"lvcreate_snapshot {name}: {r['message']}")
     snaps.append((name, t0, t1))
-time.sleep(0.5)
-stop.set()
-for t in threads: t.join()
+
+snapshot_digests = {}
+if args.crash:
+    # Read every snapshot in full under load, then kill with writes in flight.
+    snapshot_digests = {name: read_digests(name) for name, _, _ in snaps}
+    time.sleep(0.3)
+    with clock:
+        killed.set()
+        os.kill(args.crash, signal.SIGKILL)
+        caught = dict(in_flight)
+    for t in threads: t.join()
+    if not caught: sys.exit("no write was in flight at the kill")
+else:
+    time.sleep(0.5)
+    stop.set()
+    for t in threads: t.join()
 
 bad = 0
 for name, t0, t1 in snaps:
-    ok_versions = [set([0]) for _ in range(blocks)]
+    ok_versions = [{0} for _ in range(blocks)]
     last_before = [0] * blocks
     for b, v, s, e in log:
         if e < t0 and v > last_before[b]: last_before[b] = v
         if s < t1 and e > t0: ok_versions[b].add(v)   # in flight across the barrier
-    h = nbd.NBD(); h.connect_uri(uri(name))
+    data = snapshot_digests.get(name) or read_digests(name)
     for b in range(blocks):
-        data = h.pread(BLOCK, b * BLOCK)
-        allowed = ok_versions[b] | {last_before[b]}
-        if all(data != (content(b, v) if v else initial[b]) for v in allowed):
-            bad += 1
-            if bad < 5: print(f"{name}: block {b} holds unexpected data (last acked before: v{last_before[b]})")
-    h.shutdown()
+        if data[b] not in {version_digest(initial, b, v) for v in ok_versions[b] | {last_before[b]}}:
+            bad = report(bad, name, f"block {b} holds unexpected data (last acked before: v{last_before[b]})")
     print(f"{name}: {blocks} blocks checked, {sum(1 for x in log if x[3] < t0)} writes before it")
-h = nbd.NBD(); h.connect_uri(uri(lv))
+
+if args.crash:
+    acked = [0] * blocks
+    for b, v, _, _ in log: acked[b] = max(acked[b], v)
+    with open(args.state, "w") as f:
+        json.dump({"initial": initial, "acked": acked, "snapshots": snapshot_digests,
+                   "in_flight": {str(b): v for b, v in caught.values()}}, f)
+    print(f"{len(log)} acknowledged writes, server killed with {len(caught)} in flight, {bad} bad blocks")
+    sys.exit(1 if bad else 0)
+
+now = read_digests(args.lv)
 for b in range(blocks):
-    if version[b] and h.pread(BLOCK, b * BLOCK) != content(b, version[b]):
-        bad += 1
-        if bad < 10: print(f"origin: block {b} is not its last version {version[b]}")
-h.shutdown()
+    if version[b] and now[b] != digest(content(b, version[b])):
+        bad = report(bad, "origin", f"block {b} is not its last version {version[b]}")
 print(f"{len(log)} writes by {WRITERS} connections, {len(snaps)} snapshots, {bad} bad blocks")
 sys.exit(1 if bad else 0)

@@ -11,11 +11,15 @@ set -euo pipefail
 : "${PLUGIN:?set PLUGIN to nbdkit-cowsnap-plugin.so}"
 
 E2E_VERBOSE=${E2E_VERBOSE:-0}   # 1: print every command (the demo)
+# How an attached LV's filesystem is mounted: "loop" (mount -o loop, needs
+# root) or "fuse2fs" (a FUSE filesystem driver: works without root).
+E2E_FS_DRIVER=${E2E_FS_DRIVER:-loop}
 WORK=""
 ROOT=""
 SOCK=""
 SERVER_PID=""
-declare -a E2E_MOUNTS=()        # mount points, in mount order
+declare -a E2E_MOUNTS=()        # filesystem mount points, in mount order
+declare -A E2E_FS_PIDS=()       # mount point -> its fuse2fs process
 declare -a E2E_FUSE_DIRS=()     # nbdfuse mount points
 declare -a E2E_FUSE_PIDS=()
 declare -a E2E_BG_PIDS=()       # other background helpers
@@ -65,7 +69,8 @@ e2e_cleanup() {
   for pid in "${E2E_BG_PIDS[@]}"; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
   for ((i = ${#E2E_MOUNTS[@]} - 1; i >= 0; i--)); do
     m=${E2E_MOUNTS[i]}
-    mountpoint -q "$m" && { umount "$m" 2>/dev/null || umount -l "$m"; }
+    mountpoint -q "$m" && { umount "$m" 2>/dev/null || fusermount3 -u "$m" 2>/dev/null || umount -l "$m"; }
+    [[ -n "${E2E_FS_PIDS[$m]:-}" ]] && wait "${E2E_FS_PIDS[$m]}" 2>/dev/null
   done
   for ((i = ${#E2E_FUSE_DIRS[@]} - 1; i >= 0; i--)); do
     m=${E2E_FUSE_DIRS[i]}
@@ -90,6 +95,14 @@ e2e_cleanup() {
 run() {
   if [[ "$E2E_VERBOSE" == 1 ]]; then printf '# %s\n' "$*"; fi
   "$@"
+}
+
+# run_logged LOG CMD...: like run, with the command's own output into LOG.
+run_logged() {
+  local log=$1
+  shift
+  if [[ "$E2E_VERBOSE" == 1 ]]; then printf '# %s\n' "$*"; fi
+  "$@" >>"$log" 2>&1
 }
 
 cs() { run "$COWSNAP" --root "$ROOT" "$@"; }
@@ -135,7 +148,7 @@ e2e_attach() {
   local name=${1#*/} dir
   dir=$WORK/fuse/$name
   mkdir -p "$dir"
-  run nbdfuse "$dir/$name" "$(uri "$1")" &
+  run_logged "$WORK/nbdfuse.log" nbdfuse "$dir/$name" "$(uri "$1")" &
   E2E_FUSE_PIDS+=($!)
   E2E_FUSE_DIRS+=("$dir")
   local i
@@ -152,17 +165,91 @@ e2e_detach() {
   return 0
 }
 
-# e2e_mount LV [OPTIONS]: loop-mounts the attached LV on $WORK/mnt/LV.
-e2e_mount() {
-  local name=$1 opts=${2:-rw}
-  mkdir -p "$WORK/mnt/$name"
-  run mount -o "loop,$opts" "$WORK/fuse/$name/$name" "$WORK/mnt/$name"
-  E2E_MOUNTS+=("$WORK/mnt/$name")
+# e2e_mount_image FILE DIR [ro|rw]: mounts the ext4 image FILE on DIR with
+# the chosen driver.
+e2e_mount_image() {
+  local file=$1 dir=$2 opts=${3:-rw} i
+  mkdir -p "$dir"
+  case $E2E_FS_DRIVER in
+    loop)
+      run mount -o "loop,$opts" "$file" "$dir"
+      ;;
+    fuse2fs)
+      # Foreground, so the cleanup can wait for its last writes.
+      run_logged "$WORK/fuse2fs.log" fuse2fs "$file" "$dir" -o "$opts" -f &
+      E2E_FS_PIDS[$dir]=$!
+      for ((i = 0; i < 100; i++)); do
+        mountpoint -q "$dir" && break
+        kill -0 "${E2E_FS_PIDS[$dir]}" 2>/dev/null || e2e_fail "fuse2fs could not mount $file: $(tail -n 2 "$WORK/fuse2fs.log")"
+        sleep 0.1
+      done
+      mountpoint -q "$dir" || e2e_fail "fuse2fs did not mount $file on $dir"
+      ;;
+    *) e2e_fail "unknown E2E_FS_DRIVER '$E2E_FS_DRIVER' (loop or fuse2fs)" ;;
+  esac
+  E2E_MOUNTS+=("$dir")
 }
 
-e2e_umount() {
-  local m=$WORK/mnt/$1
-  if mountpoint -q "$m"; then run umount "$m"; fi
+# e2e_unmount_dir DIR: unmounts; a fuse2fs process has written back all it
+# held once it has exited, so wait for that before the LV goes away.
+e2e_unmount_dir() {
+  local dir=$1
+  if mountpoint -q "$dir"; then
+    case $E2E_FS_DRIVER in
+      loop) run umount "$dir" ;;
+      fuse2fs) run fusermount3 -u "$dir" ;;
+    esac
+  fi
+  if [[ -n "${E2E_FS_PIDS[$dir]:-}" ]]; then
+    wait "${E2E_FS_PIDS[$dir]}" || e2e_fail "fuse2fs on $dir exited with an error: $(tail -n 2 "$WORK/fuse2fs.log")"
+    unset "E2E_FS_PIDS[$dir]"
+  fi
+}
+
+# e2e_mount LV [ro|rw]: mounts the attached LV on $WORK/mnt/LV.
+e2e_mount() { e2e_mount_image "$WORK/fuse/$1/$1" "$WORK/mnt/$1" "${2:-rw}"; }
+e2e_umount() { e2e_unmount_dir "$WORK/mnt/$1"; }
+
+# e2e_quiesce DIR / e2e_resume DIR bracket a snapshot of a mounted
+# filesystem. With a loop mount, fsfreeze flushes the filesystem and holds
+# new writes, as lvm2's suspend of the origin does. FUSE has no freeze:
+# fuse2fs writes everything it holds back on any fsync, so fsync each file;
+# new writes are not held, so the caller keeps the filesystem idle.
+e2e_quiesce() {
+  case $E2E_FS_DRIVER in
+    loop) run fsfreeze -f "$1" ;;
+    fuse2fs) run find "$1" -type f ! -path '*/lost+found/*' -exec sync {} + ;;
+  esac
+}
+
+e2e_resume() {
+  if [[ $E2E_FS_DRIVER == loop ]]; then run fsfreeze -u "$1"; fi
+}
+
+# Runs the calling script again inside a new user and mount namespace, as an
+# unprivileged user or a rootless container would run it: FUSE mounts work
+# there, loop mounts, fsfreeze and other privileged calls do not. Inside,
+# checks that a loop mount really is refused. Usage: e2e_unprivileged SCRIPT ARGS...
+e2e_unprivileged() {
+  if [[ "${E2E_IN_USERNS:-}" == 1 ]]; then
+    local probe
+    probe=$(mktemp -d "${TMPDIR:-/tmp}/cowsnap-probe.XXXXXX")
+    truncate -s 4M "$probe/img"
+    mkfs.ext4 -q -F "$probe/img"
+    mkdir "$probe/mnt"
+    if mount -o loop,ro "$probe/img" "$probe/mnt" 2>/dev/null; then
+      umount "$probe/mnt"
+      rm -rf "$probe"
+      e2e_fail "a loop mount works in the user namespace: this run would not show the unprivileged path"
+    fi
+    rm -rf "$probe"
+    echo "running unprivileged (user namespace): loop mounts are refused, FUSE mounts work"
+    return 0
+  fi
+  [[ -c /dev/fuse && -r /dev/fuse && -w /dev/fuse ]] || e2e_skip "needs read-write /dev/fuse (nbdfuse, fuse2fs)"
+  unshare --user --map-root-user --mount true 2>/dev/null ||
+    e2e_skip "cannot create a user namespace (unshare -Urm failed)"
+  E2E_IN_USERNS=1 exec unshare --user --map-root-user --mount -- bash "$@"
 }
 
 # Forget cached pages, so reads really reach the server.

@@ -58,13 +58,14 @@ seed_main() {
 
   step "two snapshots of the mounted origin, through the running server"
   # lvm2 suspends the origin's dm device, which freezes the filesystem so the
-  # snapshot is clean; fsfreeze does the same here.
-  run fsfreeze -f "$WORK/mnt/b64m"
+  # snapshot is clean; e2e_quiesce does the same here (fsfreeze, or fsync
+  # through fuse2fs).
+  e2e_quiesce "$WORK/mnt/b64m"
   t0=$(e2e_now)
-  cs lvcreate -L 32M -s -n sb64m vgsrv/b64m || { fsfreeze -u "$WORK/mnt/b64m"; e2e_fail "lvcreate -s sb64m"; }
+  cs lvcreate -L 32M -s -n sb64m vgsrv/b64m || { e2e_resume "$WORK/mnt/b64m"; e2e_fail "lvcreate -s sb64m"; }
   SNAP_SECONDS=$(e2e_elapsed "$t0")
-  cs lvcreate -L 64M -s -n sb64m2 vgsrv/b64m || { fsfreeze -u "$WORK/mnt/b64m"; e2e_fail "lvcreate -s sb64m2"; }
-  run fsfreeze -u "$WORK/mnt/b64m"
+  cs lvcreate -L 64M -s -n sb64m2 vgsrv/b64m || { e2e_resume "$WORK/mnt/b64m"; e2e_fail "lvcreate -s sb64m2"; }
+  e2e_resume "$WORK/mnt/b64m"
   lvs_table
   e2e_expect_eq "$(e2e_lv_field vgsrv/b64m lv_attr)" "owi-aos---" "origin attributes"
   for f in sb64m sb64m2; do
@@ -95,11 +96,11 @@ seed_main() {
   step "result: sb64m overflowed and is invalid; sb64m2 still holds the originals"
   seed_check_after_overflow
   e2e_drop_caches
-  if cat "$WORK/mnt/sb64m/root" >/dev/null 2>"$WORK/cat.err" && ls "$WORK/mnt/sb64m/bin" >/dev/null 2>&1 &&
-    sha256sum "$WORK/mnt/sb64m/bin/"* >/dev/null 2>&1; then
+  if { cat "$WORK/mnt/sb64m/root" && ls "$WORK/mnt/sb64m/bin" && sha256sum "$WORK/mnt/sb64m/bin/"*; } \
+    >/dev/null 2>"$WORK/cat.err"; then
     e2e_fail "files of the invalid snapshot sb64m are still readable"
   fi
-  echo "  reading files of sb64m fails: $(head -n 1 "$WORK/cat.err" 2>/dev/null || echo 'I/O error')"
+  echo "  reading files of sb64m fails: $(grep -m 1 . "$WORK/cat.err" || echo 'I/O error')"
   e2e_verify_checksums "$WORK/mnt/sb64m2" "$WORK/orig.sha256"
   echo "  sb64m2: every original file byte-identical"
   echo "written in the snapshot" >"$WORK/mnt/sb64m2/only-in-snapshot"
@@ -127,14 +128,12 @@ seed_main() {
   echo "  64 MiB copied in ${BACKUP_SECONDS}s while the origin was being rewritten"
   run e2fsck -fn "$WORK/backup.img" >"$WORK/e2fsck.log" 2>&1 || { cat "$WORK/e2fsck.log"; e2e_fail "e2fsck on the backup"; }
   tail -n 1 "$WORK/e2fsck.log"
-  mkdir -p "$WORK/mnt/backup"
-  run mount -o loop,ro "$WORK/backup.img" "$WORK/mnt/backup"
-  E2E_MOUNTS+=("$WORK/mnt/backup")
+  e2e_mount_image "$WORK/backup.img" "$WORK/mnt/backup" ro
   e2e_verify_checksums "$WORK/mnt/backup" "$WORK/orig.sha256"
   [[ -f "$WORK/mnt/backup/only-in-snapshot" && ! -e "$WORK/mnt/backup/40M.img" ]] ||
     e2e_fail "the backup is not sb64m2's filesystem"
   echo "  the backup is clean and holds the original files"
-  run umount "$WORK/mnt/backup"
+  e2e_unmount_dir "$WORK/mnt/backup"
   lvs_table
 
   step "unmount everything, stop the server, start it again: all of it still holds"
