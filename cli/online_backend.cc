@@ -72,7 +72,8 @@ class OnlineBackend final : public Backend {
     COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult commit, direct_->vgcreate(vg_name, pv_paths, extent_sectors));
     return refreshed(std::move(commit));
   }
-  Result<vg::CommitResult> vgextend(const std::string& vg_name, const std::vector<std::string>& pv_paths) override {
+  Result<vg::CommitResult> vgextend(const std::string& vg_name,
+                                    const std::vector<std::string>& pv_paths) override {
     COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult commit, direct_->vgextend(vg_name, pv_paths));
     return refreshed(std::move(commit));
   }
@@ -80,9 +81,10 @@ class OnlineBackend final : public Backend {
     COWSNAP_ASSIGN_OR_RETURN(std::vector<control::LvState> lvs, client_.lvs());
     for (const control::LvState& s : lvs) {
       if (s.vg == vg_name) {
-        return Status::Error(EBUSY, fmt::format("Volume group \"{}\" is served by the running cowsnap server on {}; "
-                                                "stop it before removing the VG",
-                                                vg_name, root_dir_));
+        return Status::Error(EBUSY,
+                             fmt::format("Volume group \"{}\" is served by the running cowsnap server on {}; "
+                                         "stop it before removing the VG",
+                                         vg_name, root_dir_));
       }
     }
     return direct_->vgremove(vg_name, force);
@@ -95,18 +97,16 @@ class OnlineBackend final : public Backend {
   Result<vg::CommitResult> lvcreate_snapshot(const std::string& vg_name, const std::string& origin_lv,
                                              const std::string& snap_name, uint64_t cow_extents,
                                              uint64_t chunk_sectors) override {
-    return committed(vg_name,
-                     client_.lvcreate_snapshot_extents(vg_name, origin_lv, snap_name, cow_extents, chunk_sectors));
+    return committed(vg_name, client_.lvcreate_snapshot_extents(vg_name, origin_lv, snap_name, cow_extents,
+                                                                chunk_sectors));
   }
-  Result<vg::CommitResult> lvremove(const std::string& vg_name, const std::string& lv_name, bool force) override {
+  Result<vg::CommitResult> lvremove(const std::string& vg_name, const std::string& lv_name,
+                                    bool force) override {
     return committed(vg_name, client_.lvremove(vg_name, lv_name, force));
   }
   Result<vg::CommitResult> lvrename(const std::string& vg_name, const std::string& old_name,
-                                    const std::string& /*new_name*/) override {
-    return Status::Error(ENOTSUP, fmt::format("Cannot rename {}/{} while the cowsnap server on {} serves it (its "
-                                              "export name would change under connected clients); stop the "
-                                              "server first",
-                                              vg_name, old_name, root_dir_));
+                                    const std::string& new_name) override {
+    return committed(vg_name, client_.lvrename(vg_name, old_name, new_name));
   }
   Result<vg::CommitResult> lvresize(const std::string& vg_name, const std::string& lv_name,
                                     uint64_t new_extents) override {
@@ -130,8 +130,8 @@ class OnlineBackend final : public Backend {
   Result<vg::CommitResult> refreshed(vg::CommitResult commit) {
     auto r = client_.refresh();
     if (!r.ok()) {
-      commit.notices.push_back(fmt::format("the running server did not pick the change up: {}",
-                                           r.status().message()));
+      commit.notices.push_back(
+          fmt::format("the running server did not pick the change up: {}", r.status().message()));
     } else {
       for (std::string& n : r->notices) commit.notices.push_back(std::move(n));
     }
@@ -145,13 +145,16 @@ class OnlineBackend final : public Backend {
 
 }  // namespace
 
-Result<std::unique_ptr<Backend>> make_online_backend(const std::string& root_dir, const std::string& command_line) {
+Result<std::unique_ptr<Backend>> make_online_backend(const std::string& root_dir,
+                                                     const std::string& command_line) {
   COWSNAP_ASSIGN_OR_RETURN(control::Client client, control::Client::connect_root(root_dir));
   COWSNAP_ASSIGN_OR_RETURN(std::unique_ptr<Backend> direct, make_offline_backend(root_dir, command_line));
-  return std::unique_ptr<Backend>(std::make_unique<OnlineBackend>(std::move(client), std::move(direct), root_dir));
+  return std::unique_ptr<Backend>(
+      std::make_unique<OnlineBackend>(std::move(client), std::move(direct), root_dir));
 }
 
-std::unique_ptr<Backend> connect_online_backend(const std::string& root_dir, const std::string& command_line) {
+std::unique_ptr<Backend> connect_online_backend(const std::string& root_dir,
+                                                const std::string& command_line) {
   auto backend = make_online_backend(root_dir, command_line);
   return backend.ok() ? std::move(backend).value() : nullptr;
 }

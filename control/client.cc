@@ -148,6 +148,10 @@ Result<Response> Client::lvextend_extents(const std::string& vg, const std::stri
 
 Result<Response> Client::refresh() { return request({{"op", "refresh"}}); }
 
+Result<Response> Client::lvrename(const std::string& vg, const std::string& lv, const std::string& new_lv) {
+  return request({{"op", "lvrename"}, {"vg", vg}, {"lv", lv}, {"new_lv", new_lv}});
+}
+
 Result<Response> Client::lvchange(const std::string& vg, const std::string& lv, bool active) {
   return request({{"op", "lvchange"}, {"vg", vg}, {"lv", lv}, {"active", active}});
 }

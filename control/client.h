@@ -53,6 +53,8 @@ class Client {
   Result<Response> lvextend(const std::string& vg, const std::string& lv, uint64_t new_size_bytes);
   Result<Response> lvextend_extents(const std::string& vg, const std::string& lv, uint64_t new_extents);
   Result<Response> refresh();
+  // lvrename VG/LV NEW.
+  Result<Response> lvrename(const std::string& vg, const std::string& lv, const std::string& new_lv);
   // lvchange -a y|n.
   Result<Response> lvchange(const std::string& vg, const std::string& lv, bool active);
   // `dmsetup table` / `dmsetup status` text; an empty vg means every VG.

@@ -12,6 +12,8 @@
 //   lvcreate_snapshot vg origin lv (size_bytes | extents) [chunk_sectors]
 //   lvremove          vg lv [force]
 //   lvextend          vg lv (size_bytes | extents)   (new total size)
+//   lvrename          vg lv new_lv
+//   lvchange          vg lv active
 //   refresh                         re-scan; activate VGs/LVs made offline
 //   dmsetup_table | dmsetup_status  [vg]  ("text")
 // Response: {"ok": bool, "errno": int, "message": str, "notices": [str],

@@ -152,10 +152,12 @@ void ControlServer::accept_loop() {
     }
     if (!peer_allowed(fd)) {
       log_error_("control socket: refused a client with another uid");
-      (void)send_all(fd, control::to_json(control::Response::from_status(Status::Error(
+      (void)send_all(fd,
+                     control::to_json(
+                         control::Response::from_status(Status::Error(
                              EACCES, "permission denied: the control socket serves its owner and root only")))
                              .dump() +
-                             "\n");
+                         "\n");
       ::close(fd);
       continue;
     }
@@ -191,10 +193,11 @@ void ControlServer::serve(Session& session) {
       open = send_all(session.fd, control::to_json(response).dump() + "\n");
     }
     if (buffer.size() > control::kMaxLineBytes) {
-      (void)send_all(session.fd, control::to_json(control::Response::from_status(
-                                                      Status::Error(EPROTO, "control request too long")))
-                                         .dump() +
-                                     "\n");
+      (void)send_all(
+          session.fd,
+          control::to_json(control::Response::from_status(Status::Error(EPROTO, "control request too long")))
+                  .dump() +
+              "\n");
       break;
     }
   }

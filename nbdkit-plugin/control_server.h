@@ -32,7 +32,8 @@ class ControlServer {
 
   // Binds and listens on `path`. A stale socket file (no server answers) is
   // replaced; EADDRINUSE when a live server answers there.
-  static Result<std::unique_ptr<ControlServer>> listen(const std::string& path, Handler handler, Logger log_error);
+  static Result<std::unique_ptr<ControlServer>> listen(const std::string& path, Handler handler,
+                                                       Logger log_error);
 
   ControlServer(const ControlServer&) = delete;
   ControlServer& operator=(const ControlServer&) = delete;
@@ -52,7 +53,10 @@ class ControlServer {
   };
 
   ControlServer(std::string path, int listen_fd, int stop_fd, Handler handler, Logger log_error)
-      : path_(std::move(path)), listen_fd_(listen_fd), stop_fd_(stop_fd), handler_(std::move(handler)),
+      : path_(std::move(path)),
+        listen_fd_(listen_fd),
+        stop_fd_(stop_fd),
+        handler_(std::move(handler)),
         log_error_(std::move(log_error)) {}
 
   void accept_loop();

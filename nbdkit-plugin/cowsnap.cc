@@ -30,7 +30,10 @@ using cowsnap::server::ControlServer;
 using cowsnap::server::Export;
 using cowsnap::server::VolumeService;
 
-constexpr uint32_t kMinBlockBytes = 512;
+// Any byte range is served: the engine works in bytes (a partial chunk is
+// copied out whole first), and FUSE clients such as fuse2fs over nbdfuse
+// write a few bytes at a time. The preferred size tells clients what is cheap.
+constexpr uint32_t kMinBlockBytes = 1;
 constexpr uint32_t kMaxBlockBytes = 32 * 1024 * 1024;
 
 // Set by config, read-only once nbdkit starts serving.
@@ -211,13 +214,15 @@ int flush_if_fua(Export& exp, uint32_t flags) {
 
 int cowsnap_pread(void* handle, void* buf, uint32_t count, uint64_t offset, uint32_t /*flags*/) {
   std::span<uint8_t> out(static_cast<uint8_t*>(buf), count);
-  return guarded([&] { return exp_of(handle).io([&](cowsnap::Target& dev) { return dev.read(offset, out); }); });
+  return guarded(
+      [&] { return exp_of(handle).io([&](cowsnap::Target& dev) { return dev.read(offset, out); }); });
 }
 
 int cowsnap_pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset, uint32_t flags) {
   std::span<const uint8_t> in(static_cast<const uint8_t*>(buf), count);
   Export& exp = exp_of(handle);
-  if (guarded([&] { return exp.io([&](cowsnap::Target& dev) { return dev.write(offset, in); }); }) != 0) return -1;
+  if (guarded([&] { return exp.io([&](cowsnap::Target& dev) { return dev.write(offset, in); }); }) != 0)
+    return -1;
   return flush_if_fua(exp, flags);
 }
 
@@ -232,7 +237,8 @@ int cowsnap_trim(void* handle, uint32_t count, uint64_t offset, uint32_t flags) 
   // it is a real discard, which first copies the old chunks out to its
   // snapshots.
   if (exp.volume()->is_snapshot()) return flush_if_fua(exp, flags);
-  if (guarded([&] { return exp.io([&](cowsnap::Target& dev) { return dev.discard(offset, count); }); }) != 0) {
+  if (guarded([&] { return exp.io([&](cowsnap::Target& dev) { return dev.discard(offset, count); }); }) !=
+      0) {
     return -1;
   }
   return flush_if_fua(exp, flags);

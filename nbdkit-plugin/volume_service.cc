@@ -98,8 +98,8 @@ Result<std::shared_ptr<Export>> VolumeService::connect(const std::string& reques
       return Status::Error(ENOENT, fmt::format("no export \"{}\": no logical volume is active under {}",
                                                requested, root_dir_));
     }
-    return Status::Error(ENOENT, fmt::format("no export \"{}\": exports are named VG/LV, e.g. \"{}\"", requested,
-                                             exports_.begin()->first));
+    return Status::Error(ENOENT, fmt::format("no export \"{}\": exports are named VG/LV, e.g. \"{}\"",
+                                             requested, exports_.begin()->first));
   }
   it->second->connections_.fetch_add(1, std::memory_order_acq_rel);
   return it->second;
@@ -136,7 +136,8 @@ std::string VolumeService::describe_locked(const Export& exp) const {
                        format_size(uint64_t{s.chunk_sectors} * kSectorBytes));
   }
   if (s.snapshot_count > 0) {
-    return fmt::format("{}, origin of {} snapshot{}", size, s.snapshot_count, s.snapshot_count == 1 ? "" : "s");
+    return fmt::format("{}, origin of {} snapshot{}", size, s.snapshot_count,
+                       s.snapshot_count == 1 ? "" : "s");
   }
   return fmt::format("{}, linear", size);
 }
@@ -187,6 +188,7 @@ control::Response VolumeService::handle(const json& request) {
     if (op == "lvextend") return op_lvextend(request);
     if (op == "refresh") return op_refresh();
     if (op == "lvchange") return op_lvchange(request);
+    if (op == "lvrename") return op_lvrename(request);
     if (op == "dmsetup_table") return op_dmsetup(request, false);
     if (op == "dmsetup_status") return op_dmsetup(request, true);
     return control::Response::from_status(
@@ -201,9 +203,25 @@ control::Response VolumeService::handle(const json& request) {
 Result<ActiveVolumeGroup*> VolumeService::active_vg(const std::string& vg_name) {
   auto it = vgs_.find(vg_name);
   if (it == vgs_.end()) {
-    return Status::Error(ENOENT, fmt::format("Volume group \"{}\" not found (or not active in this server)", vg_name));
+    return Status::Error(
+        ENOENT, fmt::format("Volume group \"{}\" not found (or not active in this server)", vg_name));
   }
   return it->second.get();
+}
+
+std::vector<std::string> VolumeService::busy_exports(const std::string& vg_name, const std::string& lv_name,
+                                                     const ActiveVolume& volume) const {
+  std::vector<std::string> busy;
+  for (const auto& [name, exp] : exports_) {
+    if (exp->vg() != vg_name || exp->connections() == 0) continue;
+    const bool affected = exp->lv() == lv_name || (!volume.is_snapshot() && exp->volume()->is_snapshot() &&
+                                                   exp->volume()->origin_lv == lv_name);
+    if (affected) {
+      busy.push_back(
+          fmt::format("{} ({} connection{})", name, exp->connections(), exp->connections() == 1 ? "" : "s"));
+    }
+  }
+  return busy;
 }
 
 Result<uint64_t> VolumeService::extents_arg(const json& request, const std::string& vg_name,
@@ -218,13 +236,14 @@ Result<uint64_t> VolumeService::extents_arg(const json& request, const std::stri
   COWSNAP_ASSIGN_OR_RETURN(vg::VgOnDisk disk, vm_.read_vg(vg_name));
   const uint64_t extents = vg::extents_for_bytes(disk.vg, bytes);
   if (extents * disk.vg.extent_bytes() != bytes) {
-    notices.push_back(
-        fmt::format("Rounding up size to full physical extent {}", format_size(extents * disk.vg.extent_bytes())));
+    notices.push_back(fmt::format("Rounding up size to full physical extent {}",
+                                  format_size(extents * disk.vg.extent_bytes())));
   }
   return extents;
 }
 
-Result<VolumeService::SizedChange> VolumeService::sized_change(const json& request, const std::string& vg_name) {
+Result<VolumeService::SizedChange> VolumeService::sized_change(const json& request,
+                                                               const std::string& vg_name) {
   SizedChange change;
   auto extents = extents_arg(request, vg_name, change.notices);
   if (!extents.ok()) return extents.status();
@@ -264,7 +283,8 @@ Result<VgLvArgs> vg_lv_args(const json& request) {
 Result<std::shared_ptr<ActiveVolume>> find_volume(const ActiveVolumeGroup& vg, const std::string& vg_name,
                                                   const std::string& lv_name) {
   auto volume = vg.find(lv_name);
-  if (!volume) return Status::Error(ENOENT, fmt::format("Failed to find logical volume \"{}/{}\"", vg_name, lv_name));
+  if (!volume)
+    return Status::Error(ENOENT, fmt::format("Failed to find logical volume \"{}/{}\"", vg_name, lv_name));
   return volume;
 }
 
@@ -335,25 +355,16 @@ control::Response VolumeService::op_lvremove(const json& request) {
   // The LV, and for an origin its snapshots (which go with it when forced),
   // must have no NBD client unless forced: removing a volume under a client
   // turns its next request into ENODEV.
-  std::vector<std::string> busy;
-  for (const auto& [name, exp] : exports_) {
-    if (exp->vg() != vg_name) continue;
-    const bool affected = exp->lv() == lv_name ||
-                          (!volume->is_snapshot() && exp->volume()->is_snapshot() &&
-                           exp->volume()->origin_lv == lv_name);
-    if (affected && exp->connections() > 0) {
-      busy.push_back(fmt::format("{} ({} connection{})", name, exp->connections(),
-                                 exp->connections() == 1 ? "" : "s"));
-    }
-  }
+  const std::vector<std::string> busy = busy_exports(vg_name, lv_name, *volume);
   std::vector<std::string> notices;
   if (!busy.empty()) {
     const std::string list = fmt::format("{}", fmt::join(busy, ", "));
     if (!force) {
       return control::Response::from_status(Status::Error(
-          EBUSY, fmt::format("Logical volume {}/{} in use: NBD clients connected to {} (use --force to remove "
-                             "anyway; their requests then fail with ENODEV)",
-                             vg_name, lv_name, list)));
+          EBUSY,
+          fmt::format("Logical volume {}/{} in use: NBD clients connected to {} (use --force to remove "
+                      "anyway; their requests then fail with ENODEV)",
+                      vg_name, lv_name, list)));
     }
     notices.push_back(fmt::format("Removing {}/{} with NBD clients connected to {}", vg_name, lv_name, list));
   }
@@ -397,9 +408,10 @@ control::Response VolumeService::op_lvextend(const json& request) {
   }
   if (connections > 0) {
     return control::Response::from_status(Status::Error(
-        ENOTSUP, fmt::format("cannot extend {}/{} online while {} NBD connection{} open on volume group {}: "
-                             "disconnect the clients (or stop the server and use the offline command) and retry",
-                             vg_name, lv_name, connections, connections == 1 ? " is" : "s are", vg_name)));
+        ENOTSUP,
+        fmt::format("cannot extend {}/{} online while {} NBD connection{} open on volume group {}: "
+                    "disconnect the clients (or stop the server and use the offline command) and retry",
+                    vg_name, lv_name, connections, connections == 1 ? " is" : "s are", vg_name)));
   }
   auto disk_before = vm_.read_vg(vg_name);
   if (!disk_before.ok()) return control::Response::from_status(disk_before.status());
@@ -419,8 +431,10 @@ control::Response VolumeService::op_lvextend(const json& request) {
                 : Result<std::unique_ptr<ActiveVolumeGroup>>(disk.status());
   if (!fresh.ok()) {
     // The metadata grew but the old devices keep serving the old size.
-    notices.push_back(fmt::format("extended on disk but not re-activated ({}); restart the server to serve the "
-                                  "new size", fresh.status().message()));
+    notices.push_back(
+        fmt::format("extended on disk but not re-activated ({}); restart the server to serve the "
+                    "new size",
+                    fresh.status().message()));
     return committed(commit, std::move(notices));
   }
   vgs_[vg_name] = std::move(fresh).value();
@@ -446,19 +460,42 @@ control::Response VolumeService::op_lvchange(const json& request) {
   // open LV.
   auto found = find_volume(**vg, names->vg, names->lv);
   if (!found.ok()) return control::Response::from_status(found.status());
-  for (const auto& [name, exp] : exports_) {
-    const bool affected = exp->vg() == names->vg &&
-                          (exp->lv() == names->lv ||
-                           (exp->volume()->is_snapshot() && exp->volume()->origin_lv == names->lv));
-    if (affected && exp->connections() > 0) {
-      return control::Response::from_status(
-          Status::Error(EBUSY, fmt::format("Logical volume {}/{} in use: NBD clients connected to {}", names->vg,
-                                           names->lv, name)));
-    }
+  if (auto busy = busy_exports(names->vg, names->lv, **found); !busy.empty()) {
+    return control::Response::from_status(
+        Status::Error(EBUSY, fmt::format("Logical volume {}/{} in use: NBD clients connected to {}",
+                                         names->vg, names->lv, fmt::join(busy, ", "))));
   }
   Status s = (*vg)->deactivate_volume(names->lv);
   rebuild_exports();
   return control::Response::from_status(s);
+}
+
+control::Response VolumeService::op_lvrename(const json& request) {
+  std::lock_guard control(control_mu_);
+  auto names = vg_lv_args(request);
+  if (!names.ok()) return control::Response::from_status(names.status());
+  auto new_name = control::string_arg(request, "new_lv");
+  if (!new_name.ok()) return control::Response::from_status(new_name.status());
+  std::unique_lock exports(exports_mu_);
+  auto vg = active_vg(names->vg);
+  if (!vg.ok()) return control::Response::from_status(vg.status());
+  // The export is named after the LV, and a connected client keeps the
+  // objects it opened, which the rename replaces: so, unlike lvm2 (which
+  // renames an open dm device), refuse while a client is connected to the
+  // LV or, for an origin, to one of its snapshots.
+  if (auto found = (*vg)->find(names->lv)) {
+    if (auto busy = busy_exports(names->vg, names->lv, *found); !busy.empty()) {
+      return control::Response::from_status(Status::Error(
+          EBUSY,
+          fmt::format("Cannot rename {}/{} while NBD clients are connected to {}: its export is renamed "
+                      "too; disconnect them and retry",
+                      names->vg, names->lv, fmt::join(busy, ", "))));
+    }
+  }
+  auto commit = (*vg)->rename_volume(vm_, names->lv, *new_name);
+  rebuild_exports();
+  if (commit.ok()) log_debug(fmt::format("renamed {}/{} to {}", names->vg, names->lv, *new_name));
+  return committed(commit, {});
 }
 
 control::Response VolumeService::op_refresh() {

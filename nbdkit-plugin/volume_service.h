@@ -126,6 +126,11 @@ class VolumeService {
   [[nodiscard]] control::LvState state_of(const Export& exp) const;
   [[nodiscard]] std::string describe_locked(const Export& exp) const;
   Result<ActiveVolumeGroup*> active_vg(const std::string& vg_name);
+  // The exports of `lv_name` and, when it is not a snapshot, of its
+  // snapshots that have NBD clients: "VG/LV (N connections)" each.
+  // REQUIRES: exports_mu_ held.
+  [[nodiscard]] std::vector<std::string> busy_exports(const std::string& vg_name, const std::string& lv_name,
+                                                      const ActiveVolume& volume) const;
   Result<uint64_t> extents_arg(const nlohmann::json& request, const std::string& vg_name,
                                std::vector<std::string>& notices);
   // What the sized changes (lvcreate, lvcreate -s, lvextend) share: the
@@ -147,6 +152,7 @@ class VolumeService {
   control::Response op_lvextend(const nlohmann::json& request);
   control::Response op_refresh();
   control::Response op_lvchange(const nlohmann::json& request);
+  control::Response op_lvrename(const nlohmann::json& request);
   control::Response op_dmsetup(const nlohmann::json& request, bool status);
 
   void log_error(const std::string& msg) const {

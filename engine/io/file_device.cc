@@ -155,7 +155,8 @@ Status FileDevice::flush() {
     lock.unlock();
     // Retrying after EINTR is safe; retrying after EIO is not (the kernel may
     // already have dropped the dirty pages), so only EINTR loops.
-    Status result = retry_eintr([&] { return ::fdatasync(fd_); }) != 0 ? errno_error(path_, "fdatasync") : Status::Ok();
+    Status result =
+        retry_eintr([&] { return ::fdatasync(fd_); }) != 0 ? errno_error(path_, "fdatasync") : Status::Ok();
     lock.lock();
     sync_running_ = false;
     syncs_finished_ = mine;

@@ -220,9 +220,9 @@ std::vector<std::shared_ptr<ActiveVolume>> ActiveVolumeGroup::with_snapshots(
   return out;
 }
 
-void ActiveVolumeGroup::drop(const ActiveVolume& volume) {
+void ActiveVolumeGroup::drop(const ActiveVolume& volume, std::unique_lock<std::shared_mutex>* held) {
   if (volume.is_snapshot()) {
-    if (auto o = volume.snapshot->origin()) o->detach_snapshot(volume.snapshot);
+    if (auto o = volume.snapshot->origin()) o->detach_snapshot(volume.snapshot, held);
     linear_devices_.erase(volume.snapshot->cow_name());
   } else {
     linear_devices_.erase(volume.origin->real_name());
@@ -237,6 +237,52 @@ Result<vg::CommitResult> ActiveVolumeGroup::remove_volume(vg::VolumeManager& vm,
     return Status::Error(ENOENT, fmt::format("Failed to find logical volume \"{}/{}\"", vg_name_, lv_name));
   COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult commit, vm.lvremove(vg_name_, lv_name, force));
   for (const auto& v : with_snapshots(volume)) drop(*v);
+  return commit;
+}
+
+Result<vg::CommitResult> ActiveVolumeGroup::rename_volume(vg::VolumeManager& vm, const std::string& old_name,
+                                                          const std::string& new_name) {
+  auto volume = find(old_name);
+  if (!volume) {
+    COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult commit, vm.lvrename(vg_name_, old_name, new_name));
+    if (inactive_.erase(old_name) > 0) inactive_.insert(new_name);
+    return commit;
+  }
+  const auto going = with_snapshots(volume);
+  for (const auto& v : going) {
+    COWSNAP_RETURN_IF_ERROR(
+        v->device->flush().with_context(fmt::format("renaming {}/{}", vg_name_, old_name)));
+  }
+  if (!volume->is_snapshot()) {
+    // Nobody holds the origin or its snapshots: nothing writes meanwhile.
+    COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult commit, vm.lvrename(vg_name_, old_name, new_name));
+    for (const auto& v : going) drop(*v);
+    COWSNAP_RETURN_IF_ERROR(refresh(vm).with_context(
+        fmt::format("renamed {}/{} to {} on disk, but activating it failed", vg_name_, old_name, new_name)));
+    return commit;
+  }
+  auto origin = find(volume->origin_lv);
+  if (!origin) return Status::Error(ENODEV, fmt::format("{}/{}: its origin is gone", vg_name_, old_name));
+  auto barrier = origin->origin->hold_io();
+  COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult commit, vm.lvrename(vg_name_, old_name, new_name));
+  drop(*volume, &barrier);
+  auto ref = vg::snapshot_for(commit.vg, new_name);
+  Status s =
+      ref ? activate_snapshot(commit.vg, *ref, false, &barrier)
+          : Status::Error(EIO, fmt::format("snapshot {} missing from the committed metadata", new_name));
+  if (!s.ok()) {
+    // Back to the old name, still behind the barrier: no origin write has
+    // gone past the snapshot.
+    linear_devices_.erase(dm_name(new_name) + "-cow");
+    auto back = vm.lvrename(vg_name_, new_name, old_name);
+    auto old_ref = back.ok() ? vg::snapshot_for(back->vg, old_name) : std::nullopt;
+    if (!old_ref || !activate_snapshot(back->vg, *old_ref, false, &barrier).ok()) {
+      // Detached, origin writes would no longer be copied out: it must
+      // never be served again as if it were whole.
+      volume->snapshot->invalidate(s.with_context("re-attaching after a failed rename"));
+    }
+    return s.with_context(fmt::format("renaming snapshot {}/{}", vg_name_, old_name));
+  }
   return commit;
 }
 

@@ -1,7 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <cerrno>
 #include <filesystem>
+#include <thread>
 
 #include "cowsnap/volume/active_vg.h"
 #include "support/checks.h"
@@ -173,4 +175,75 @@ TEST_CASE("lvchange -an deactivates an origin with its snapshots until -ay") {
   REQUIRE(active->find("s"));
   CHECK(byte_diff(read_bytes(*active->find("s")->device, 0, 4 * kMiB), pattern(0, 4 * kMiB, 1)) == "");
   CHECK(byte_diff(read_bytes(*active->find("lv")->device, 0, kMiB), pattern(0, kMiB, 2)) == "");
+}
+
+TEST_CASE("lvrename of live volumes keeps snapshots in step with their origin") {
+  TempRoot root;
+  auto vm = must(vg::VolumeManager::open((root.dir / "root").string()));
+  const std::string pv = (root.dir / "pv0.img").string();
+  must(vm.pvcreate(pv, 64 * kMiB));
+  must(vm.vgcreate("vg", {pv}, 2048));  // 1 MiB extents
+  must(vm.lvcreate("vg", "lv", 8));
+  must(vm.lvcreate("vg", "idle", 1));
+  auto active = must(ActiveVolumeGroup::activate(must(vm.read_vg("vg"))));
+  auto lv = active->find("lv");
+  REQUIRE(lv->device->write(0, pattern(0, 8 * kMiB, 1)).ok());
+  must(active->create_snapshot(vm, "lv", "s", 10, 8));
+
+  SECTION("a snapshot, while its origin is being written") {
+    // Every 4 KiB chunk of the origin is rewritten once, from a thread, while
+    // the snapshot is detached and re-attached under its new name.
+    std::atomic<bool> failed{false};
+    std::thread writer([&] {
+      for (uint64_t off = 0; off < 8 * kMiB; off += 4096) {
+        if (!lv->device->write(off, pattern(off, 4096, 2)).ok()) failed = true;
+      }
+    });
+    auto commit = active->rename_volume(vm, "s", "backup");
+    writer.join();
+    REQUIRE(commit.ok());
+    CHECK_FALSE(failed);
+    CHECK(active->find("s") == nullptr);
+    auto renamed = active->find("backup");
+    REQUIRE(renamed);
+    CHECK(renamed->origin_lv == "lv");
+    CHECK(renamed->snapshot->valid());
+    CHECK(byte_diff(read_bytes(*renamed->device, 0, 8 * kMiB), pattern(0, 8 * kMiB, 1)) == "");
+    CHECK(active->dm_table().find("vg-backup: 0 16384 snapshot vg-lv-real vg-backup-cow P 8\n") !=
+          std::string::npos);
+    CHECK(active->dm_table().find("vg-s") == std::string::npos);
+    // On disk too: re-activation finds it under the new name, whole.
+    active.reset();
+    auto again = must(ActiveVolumeGroup::activate(must(vm.read_vg("vg"))));
+    REQUIRE(again->find("backup"));
+    CHECK(byte_diff(read_bytes(*again->find("backup")->device, 0, 8 * kMiB), pattern(0, 8 * kMiB, 1)) == "");
+  }
+
+  SECTION("an origin, with its snapshot") {
+    REQUIRE(lv->device->write(0, pattern(0, kMiB, 2)).ok());
+    must(active->rename_volume(vm, "lv", "base"));
+    CHECK(active->find("lv") == nullptr);
+    auto base = active->find("base");
+    REQUIRE(base);
+    REQUIRE(active->find("s"));
+    CHECK(active->find("s")->origin_lv == "base");
+    REQUIRE(base->device->write(kMiB, pattern(kMiB, kMiB, 3)).ok());
+    CHECK(byte_diff(read_bytes(*active->find("s")->device, 0, 8 * kMiB), pattern(0, 8 * kMiB, 1)) == "");
+    CHECK(byte_diff(read_bytes(*base->device, 0, kMiB), pattern(0, kMiB, 2)) == "");
+    CHECK(active->dm_table().find("vg-s: 0 16384 snapshot vg-base-real vg-s-cow P 8\n") != std::string::npos);
+  }
+
+  SECTION("an inactive LV stays inactive; a taken name changes nothing") {
+    REQUIRE(active->deactivate_volume("idle").ok());
+    must(active->rename_volume(vm, "idle", "parked"));
+    REQUIRE(active->refresh(vm).ok());
+    CHECK(active->find("parked") == nullptr);
+    REQUIRE(active->activate_volume(vm, "parked").ok());
+    CHECK(active->find("parked") != nullptr);
+
+    CHECK(active->rename_volume(vm, "s", "parked").status().errnum() == EEXIST);
+    REQUIRE(active->find("s"));
+    CHECK(active->find("s")->snapshot->valid());
+    CHECK(active->rename_volume(vm, "nope", "other").status().errnum() == ENOENT);
+  }
 }

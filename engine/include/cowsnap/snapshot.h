@@ -180,6 +180,12 @@ class SnapshotTarget final : public Target {
   Status replace_store(std::unique_ptr<ExceptionStore> store,
                        const std::unique_lock<std::shared_mutex>& held);
 
+  // Persistently invalidates the snapshot (idempotent); `why` is logged in
+  // the error messages of later requests. The engine calls it on overflow
+  // and COW errors; an owner calls it for a snapshot it can no longer keep
+  // in step with its origin.
+  void invalidate(const Status& why);
+
   // Null once the origin is gone.
   [[nodiscard]] std::shared_ptr<Origin> origin() const { return origin_.lock(); }
   [[nodiscard]] const std::string& cow_name() const { return cow_name_; }
@@ -194,9 +200,6 @@ class SnapshotTarget final : public Target {
   // as one batch. On a full store or a COW I/O error, invalidates the
   // snapshot and returns EIO. REQUIRES: the chunks' region locks are held.
   Status add_exceptions_locked(std::span<const ChunkIndex> chunks, const ChunkDataFn& chunk_data);
-  // Persistently invalidates the snapshot (idempotent); `why` is logged in
-  // the error messages of later requests.
-  void invalidate(const Status& why);
   Status invalid_error() const;
   // Pins the origin for one request, after the validity checks.
   Result<std::shared_ptr<Origin>> begin_request(uint64_t offset, uint64_t length) const;

@@ -82,6 +82,13 @@ class ActiveVolumeGroup {
   // connected clients carry on. The rescue of a filling snapshot.
   Result<vg::CommitResult> grow_snapshot(vg::VolumeManager& vm, const std::string& lv_name,
                                          uint64_t new_extents);
+  // lvrename of an LV nobody holds a device of (the caller checks: a
+  // client would keep the old objects). A snapshot is re-attached under its
+  // new name behind its origin's barrier, so the origin stays live and no
+  // origin write escapes the copy-out; an origin or plain LV is re-activated
+  // (with its snapshots) under the new name; an inactive LV stays inactive.
+  Result<vg::CommitResult> rename_volume(vg::VolumeManager& vm, const std::string& old_name,
+                                         const std::string& new_name);
   // lvchange -an: stops serving the LV (an origin: with its snapshots, as
   // lvm2 does); refresh() leaves it inactive until activate_volume().
   // Flushes what is deactivated. ENOENT for an LV that is not active.
@@ -108,8 +115,9 @@ class ActiveVolumeGroup {
   // The volume and, for an origin, its active snapshots.
   [[nodiscard]] std::vector<std::shared_ptr<ActiveVolume>> with_snapshots(
       const std::shared_ptr<ActiveVolume>& volume) const;
-  // Stops serving a volume: detaches a snapshot, forgets its devices.
-  void drop(const ActiveVolume& volume);
+  // Stops serving a volume: detaches a snapshot (under `held`, its origin's
+  // barrier, when given), forgets its devices.
+  void drop(const ActiveVolume& volume, std::unique_lock<std::shared_mutex>* held = nullptr);
 
   std::string vg_name_;
   Options options_;
