@@ -49,8 +49,8 @@
 #include <atomic>
 #include <barrier>
 #include <chrono>
-#include <cmath>
 #include <cinttypes>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -91,7 +91,9 @@ void check(const Status& s, std::string_view what) {
 double process_cpu_seconds() {
   rusage ru{};
   ::getrusage(RUSAGE_SELF, &ru);
-  auto secs = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) * 1e-6; };
+  auto secs = [](const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) * 1e-6;
+  };
   return secs(ru.ru_utime) + secs(ru.ru_stime);
 }
 
@@ -160,13 +162,13 @@ struct Options {
   bool memory = false;
   bool quiet = false;
   std::string dir;
-  uint64_t size = 256 * kMiB;         // origin size (seq1m and rand4k-first span)
-  uint64_t copied_span = 32 * kMiB;   // rand4k-copied span (set up by copying every chunk)
+  uint64_t size = 256 * kMiB;        // origin size (seq1m and rand4k-first span)
+  uint64_t copied_span = 32 * kMiB;  // rand4k-copied span (set up by copying every chunk)
   std::vector<uint64_t> snapshots{0, 1, 2, 4, 8};
   std::vector<uint64_t> chunks{4 * kKiB, 16 * kKiB, 64 * kKiB, 512 * kKiB};
   std::vector<std::string> workloads{"seq1m", "rand4k-first", "rand4k-copied"};
   std::vector<uint64_t> concurrency{1, 8, 32};
-  double seconds = 1.0;     // per case
+  double seconds = 1.0;        // per case
   uint64_t max_ops = 1000000;  // per case (the time budget usually ends a case first)
   uint64_t seed = 42;
   std::string json_path;
@@ -176,10 +178,20 @@ uint64_t parse_size(std::string_view s) {
   if (s.empty()) die("empty size");
   uint64_t mult = 1;
   switch (s.back()) {
-    case 'k': case 'K': mult = kKiB; break;
-    case 'm': case 'M': mult = kMiB; break;
-    case 'g': case 'G': mult = 1024 * kMiB; break;
-    default: break;
+    case 'k':
+    case 'K':
+      mult = kKiB;
+      break;
+    case 'm':
+    case 'M':
+      mult = kMiB;
+      break;
+    case 'g':
+    case 'G':
+      mult = 1024 * kMiB;
+      break;
+    default:
+      break;
   }
   if (mult != 1) s.remove_suffix(1);
   char* end = nullptr;
@@ -280,13 +292,15 @@ Options parse_args(int argc, char** argv) {
     }
   }
   for (const auto& w : o.workloads) {
-    if (w != "seq1m" && w != "rand4k-first" && w != "rand4k-copied") die(fmt::format("unknown workload '{}'", w));
+    if (w != "seq1m" && w != "rand4k-first" && w != "rand4k-copied")
+      die(fmt::format("unknown workload '{}'", w));
   }
   for (uint64_t t : o.concurrency) {
     if (t == 0 || t > 1024) die("concurrency must be 1..1024");
   }
   if (o.size < 4 * kMiB || o.size % kMiB != 0) die("--size must be a multiple of 1M and at least 4M");
-  if (o.copied_span > o.size || o.copied_span % (512 * kKiB) != 0) die("--copied-span must be <= --size, in 512K units");
+  if (o.copied_span > o.size || o.copied_span % (512 * kKiB) != 0)
+    die("--copied-span must be <= --size, in 512K units");
   if (o.seconds <= 0) die("--seconds must be positive");
   return o;
 }
@@ -300,7 +314,8 @@ struct Backing {
   std::shared_ptr<CountingDevice> counting;
 };
 
-std::shared_ptr<BlockDevice> raw_device(const Options& o, const std::string& path, uint64_t size, const std::string& name) {
+std::shared_ptr<BlockDevice> raw_device(const Options& o, const std::string& path, uint64_t size,
+                                        const std::string& name) {
   if (o.memory) return std::make_shared<cowsnap::MemoryDevice>(size, name);
   std::error_code ec;
   std::filesystem::remove(path, ec);
@@ -338,7 +353,7 @@ struct Latencies {
 
 double percentile_us(const std::vector<uint32_t>& sorted, double p) {
   if (sorted.empty()) return 0;
-  const auto idx = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size()))) ;
+  const auto idx = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
   const size_t i = std::min(sorted.size() - 1, idx == 0 ? 0 : idx - 1);
   return static_cast<double>(sorted[i]) / 1000.0;
 }
@@ -409,7 +424,8 @@ class Bench {
     }
 
     if (!o_.json_path.empty()) {
-      nlohmann::json doc = {{"bench", "cow_bench"}, {"machine", machine()}, {"config", config()}, {"cases", cases}};
+      nlohmann::json doc = {
+          {"bench", "cow_bench"}, {"machine", machine()}, {"config", config()}, {"cases", cases}};
       std::ofstream out(o_.json_path);
       out << doc.dump(1) << "\n";
       if (!out) die("cannot write " + o_.json_path);
@@ -513,7 +529,8 @@ class Bench {
     for (const auto& snap : s.snapshots) {
       const uint64_t chunks = o_.copied_span / snap->geometry().chunk_bytes();
       if (snap->exception_count() != chunks || !snap->valid()) {
-        die(fmt::format("set-up copied {} of {} chunks (valid={})", snap->exception_count(), chunks, snap->valid()));
+        die(fmt::format("set-up copied {} of {} chunks (valid={})", snap->exception_count(), chunks,
+                        snap->valid()));
       }
     }
   }
@@ -527,7 +544,8 @@ class Bench {
   std::vector<Op> plan(const std::string& w, uint64_t chunk, uint64_t n, std::mt19937_64& rng) const {
     std::vector<Op> ops;
     if (w == "seq1m") {
-      for (uint64_t off = 0; off < o_.size && ops.size() < o_.max_ops; off += kMiB) ops.push_back({off, kMiB});
+      for (uint64_t off = 0; off < o_.size && ops.size() < o_.max_ops; off += kMiB)
+        ops.push_back({off, kMiB});
     } else if (w == "rand4k-first") {
       // Without snapshots, "first" has no meaning: same offsets, no copies.
       const uint64_t c = n == 0 ? 4 * kKiB : chunk;
@@ -616,7 +634,8 @@ class Bench {
     // measured by the threads themselves: on a busy machine they may all be
     // done before this thread runs again.)
     const Clock::time_point t0 = Clock::now();
-    const auto budget = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o_.seconds));
+    const auto budget =
+        std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o_.seconds));
     while (running.load() != 0) {
       if (Clock::now() - t0 >= budget) stop = true;
       std::this_thread::sleep_for(std::chrono::microseconds(500));
@@ -626,7 +645,8 @@ class Bench {
                                                          *std::min_element(started.begin(), started.end()))
                                .count();
     const double cpu = process_cpu_seconds() - cpu0;
-    if (failed) die(fmt::format("{} snapshots={} chunk={} threads={}: write failed: {}", w, n, chunk, threads, error));
+    if (failed)
+      die(fmt::format("{} snapshots={} chunk={} threads={}: write failed: {}", w, n, chunk, threads, error));
     for (const auto& snap : s.snapshots) {
       if (!snap->valid()) die(fmt::format("{}: a snapshot became invalid (COW store too small?)", w));
     }
@@ -636,7 +656,8 @@ class Bench {
     std::sort(all.begin(), all.end());
     const uint64_t client = std::accumulate(done_bytes.begin(), done_bytes.end(), uint64_t{0});
     const double mean_us =
-        all.empty() ? 0 : std::accumulate(all.begin(), all.end(), 0.0) / static_cast<double>(all.size()) / 1000.0;
+        all.empty() ? 0
+                    : std::accumulate(all.begin(), all.end(), 0.0) / static_cast<double>(all.size()) / 1000.0;
 
     const auto oc = origin_.counting->counters();
     uint64_t cow_written = 0, cow_zeroed = 0, cow_flushes = 0, cow_data = 0, cow_meta = 0, exceptions = 0;
@@ -655,7 +676,9 @@ class Bench {
     // Cross-check of the classifier: COW bytes minus whole copied chunks.
     const uint64_t meta_by_subtraction = cow_written + cow_zeroed - std::min(cow_written, exceptions * chunk);
     const uint64_t backing = oc.bytes_written + oc.bytes_zeroed + cow_written + cow_zeroed;
-    auto ratio = [](uint64_t a, uint64_t b) { return b == 0 ? 0.0 : static_cast<double>(a) / static_cast<double>(b); };
+    auto ratio = [](uint64_t a, uint64_t b) {
+      return b == 0 ? 0.0 : static_cast<double>(a) / static_cast<double>(b);
+    };
 
     nlohmann::json j = {
         {"bench", "cow_bench"},
@@ -680,7 +703,8 @@ class Bench {
         {"cow_flushes", cow_flushes},
         {"flushes", oc.flushes + cow_flushes},
         {"write_amplification", ratio(backing, client)},
-        {"throughput_mib_s", elapsed > 0 ? static_cast<double>(client) / static_cast<double>(kMiB) / elapsed : 0.0},
+        {"throughput_mib_s",
+         elapsed > 0 ? static_cast<double>(client) / static_cast<double>(kMiB) / elapsed : 0.0},
         {"iops", elapsed > 0 ? static_cast<double>(all.size()) / elapsed : 0.0},
         {"lat_us",
          {{"p50", percentile_us(all, 50)},
@@ -689,17 +713,20 @@ class Bench {
           {"mean", mean_us},
           {"max", all.empty() ? 0.0 : static_cast<double>(all.back()) / 1000.0}}},
         {"table_bytes_per_exception",
-         table_exceptions == 0 ? 0.0 : static_cast<double>(table_bytes) / static_cast<double>(table_exceptions)},
+         table_exceptions == 0 ? 0.0
+                               : static_cast<double>(table_bytes) / static_cast<double>(table_exceptions)},
         {"table_exceptions", table_exceptions},
     };
     if (reference) return j;
     std::printf("%s\n", j.dump().c_str());
     std::fflush(stdout);
     if (!o_.quiet) {
-      std::fprintf(stderr, "%-14s snaps=%" PRIu64 " chunk=%4" PRIu64 "K T=%-2" PRIu64
+      std::fprintf(stderr,
+                   "%-14s snaps=%" PRIu64 " chunk=%4" PRIu64 "K T=%-2" PRIu64
                    " ops=%-6zu %9.2f MiB/s  WA=%7.3f  p50=%9.1fus p99=%9.1fus\n",
-                   w.c_str(), n, n == 0 ? 0 : chunk / kKiB, threads, all.size(), j["throughput_mib_s"].get<double>(),
-                   j["write_amplification"].get<double>(), percentile_us(all, 50), percentile_us(all, 99));
+                   w.c_str(), n, n == 0 ? 0 : chunk / kKiB, threads, all.size(),
+                   j["throughput_mib_s"].get<double>(), j["write_amplification"].get<double>(),
+                   percentile_us(all, 50), percentile_us(all, 99));
     }
     return j;
   }

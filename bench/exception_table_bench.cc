@@ -17,11 +17,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
-#include <utility>
 #include <numeric>
 #include <random>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "cowsnap/exception_store.h"
@@ -44,7 +44,9 @@ double cpu_seconds() {
 struct Timer {
   Clock::time_point wall_start = Clock::now();
   double cpu_start = cpu_seconds();
-  [[nodiscard]] double wall() const { return std::chrono::duration<double>(Clock::now() - wall_start).count(); }
+  [[nodiscard]] double wall() const {
+    return std::chrono::duration<double>(Clock::now() - wall_start).count();
+  }
   [[nodiscard]] double cpu() const { return cpu_seconds() - cpu_start; }
 };
 
@@ -81,7 +83,8 @@ nlohmann::json bench_table(std::string_view name, uint64_t count) {
   for (uint64_t i = 0; i < count; ++i) table.insert(ChunkIndex{olds[i]}, ChunkIndex{2 + i});
   const double insert_s = insert_timer.cpu();
   const size_t heap_after = heap_in_use();
-  if (table.size() != count) die(fmt::format("{}: table holds {} of {} exceptions", name, table.size(), count));
+  if (table.size() != count)
+    die(fmt::format("{}: table holds {} of {} exceptions", name, table.size(), count));
 
   uint64_t checksum = 0;
   const Timer hit_timer;
@@ -222,26 +225,31 @@ int main(int argc, char** argv) {
   if (count == 0) die("--count must be positive");
 
   nlohmann::json tables = nlohmann::json::array();
-  for (const char* name : {"random-sparse", "random-dense", "sequential"}) tables.push_back(bench_table(name, count));
+  for (const char* name : {"random-sparse", "random-dense", "sequential"})
+    tables.push_back(bench_table(name, count));
   const nlohmann::json open = bench_open(count, dir);
 
   if (json) {
     std::printf("%s\n", nlohmann::json{{"tables", tables}, {"open", open}}.dump(2).c_str());
     return 0;
   }
-  fmt::print("ExceptionTable, {} inserts (cow chunks in allocation order); times are CPU time;\n"
-             "miss = random key below 2^32 (within random-sparse's range, beyond the others')\n",
-             count);
-  fmt::print("{:<14} {:>8} {:>10} {:>10} {:>10} {:>8} {:>8}\n", "workload", "B/exc", "heap B/exc", "insert ns",
-             "batch ns", "hit ns", "miss ns");
+  fmt::print(
+      "ExceptionTable, {} inserts (cow chunks in allocation order); times are CPU time;\n"
+      "miss = random key below 2^32 (within random-sparse's range, beyond the others')\n",
+      count);
+  fmt::print("{:<14} {:>8} {:>10} {:>10} {:>10} {:>8} {:>8}\n", "workload", "B/exc", "heap B/exc",
+             "insert ns", "batch ns", "hit ns", "miss ns");
   for (const auto& t : tables) {
-    fmt::print("{:<14} {:>8.2f} {:>10.2f} {:>10.1f} {:>10.1f} {:>8.1f} {:>8.1f}\n", t["workload"].get<std::string>(),
-               t["bytes_per_exception"].get<double>(), t["heap_bytes_per_exception"].get<double>(),
-               t["insert_cpu_ns"].get<double>(), t["insert_batch_cpu_ns"].get<double>(),
-               t["lookup_hit_cpu_ns"].get<double>(), t["lookup_miss_cpu_ns"].get<double>());
+    fmt::print("{:<14} {:>8.2f} {:>10.2f} {:>10.1f} {:>10.1f} {:>8.1f} {:>8.1f}\n",
+               t["workload"].get<std::string>(), t["bytes_per_exception"].get<double>(),
+               t["heap_bytes_per_exception"].get<double>(), t["insert_cpu_ns"].get<double>(),
+               t["insert_batch_cpu_ns"].get<double>(), t["lookup_hit_cpu_ns"].get<double>(),
+               t["lookup_miss_cpu_ns"].get<double>());
   }
-  fmt::print("\nPersistent store with {} random exceptions, 4 KiB chunks ({} metadata areas), opened into a table:\n",
-             count, open["metadata_areas"].get<uint64_t>());
+  fmt::print(
+      "\nPersistent store with {} random exceptions, 4 KiB chunks ({} metadata areas), opened into a "
+      "table:\n",
+      count, open["metadata_areas"].get<uint64_t>());
   fmt::print("  commit (MemoryDevice, one at a time): {:.0f} ns CPU/exception\n",
              open["commit_cpu_ns_memory_device"].get<double>());
   const auto row = [&](const char* what, const char* key) {

@@ -69,10 +69,9 @@ class Backend {
   virtual Status vgremove(const std::string& vg_name, bool force) = 0;
   virtual Result<vg::CommitResult> lvcreate(const std::string& vg_name, const std::string& lv_name,
                                             uint64_t extents) = 0;
-  virtual Result<vg::CommitResult> lvcreate_snapshot(const std::string& vg_name,
-                                                     const std::string& origin_lv,
-                                                     const std::string& snap_name,
-                                                     uint64_t cow_extents, uint64_t chunk_sectors) = 0;
+  virtual Result<vg::CommitResult> lvcreate_snapshot(const std::string& vg_name, const std::string& origin_lv,
+                                                     const std::string& snap_name, uint64_t cow_extents,
+                                                     uint64_t chunk_sectors) = 0;
   virtual Result<vg::CommitResult> lvremove(const std::string& vg_name, const std::string& lv_name,
                                             bool force) = 0;
   virtual Result<vg::CommitResult> lvrename(const std::string& vg_name, const std::string& old_name,
@@ -90,11 +89,9 @@ Result<std::unique_ptr<Backend>> make_offline_backend(const std::string& root_di
 
 // The online backend when a server listens on ROOT/control.sock, else
 // nullptr. Implemented by the online-backend issue; returns nullptr today.
-std::unique_ptr<Backend> connect_online_backend(const std::string& root_dir,
-                                                const std::string& command_line);
+std::unique_ptr<Backend> connect_online_backend(const std::string& root_dir, const std::string& command_line);
 
 // Online when connect_online_backend() succeeds, else offline.
-Result<std::unique_ptr<Backend>> select_backend(const std::string& root_dir,
-                                                const std::string& command_line);
+Result<std::unique_ptr<Backend>> select_backend(const std::string& root_dir, const std::string& command_line);
 
 }  // namespace cowsnap::cli

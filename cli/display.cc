@@ -185,7 +185,8 @@ int run_lvdisplay(Context& ctx, const std::vector<std::string>& targets) {
         item("LV snapshot status", "source of", w);
         for (const auto& s : snaps) {
           const bool valid = !live->contains(s.cow_lv) || live->at(s.cow_lv).snapshot_valid;
-          fmt::print("  {:<{}} {} [{}]\n", "", w, s.cow_lv, valid ? (state.active ? "active" : "INACTIVE") : "INVALID");
+          fmt::print("  {:<{}} {} [{}]\n", "", w, s.cow_lv,
+                     valid ? (state.active ? "active" : "INACTIVE") : "INVALID");
         }
       }
       if (snap) {

@@ -51,8 +51,11 @@ int run_dmsetup(Context& ctx, const DmArgs& args) {
 
 void register_dmsetup_command(CLI::App& app, CommandTable& table) {
   auto args = std::make_shared<DmArgs>();
-  CLI::App* dmsetup = app.add_subcommand("dmsetup", "Show the device-mapper tables (table) or status of all LVs");
-  dmsetup->add_option("what", args->what, "table or status")->required()->check(CLI::IsMember({"table", "status"}));
+  CLI::App* dmsetup =
+      app.add_subcommand("dmsetup", "Show the device-mapper tables (table) or status of all LVs");
+  dmsetup->add_option("what", args->what, "table or status")
+      ->required()
+      ->check(CLI::IsMember({"table", "status"}));
   dmsetup->add_option("device", args->device, "Only this device, e.g. vgsrv-b64m");
   table.add(dmsetup, [args](Context& ctx) { return run_dmsetup(ctx, *args); });
 }

@@ -20,7 +20,7 @@ struct LvArgs {
   std::string extents;  // -l
   std::string name;     // -n
   bool snapshot = false;
-  std::string chunk;    // -c
+  std::string chunk;  // -c
   bool force = false;
   std::string activate;  // lvchange -a
   std::vector<std::string> targets;
@@ -55,7 +55,8 @@ const vg::LogicalVolume* visible_lv(const vg::VolumeGroup& vg, const std::string
 // Runs `fn(vg_name, lv_name, disk)` for each VG/LV target that names a
 // visible LV; the others are reported. Returns kExitOk, or kExitFailed when a
 // target was not found or `fn` failed.
-using TargetFn = std::function<int(const std::string& vg_name, const std::string& lv_name, const vg::VgOnDisk& disk)>;
+using TargetFn =
+    std::function<int(const std::string& vg_name, const std::string& lv_name, const vg::VgOnDisk& disk)>;
 int for_each_target_lv(Backend& backend, const std::vector<std::string>& targets, const TargetFn& fn) {
   int rc = kExitOk;
   for (const std::string& target : targets) {
@@ -121,10 +122,16 @@ SizeRequest requested_extents(const LvArgs& args, const vg::VolumeGroup& vg, uin
     }
     sign = ex->sign;
     switch (ex->base) {
-      case report::ExtentsBase::kExtents: amount = ex->value; break;
-      case report::ExtentsBase::kFree: amount = report::percent_of_extents(ex->value, vg::free_extent_count(vg)); break;
+      case report::ExtentsBase::kExtents:
+        amount = ex->value;
+        break;
+      case report::ExtentsBase::kFree:
+        amount = report::percent_of_extents(ex->value, vg::free_extent_count(vg));
+        break;
       case report::ExtentsBase::kVg:
-      case report::ExtentsBase::kPvs: amount = report::percent_of_extents(ex->value, vg.pe_total()); break;
+      case report::ExtentsBase::kPvs:
+        amount = report::percent_of_extents(ex->value, vg.pe_total());
+        break;
       case report::ExtentsBase::kOrigin:
         if (origin_extents == 0) {
           complain("--extents N%ORIGIN is only valid for snapshots");
@@ -190,19 +197,21 @@ int run_lvcreate(Context& ctx, const LvArgs& args) {
     complain("Unable to create new logical volume with no extents.");
     return kExitFailed;
   }
-  if (req.rounded) say("Rounding up size to full physical extent " + report::format_size_long(extents * vg.extent_bytes()));
+  if (req.rounded)
+    say("Rounding up size to full physical extent " + report::format_size_long(extents * vg.extent_bytes()));
   // lvm2 checks free space for what it will really allocate: a COW above
   // its useful maximum is trimmed first.
   uint64_t needed = extents;
   if (args.snapshot) needed = std::min(needed, vg::cow_max_extents(vg, origin_extents, chunk_sectors));
   const uint64_t free = vg::free_extent_count(vg);
   if (needed > free) {
-    complain(fmt::format("Volume group \"{}\" has insufficient free space ({} extents): {} required.", vg_name, free,
-                         needed));
+    complain(fmt::format("Volume group \"{}\" has insufficient free space ({} extents): {} required.",
+                         vg_name, free, needed));
     return kExitFailed;
   }
-  auto result = args.snapshot ? (*backend)->lvcreate_snapshot(vg_name, origin, lv_name, extents, chunk_sectors)
-                              : (*backend)->lvcreate(vg_name, lv_name, extents);
+  auto result = args.snapshot
+                    ? (*backend)->lvcreate_snapshot(vg_name, origin, lv_name, extents, chunk_sectors)
+                    : (*backend)->lvcreate(vg_name, lv_name, extents);
   if (!result.ok()) return fail(result.status());
   for (const std::string& notice : result->notices) say(notice);
   say(fmt::format("Logical volume \"{}\" created.", lv_name));
@@ -213,7 +222,8 @@ int run_lvremove(Context& ctx, const LvArgs& args) {
   auto backend = ctx.backend();
   if (!backend.ok()) return fail(backend.status());
   return for_each_target_lv(
-      **backend, args.targets, [&](const std::string& vg_name, const std::string& lv_name, const vg::VgOnDisk& disk) {
+      **backend, args.targets,
+      [&](const std::string& vg_name, const std::string& lv_name, const vg::VgOnDisk& disk) {
         auto result = (*backend)->lvremove(vg_name, lv_name, args.force);
         if (!result.ok()) {
           complain(result.status().message());
@@ -240,8 +250,8 @@ int run_lvrename(Context& ctx, const LvArgs& args) {
     auto [new_vg, new_lv] = split_lv_path(t[1]);
     new_name = new_lv.empty() ? new_vg : new_lv;
     if (!new_lv.empty() && new_vg != vg_name) {
-      complain(fmt::format("Logical volume names must have the same volume group (\"{}\" or \"{}\").", vg_name,
-                           new_vg));
+      complain(fmt::format("Logical volume names must have the same volume group (\"{}\" or \"{}\").",
+                           vg_name, new_vg));
       return kExitInvalidCommandLine;
     }
   }
@@ -282,10 +292,12 @@ int run_lvresize(Context& ctx, const LvArgs& args, bool extend_only) {
   if (req.extents < 0) return kExitInvalidCommandLine;
   const auto wanted = static_cast<uint64_t>(req.extents);
   const uint64_t ext = vg.extent_bytes();
-  if (req.rounded) say(fmt::format("Rounding size to boundary between physical extents: {}.",
-                                   report::format_size_long(wanted * ext)));
+  if (req.rounded)
+    say(fmt::format("Rounding size to boundary between physical extents: {}.",
+                    report::format_size_long(wanted * ext)));
   if (extend_only && wanted <= current) {
-    complain(fmt::format("New size given ({} extents) not larger than existing size ({} extents)", wanted, current));
+    complain(fmt::format("New size given ({} extents) not larger than existing size ({} extents)", wanted,
+                         current));
     return kExitFailed;
   }
   if (wanted == current) {
@@ -298,14 +310,16 @@ int run_lvresize(Context& ctx, const LvArgs& args, bool extend_only) {
   }
   const uint64_t free = vg::free_extent_count(vg);
   if (wanted > current && wanted - current > free) {
-    complain(fmt::format("Insufficient free space: {} extents needed, but only {} available", wanted - current, free));
+    complain(fmt::format("Insufficient free space: {} extents needed, but only {} available",
+                         wanted - current, free));
     return kExitFailed;
   }
   auto result = (*backend)->lvresize(vg_name, lv_name, wanted);
   if (!result.ok()) return fail(result.status());
   for (const std::string& notice : result->notices) say(notice);
-  say(fmt::format("Size of logical volume {}/{} changed from {} ({} extents) to {} ({} extents).", vg_name, lv_name,
-                  report::format_size_long(current * ext), current, report::format_size_long(wanted * ext), wanted));
+  say(fmt::format("Size of logical volume {}/{} changed from {} ({} extents) to {} ({} extents).", vg_name,
+                  lv_name, report::format_size_long(current * ext), current,
+                  report::format_size_long(wanted * ext), wanted));
   say(fmt::format("Logical volume {}/{} successfully resized.", vg_name, lv_name));
   return kExitOk;
 }
@@ -338,9 +352,11 @@ void register_lv_commands(CLI::App& app, CommandTable& table) {
   add_size_options(lvcreate, *args);
   lvcreate->add_option("-n,--name", args->name, "LV name (default lvolN)");
   lvcreate->add_flag("-s,--snapshot", args->snapshot, "Create a snapshot of the origin VG/LV");
-  lvcreate->add_option("-c,--chunksize", args->chunk, "Snapshot chunk size, power of two 4K-512K (default 4K, unit KiB)");
+  lvcreate->add_option("-c,--chunksize", args->chunk,
+                       "Snapshot chunk size, power of two 4K-512K (default 4K, unit KiB)");
   lvcreate->add_option("target", args->targets, "VG, or VG/LV (the origin) with -s");
-  lvcreate->footer("Examples:\n  cowsnap lvcreate -L 64M -n b64m vgsrv\n  cowsnap lvcreate -L 32M -s -n sb64m vgsrv/b64m");
+  lvcreate->footer(
+      "Examples:\n  cowsnap lvcreate -L 64M -n b64m vgsrv\n  cowsnap lvcreate -L 32M -s -n sb64m vgsrv/b64m");
   table.add(lvcreate, [args](Context& ctx) { return run_lvcreate(ctx, *args); });
 
   CLI::App* lvremove = app.add_subcommand("lvremove", "Remove logical volumes");
@@ -363,7 +379,8 @@ void register_lv_commands(CLI::App& app, CommandTable& table) {
   table.add(lvresize, [args](Context& ctx) { return run_lvresize(ctx, *args, false); });
 
   CLI::App* lvchange = app.add_subcommand(
-      "lvchange", "Activate (-a y) or deactivate (-a n) LVs; needs a running server, which serves active LVs");
+      "lvchange",
+      "Activate (-a y) or deactivate (-a n) LVs; needs a running server, which serves active LVs");
   lvchange->add_option("-a,--activate", args->activate, "y or n")->check(CLI::IsMember({"y", "n", "ay"}));
   lvchange->add_option("lvs", args->targets, "VG/LV")->required();
   table.add(lvchange, [args](Context& ctx) { return run_lvchange(ctx, *args); });

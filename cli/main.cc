@@ -37,7 +37,9 @@ Result<Backend*> Context::backend() {
     // (~/.local/share/cowsnap) may lack them on a fresh account.
     std::error_code ec;
     std::filesystem::create_directories(root_dir_, ec);
-    if (ec) return Status::Error(ec.value(), fmt::format("{}: cannot create the root directory: {}", root_dir_, ec.message()));
+    if (ec)
+      return Status::Error(ec.value(),
+                           fmt::format("{}: cannot create the root directory: {}", root_dir_, ec.message()));
     COWSNAP_ASSIGN_OR_RETURN(backend_, select_backend(root_dir_, command_line_));
   }
   return backend_.get();
@@ -66,8 +68,9 @@ int run(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();
   std::string root;
-  app.add_option("--root", root, "Root directory (devices file, locks); default $COWSNAP_ROOT, "
-                                 "$XDG_DATA_HOME/cowsnap or ~/.local/share/cowsnap");
+  app.add_option("--root", root,
+                 "Root directory (devices file, locks); default $COWSNAP_ROOT, "
+                 "$XDG_DATA_HOME/cowsnap or ~/.local/share/cowsnap");
   CommandTable table;
   register_pv_commands(app, table);
   register_vg_commands(app, table);

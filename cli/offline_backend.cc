@@ -41,8 +41,9 @@ class OfflineBackend final : public Backend {
   }
 
   Result<std::string> dm_text(const vg::VgOnDisk& disk, bool status) override {
-    COWSNAP_ASSIGN_OR_RETURN(std::unique_ptr<ActiveVolumeGroup> active,
-                             ActiveVolumeGroup::activate(disk, ActiveVolumeGroup::Options{.read_only = true}));
+    COWSNAP_ASSIGN_OR_RETURN(
+        std::unique_ptr<ActiveVolumeGroup> active,
+        ActiveVolumeGroup::activate(disk, ActiveVolumeGroup::Options{.read_only = true}));
     return status ? active->dm_status() : active->dm_table();
   }
 
@@ -58,7 +59,8 @@ class OfflineBackend final : public Backend {
                                     uint64_t extent_sectors) override {
     return vm_.vgcreate(vg_name, pv_paths, extent_sectors);
   }
-  Result<vg::CommitResult> vgextend(const std::string& vg_name, const std::vector<std::string>& pv_paths) override {
+  Result<vg::CommitResult> vgextend(const std::string& vg_name,
+                                    const std::vector<std::string>& pv_paths) override {
     return vm_.vgextend(vg_name, pv_paths);
   }
   Status vgremove(const std::string& vg_name, bool force) override { return vm_.vgremove(vg_name, force); }
@@ -69,8 +71,8 @@ class OfflineBackend final : public Backend {
   Result<vg::CommitResult> lvcreate_snapshot(const std::string& vg_name, const std::string& origin_lv,
                                              const std::string& snap_name, uint64_t cow_extents,
                                              uint64_t chunk_sectors) override {
-    COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult result,
-                             vm_.lvcreate_snapshot(vg_name, origin_lv, snap_name, cow_extents, chunk_sectors));
+    COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult result, vm_.lvcreate_snapshot(vg_name, origin_lv, snap_name,
+                                                                            cow_extents, chunk_sectors));
     // The kernel writes a new store's header at first activation; offline
     // nothing activates, and cowsnap's store layer refuses a zeroed header,
     // so the store is created here. On failure the snapshot goes again.
@@ -81,7 +83,8 @@ class OfflineBackend final : public Backend {
     }
     return result;
   }
-  Result<vg::CommitResult> lvremove(const std::string& vg_name, const std::string& lv_name, bool force) override {
+  Result<vg::CommitResult> lvremove(const std::string& vg_name, const std::string& lv_name,
+                                    bool force) override {
     return vm_.lvremove(vg_name, lv_name, force);
   }
   Result<vg::CommitResult> lvrename(const std::string& vg_name, const std::string& old_name,
@@ -109,9 +112,9 @@ class OfflineBackend final : public Backend {
     for (const vg::LinearPiece& piece : pieces) {
       COWSNAP_ASSIGN_OR_RETURN(std::shared_ptr<FileDevice> dev,
                                FileDevice::open(piece.pv_path, FileDevice::Options{.read_only = read_only}));
-      table.push_back(TableEntry{piece.lv_offset_bytes / 512, piece.length_bytes / 512,
-                                 make_linear_target(dev, piece.pv_path, piece.pv_offset_bytes / 512,
-                                                    piece.length_bytes / 512)});
+      table.push_back(TableEntry{
+          piece.lv_offset_bytes / 512, piece.length_bytes / 512,
+          make_linear_target(dev, piece.pv_path, piece.pv_offset_bytes / 512, piece.length_bytes / 512)});
     }
     COWSNAP_ASSIGN_OR_RETURN(std::shared_ptr<MappedDevice> cow,
                              MappedDevice::create(disk.vg.name + "-" + cow_lv + "-cow", std::move(table)));
@@ -136,7 +139,8 @@ class OfflineBackend final : public Backend {
 
 }  // namespace
 
-Result<std::unique_ptr<Backend>> make_offline_backend(const std::string& root_dir, const std::string& command_line) {
+Result<std::unique_ptr<Backend>> make_offline_backend(const std::string& root_dir,
+                                                      const std::string& command_line) {
   vg::VolumeManagerOptions options;
   options.command_line = command_line;
   COWSNAP_ASSIGN_OR_RETURN(vg::VolumeManager vm, vg::VolumeManager::open(root_dir, std::move(options)));

@@ -18,7 +18,8 @@
 namespace cowsnap::cli {
 
 // An online backend for ROOT; ECONNREFUSED/ENOENT when no server answers.
-Result<std::unique_ptr<Backend>> make_online_backend(const std::string& root_dir, const std::string& command_line);
+Result<std::unique_ptr<Backend>> make_online_backend(const std::string& root_dir,
+                                                     const std::string& command_line);
 
 // `cowsnap serve [--socket PATH | --port N] [-v] [-r]`: runs nbdkit with the
 // cowsnap plugin in the foreground, serving every LV under --root.

@@ -57,10 +57,11 @@ int run_pvcreate(Context& ctx, const PvArgs& args) {
     }
     size_bytes = size->bytes;
   }
-  return for_each_pv_path(
-      ctx, args.paths,
-      {[size_bytes](Backend& backend, const std::string& abs) { return backend.pvcreate(abs, size_bytes).status(); },
-       "physical volume not initialized.", "Physical volume", "created"});
+  return for_each_pv_path(ctx, args.paths,
+                          {[size_bytes](Backend& backend, const std::string& abs) {
+                             return backend.pvcreate(abs, size_bytes).status();
+                           },
+                           "physical volume not initialized.", "Physical volume", "created"});
 }
 
 int run_pvremove(Context& ctx, const PvArgs& args) {
@@ -85,8 +86,9 @@ int run_lvmdevices(Context& ctx, const PvArgs& args) {
   // lvm2's layout: one "Device ..." line per entry.
   for (const vg::ScannedDevice& dev : scan->devices) {
     const std::string pvid = dev.pv ? dev.pv->header.uuid : "none";
-    say(fmt::format("Device {} IDTYPE=devname IDNAME={} DEVNAME={} PVID={}{}", dev.path, dev.path, dev.path, pvid,
-                    dev.status.ok() || dev.status.errnum() == ENODATA ? "" : " (" + dev.status.message() + ")"));
+    say(fmt::format(
+        "Device {} IDTYPE=devname IDNAME={} DEVNAME={} PVID={}{}", dev.path, dev.path, dev.path, pvid,
+        dev.status.ok() || dev.status.errnum() == ENODATA ? "" : " (" + dev.status.message() + ")"));
   }
   return kExitOk;
 }

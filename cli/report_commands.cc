@@ -170,8 +170,8 @@ int lv_rows(Backend& backend, const vg::ScanResult& scan, const ReportArgs& args
   return rc;
 }
 
-int vg_rows(Backend& /*backend*/, const vg::ScanResult& scan, const ReportArgs& args, const Prepared& prepared,
-            std::vector<report::Row>& rows) {
+int vg_rows(Backend& /*backend*/, const vg::ScanResult& scan, const ReportArgs& args,
+            const Prepared& prepared, std::vector<report::Row>& rows) {
   int rc = kExitOk;
   std::vector<std::string> names;
   for (const std::string& arg : args.names) {
@@ -193,8 +193,8 @@ int vg_rows(Backend& /*backend*/, const vg::ScanResult& scan, const ReportArgs& 
   return rc;
 }
 
-int pv_rows(Backend& /*backend*/, const vg::ScanResult& scan, const ReportArgs& args, const Prepared& prepared,
-            std::vector<report::Row>& rows) {
+int pv_rows(Backend& /*backend*/, const vg::ScanResult& scan, const ReportArgs& args,
+            const Prepared& prepared, std::vector<report::Row>& rows) {
   int rc = kExitOk;
   std::vector<std::string> wanted;
   for (const std::string& arg : args.names) wanted.push_back(vg::absolute_path(arg));
@@ -233,13 +233,16 @@ void register_report_commands(CLI::App& app, CommandTable& table) {
   auto args = std::make_shared<Commands>();
   CLI::App* lvs = app.add_subcommand("lvs", "Report logical volumes (as lvm2's lvs)");
   add_report_options(lvs, args->lvs, "VG or VG/LV to report (default: all)");
-  table.add(lvs, [args](Context& ctx) { return run_report(ctx, report::ReportKind::kLv, args->lvs, lv_rows); });
+  table.add(lvs,
+            [args](Context& ctx) { return run_report(ctx, report::ReportKind::kLv, args->lvs, lv_rows); });
   CLI::App* vgs = app.add_subcommand("vgs", "Report volume groups (as lvm2's vgs)");
   add_report_options(vgs, args->vgs, "VGs to report (default: all)");
-  table.add(vgs, [args](Context& ctx) { return run_report(ctx, report::ReportKind::kVg, args->vgs, vg_rows); });
+  table.add(vgs,
+            [args](Context& ctx) { return run_report(ctx, report::ReportKind::kVg, args->vgs, vg_rows); });
   CLI::App* pvs = app.add_subcommand("pvs", "Report physical volumes (as lvm2's pvs)");
   add_report_options(pvs, args->pvs, "PV paths to report (default: all)");
-  table.add(pvs, [args](Context& ctx) { return run_report(ctx, report::ReportKind::kPv, args->pvs, pv_rows); });
+  table.add(pvs,
+            [args](Context& ctx) { return run_report(ctx, report::ReportKind::kPv, args->pvs, pv_rows); });
 }
 
 }  // namespace cowsnap::cli

@@ -40,7 +40,8 @@ Result<std::string> find_plugin(const ServeArgs& args) {
   namespace fs = std::filesystem;
   std::vector<fs::path> candidates;
   if (!args.plugin.empty()) return args.plugin;
-  if (const char* env = std::getenv("COWSNAP_NBDKIT_PLUGIN"); env != nullptr && *env != '\0') return std::string(env);
+  if (const char* env = std::getenv("COWSNAP_NBDKIT_PLUGIN"); env != nullptr && *env != '\0')
+    return std::string(env);
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (!ec) {
@@ -57,20 +58,23 @@ Result<std::string> find_plugin(const ServeArgs& args) {
     if (fs::exists(p, ec)) return p.string();
     tried += "\n    " + p.string();
   }
-  return Status::Error(ENOENT, fmt::format("cannot find {} (use --plugin PATH or COWSNAP_NBDKIT_PLUGIN); tried:{}",
-                                           kPluginFile, tried));
+  return Status::Error(ENOENT,
+                       fmt::format("cannot find {} (use --plugin PATH or COWSNAP_NBDKIT_PLUGIN); tried:{}",
+                                   kPluginFile, tried));
 }
 
 int serve(Context& context, const ServeArgs& args) {
   const std::string root = vg::absolute_path(context.root_dir());
   if (!std::filesystem::is_directory(root)) {
-    return fail(Status::Error(ENOENT, fmt::format("root directory {} does not exist (create a PV first: cowsnap "
-                                                  "--root {} pvcreate ...)",
-                                                  root, root)));
+    return fail(
+        Status::Error(ENOENT, fmt::format("root directory {} does not exist (create a PV first: cowsnap "
+                                          "--root {} pvcreate ...)",
+                                          root, root)));
   }
   if (control::Client::server_running(root)) {
-    return fail(Status::Error(EADDRINUSE, fmt::format("a cowsnap server already serves {} (control socket {})", root,
-                                                      control::socket_path(root))));
+    return fail(
+        Status::Error(EADDRINUSE, fmt::format("a cowsnap server already serves {} (control socket {})", root,
+                                              control::socket_path(root))));
   }
   auto plugin = find_plugin(args);
   if (!plugin.ok()) return fail(plugin.status());
@@ -102,7 +106,8 @@ int serve(Context& context, const ServeArgs& args) {
   for (std::string& a : argv) c_argv.push_back(a.data());
   c_argv.push_back(nullptr);
   ::execvp(c_argv[0], c_argv.data());
-  return fail(Status::FromErrno(fmt::format("cannot run {} (install nbdkit, or pass --nbdkit PATH)", args.nbdkit)));
+  return fail(
+      Status::FromErrno(fmt::format("cannot run {} (install nbdkit, or pass --nbdkit PATH)", args.nbdkit)));
 }
 
 }  // namespace
@@ -111,7 +116,8 @@ void register_serve_command(CLI::App& app, CommandTable& table) {
   auto args = std::make_shared<ServeArgs>();
   CLI::App* cmd = app.add_subcommand(
       "serve", "Serve every LV as an NBD export VG/LV (nbdkit in the foreground, log on stderr)");
-  auto* socket = cmd->add_option("--socket,-U", args->socket, "Unix socket to listen on (default ROOT/nbd.sock)");
+  auto* socket =
+      cmd->add_option("--socket,-U", args->socket, "Unix socket to listen on (default ROOT/nbd.sock)");
   auto* port = cmd->add_option("--port,-p", args->port, "TCP port to listen on instead of a Unix socket")
                    ->check(CLI::Range(1, 65535));
   socket->excludes(port);
@@ -119,7 +125,8 @@ void register_serve_command(CLI::App& app, CommandTable& table) {
   cmd->add_flag("--readonly,-r", args->read_only, "Serve read-only (nbdkit -r)");
   cmd->add_option("--threads,-t", args->threads, "Threads per connection (nbdkit -t; default 64)")
       ->check(CLI::Range(1, 1024));
-  cmd->add_option("--plugin", args->plugin, "Path of nbdkit-cowsnap-plugin.so (default: found next to cowsnap)");
+  cmd->add_option("--plugin", args->plugin,
+                  "Path of nbdkit-cowsnap-plugin.so (default: found next to cowsnap)");
   cmd->add_option("--nbdkit", args->nbdkit, "The nbdkit program (default: nbdkit from PATH)");
   table.add(cmd, [args](Context& context) { return serve(context, *args); });
 }

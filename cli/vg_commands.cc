@@ -80,7 +80,8 @@ int run_vgremove(Context& ctx, const VgArgs& args) {
     std::vector<std::string> removed;
     for (const auto& ref : vg::snapshots(disk->vg)) removed.push_back(ref.cow_lv);
     for (const auto& lv : disk->vg.lvs) {
-      if (vg::lv_user_visible(disk->vg, lv) && !vg::snapshot_for(disk->vg, lv.name)) removed.push_back(lv.name);
+      if (vg::lv_user_visible(disk->vg, lv) && !vg::snapshot_for(disk->vg, lv.name))
+        removed.push_back(lv.name);
     }
     for (const auto& lv : removed) say(fmt::format("Logical volume \"{}\" successfully removed.", lv));
     say(fmt::format("Volume group \"{}\" successfully removed", name));
@@ -93,7 +94,8 @@ int run_vgremove(Context& ctx, const VgArgs& args) {
 void register_vg_commands(CLI::App& app, CommandTable& table) {
   auto args = std::make_shared<VgArgs>();
   CLI::App* vgcreate = app.add_subcommand("vgcreate", "Create a volume group from orphan PVs");
-  vgcreate->add_option("-s,--physicalextentsize", args->extent_size, "Extent size (default 4M; default unit MiB)");
+  vgcreate->add_option("-s,--physicalextentsize", args->extent_size,
+                       "Extent size (default 4M; default unit MiB)");
   vgcreate->add_option("vg", args->name, "VG name")->required();
   vgcreate->add_option("pvs", args->pvs, "PV paths")->required();
   vgcreate->footer("Example: cowsnap vgcreate -s 32M vgsrv /srv/pv0.img");

@@ -39,7 +39,8 @@ int main(int argc, char** argv) {
   for (uint64_t i = 0; i < mib; ++i) {
     for (size_t j = 0; j < buf.size(); ++j) buf[j] = static_cast<uint8_t>((i * 131 + j) | 1);
     if (auto s = volume->device->write(i << 20, buf); !s.ok()) {
-      std::fprintf(stderr, "write at MiB %llu: %s\n", static_cast<unsigned long long>(i), s.to_string().c_str());
+      std::fprintf(stderr, "write at MiB %llu: %s\n", static_cast<unsigned long long>(i),
+                   s.to_string().c_str());
       return 1;
     }
   }
