@@ -265,6 +265,18 @@ e2e_lv_field() {
   csq lvs --noheadings -o "$2" "$1" | tr -d ' '
 }
 
+# e2e_wait_unused VG: waits (up to 10 s) until no LV of VG has an NBD
+# client. A client that has disconnected is still counted until nbdkit has
+# closed its connection, which happens after the client process is gone.
+e2e_wait_unused() {
+  local i
+  for ((i = 0; i < 100; i++)); do
+    csq lvs --noheadings -o lv_attr "$1" | tr -d " " | cut -c 6 | grep -q o || return 0
+    sleep 0.1
+  done
+  e2e_fail "LVs of $1 still open after their clients exited: $(csq lvs "$1")"
+}
+
 e2e_expect_eq() {
   [[ "$1" == "$2" ]] || e2e_fail "$3: expected '$2', got '$1'"
 }

@@ -55,6 +55,7 @@ if csq lvremove vgx/plain 2>"$WORK/rm.err"; then e2e_fail "lvremove of a connect
 grep -q "in use" "$WORK/rm.err" || e2e_fail "lvremove error: $(cat "$WORK/rm.err")"
 echo "lvremove refused while connected: $(head -n 1 "$WORK/rm.err")"
 wait "${E2E_BG_PIDS[-1]}"
+e2e_wait_unused vgx
 csq lvremove vgx/plain >/dev/null
 nbdinfo --list "nbd+unix://?socket=$SOCK" | grep -q 'vgx/plain' && e2e_fail "removed LV still listed"
 echo "lvremove after disconnect: export gone"
@@ -99,6 +100,7 @@ PY
 
 # lvchange -an through the server: the origin goes with its snapshots, and
 # comes back (with the same content) on -ay.
+e2e_wait_unused vgx
 csq lvchange -an vgx/orig || e2e_fail "lvchange -an vgx/orig"
 list=$(nbdinfo --list "nbd+unix://?socket=$SOCK")
 grep -q 'vgx/orig"' <<<"$list" && e2e_fail "deactivated origin still exported"
@@ -124,6 +126,7 @@ grep -q 'vgx/after"' <<<"$list" && e2e_fail "the old export name is still listed
 grep -A1 '^export="vgx/kept"' <<<"$list" | grep -q "snapshot of vgx/orig" || e2e_fail "renamed snapshot not exported: $list"
 nbdcopy "$(uri vgx/kept)" "$WORK/kept.img"
 cmp -s -n 4194304 "$WORK/kept.img" "$WORK/a" || e2e_fail "renamed snapshot content"
+e2e_wait_unused vgx
 csq lvrename vgx/orig base >/dev/null || e2e_fail "lvrename of an idle origin"
 e2e_expect_eq "$(e2e_lv_field vgx/kept origin)" "base" "origin of the renamed snapshot"
 nbdcopy "$(uri vgx/kept)" "$WORK/kept2.img"

@@ -114,17 +114,19 @@ seed_main() {
 
   step "hot backup of sb64m2 with nbdcopy while the origin keeps being written"
   e2e_umount sb64m2   # a quiescent snapshot filesystem; the origin stays mounted and busy
+  # The writer stops after its current dd once told to, so that no write
+  # is still running when the origin's checksums are taken below.
   (
-    while :; do
-      dd if=/dev/urandom of="$WORK/mnt/b64m/40M.img" bs=1M count=8 conv=notrunc,fsync status=none || exit 0
+    while [[ ! -e "$WORK/stop-writer" ]]; do
+      dd if=/dev/urandom of="$WORK/mnt/b64m/40M.img" bs=1M count=8 conv=notrunc,fsync status=none || exit 1
     done
   ) &
   E2E_BG_PIDS+=($!)
   t0=$(e2e_now)
   run nbdcopy "$(uri vgsrv/sb64m2)" "$WORK/backup.img"
   BACKUP_SECONDS=$(e2e_elapsed "$t0")
-  kill "${E2E_BG_PIDS[-1]}"
-  wait "${E2E_BG_PIDS[-1]}" 2>/dev/null || true
+  touch "$WORK/stop-writer"
+  wait "${E2E_BG_PIDS[-1]}" || e2e_fail "writing the origin during the backup failed"
   echo "  64 MiB copied in ${BACKUP_SECONDS}s while the origin was being rewritten"
   run e2fsck -fn "$WORK/backup.img" >"$WORK/e2fsck.log" 2>&1 || { cat "$WORK/e2fsck.log"; e2e_fail "e2fsck on the backup"; }
   tail -n 1 "$WORK/e2fsck.log"
