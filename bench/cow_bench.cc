@@ -80,8 +80,8 @@ constexpr uint64_t kKiB = 1024;
 constexpr uint64_t kMiB = 1024 * kKiB;
 
 [[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "cow_bench: %s\n", what.c_str());
-  std::exit(1);
+  (void)std::fprintf(stderr, "cow_bench: %s\n", what.c_str());
+  std::exit(1);  // NOLINT(concurrency-mt-unsafe): argument errors, before any thread starts
 }
 
 void check(const Status& s, std::string_view what) {
@@ -219,13 +219,14 @@ std::vector<uint64_t> split_sizes(std::string_view s) {
 }
 
 void usage() {
-  std::fprintf(stderr,
-               "usage: cow_bench [--quick] [--memory] [--dir DIR] [--size BYTES] [--copied-span BYTES]\n"
-               "                 [--snapshots LIST] [--chunks LIST] [--workloads LIST] [--concurrency LIST]\n"
-               "                 [--seconds S] [--max-ops N] [--seed N] [--json FILE] [--quiet]\n"
-               "  LIST is comma-separated; sizes take K/M/G suffixes.\n"
-               "  workloads: seq1m, rand4k-first, rand4k-copied\n"
-               "  --quick: 8M origin, snapshots 0,1, chunks 4K,64K, concurrency 1,8, 0.2 s/case\n");
+  (void)std::fprintf(
+      stderr,
+      "usage: cow_bench [--quick] [--memory] [--dir DIR] [--size BYTES] [--copied-span BYTES]\n"
+      "                 [--snapshots LIST] [--chunks LIST] [--workloads LIST] [--concurrency LIST]\n"
+      "                 [--seconds S] [--max-ops N] [--seed N] [--json FILE] [--quiet]\n"
+      "  LIST is comma-separated; sizes take K/M/G suffixes.\n"
+      "  workloads: seq1m, rand4k-first, rand4k-copied\n"
+      "  --quick: 8M origin, snapshots 0,1, chunks 4K,64K, concurrency 1,8, 0.2 s/case\n");
 }
 
 Options parse_args(int argc, char** argv) {
@@ -280,7 +281,7 @@ Options parse_args(int argc, char** argv) {
       o.json_path = value();
     } else if (arg == "-h" || arg == "--help") {
       usage();
-      std::exit(0);
+      std::exit(0);  // NOLINT(concurrency-mt-unsafe): before any thread starts
     } else {
       usage();
       die(fmt::format("unknown argument '{}'", arg));
@@ -718,15 +719,15 @@ class Bench {
         {"table_exceptions", table_exceptions},
     };
     if (reference) return j;
-    std::printf("%s\n", j.dump().c_str());
-    std::fflush(stdout);
+    (void)std::printf("%s\n", j.dump().c_str());
+    (void)std::fflush(stdout);
     if (!o_.quiet) {
-      std::fprintf(stderr,
-                   "%-14s snaps=%" PRIu64 " chunk=%4" PRIu64 "K T=%-2" PRIu64
-                   " ops=%-6zu %9.2f MiB/s  WA=%7.3f  p50=%9.1fus p99=%9.1fus\n",
-                   w.c_str(), n, n == 0 ? 0 : chunk / kKiB, threads, all.size(),
-                   j["throughput_mib_s"].get<double>(), j["write_amplification"].get<double>(),
-                   percentile_us(all, 50), percentile_us(all, 99));
+      (void)std::fprintf(stderr,
+                         "%-14s snaps=%" PRIu64 " chunk=%4" PRIu64 "K T=%-2" PRIu64
+                         " ops=%-6zu %9.2f MiB/s  WA=%7.3f  p50=%9.1fus p99=%9.1fus\n",
+                         w.c_str(), n, n == 0 ? 0 : chunk / kKiB, threads, all.size(),
+                         j["throughput_mib_s"].get<double>(), j["write_amplification"].get<double>(),
+                         percentile_us(all, 50), percentile_us(all, 99));
     }
     return j;
   }
@@ -736,9 +737,18 @@ class Bench {
   Backing origin_;
 };
 
+int run(int argc, char** argv) {
+  Bench bench(parse_args(argc, argv));
+  return bench.run();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  Bench bench(parse_args(argc, argv));
-  return bench.run();
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    (void)std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
+    return 1;
+  }
 }

@@ -53,8 +53,8 @@ struct Timer {
 size_t heap_in_use() { return mallinfo2().uordblks; }
 
 [[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "exception_table_bench: %s\n", what.c_str());
-  std::exit(1);
+  (void)std::fprintf(stderr, "exception_table_bench: %s\n", what.c_str());
+  std::exit(1);  // NOLINT(concurrency-mt-unsafe): the bench runs one thread
 }
 
 // Origin chunks of one workload, in insertion order; cow chunks are handed
@@ -149,7 +149,7 @@ nlohmann::json time_open(const std::shared_ptr<cowsnap::BlockDevice>& dev, uint6
                                                    }),
                     "open");
   if (batched) table.insert_batch(std::move(collected));
-  const nlohmann::json times = {{"wall_s", timer.wall()}, {"cpu_s", timer.cpu()}};
+  nlohmann::json times = {{"wall_s", timer.wall()}, {"cpu_s", timer.cpu()}};
   if (table.size() != expected) die(fmt::format("open found {} of {} exceptions", table.size(), expected));
   return times;
 }
@@ -203,9 +203,7 @@ nlohmann::json bench_open(uint64_t count, const std::string& dir) {
           {"open_file_cold_batched", file_cold_batched}};
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   bool json = false;
   uint64_t count = 1'000'000;
   std::string dir = "/tmp";
@@ -218,7 +216,7 @@ int main(int argc, char** argv) {
     } else if (arg == "--dir" && i + 1 < argc) {
       dir = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: exception_table_bench [--json] [--count N] [--dir DIR]\n");
+      (void)std::fprintf(stderr, "usage: exception_table_bench [--json] [--count N] [--dir DIR]\n");
       return 2;
     }
   }
@@ -230,7 +228,7 @@ int main(int argc, char** argv) {
   const nlohmann::json open = bench_open(count, dir);
 
   if (json) {
-    std::printf("%s\n", nlohmann::json{{"tables", tables}, {"open", open}}.dump(2).c_str());
+    (void)std::printf("%s\n", nlohmann::json{{"tables", tables}, {"open", open}}.dump(2).c_str());
     return 0;
   }
   fmt::print(
@@ -262,4 +260,15 @@ int main(int argc, char** argv) {
   row("FileDevice warm cache, insert_batch", "open_file_warm_batched");
   row("FileDevice cold cache, insert_batch", "open_file_cold_batched");
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    (void)std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
+    return 1;
+  }
 }

@@ -29,7 +29,7 @@ std::string creation(const vg::LogicalVolume& lv) {
   std::tm tm{};
   localtime_r(&t, &tm);
   char buf[64];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S %z", &tm);
+  if (std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S %z", &tm) == 0) buf[0] = '\0';
   return fmt::format("{}, {}", lv.creation_host.value_or(""), buf);
 }
 
@@ -40,6 +40,7 @@ int run_pvdisplay(Context& ctx, const std::vector<std::string>& paths) {
   if (!root.ok()) return fail(root.status());
   const vg::ScanResult& scan = root->scan;
   std::vector<std::string> wanted;
+  wanted.reserve(paths.size());
   for (const auto& p : paths) wanted.push_back(vg::absolute_path(p));
   int rc = kExitOk;
   for (const std::string& w : wanted) {

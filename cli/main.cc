@@ -19,13 +19,15 @@ namespace cowsnap::cli {
 namespace {
 
 // --root, else $COWSNAP_ROOT, else $XDG_DATA_HOME/cowsnap, else
-// ~/.local/share/cowsnap.
+// ~/.local/share/cowsnap. getenv is safe here: the CLI is single-threaded.
 std::string default_root() {
+  // NOLINTNEXTLINE(concurrency-mt-unsafe)
   if (const char* env = std::getenv("COWSNAP_ROOT"); env != nullptr && *env != '\0') return env;
+  // NOLINTNEXTLINE(concurrency-mt-unsafe)
   if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg != nullptr && *xdg != '\0') {
     return std::string(xdg) + "/cowsnap";
   }
-  const char* home = std::getenv("HOME");
+  const char* home = std::getenv("HOME");  // NOLINT(concurrency-mt-unsafe)
   return std::string(home != nullptr ? home : ".") + "/.local/share/cowsnap";
 }
 
@@ -47,7 +49,7 @@ Result<Backend*> Context::backend() {
 
 void say(std::string_view line) { fmt::print(stdout, "  {}\n", line); }
 void complain(std::string_view line) {
-  std::fflush(stdout);  // keep the order of interleaved stdout and stderr
+  (void)std::fflush(stdout);  // keep the order of interleaved stdout and stderr
   fmt::print(stderr, "  {}\n", line);
 }
 int fail(const Status& status) {
@@ -87,7 +89,7 @@ int run(int argc, char** argv) {
     const std::string& value = args[i - 1];
     if ((opt == "-L" || opt == "-l" || opt == "--size" || opt == "--extents") && value.size() > 1 &&
         value[0] == '-' && std::isdigit(static_cast<unsigned char>(value[1]))) {
-      args[i] = opt.size() == 2 ? opt + value : opt + "=" + value;
+      args[i] = opt.size() == 2 ? opt + value : fmt::format("{}={}", opt, value);
       args.erase(args.begin() + static_cast<std::ptrdiff_t>(i - 1));
     }
   }
@@ -104,7 +106,10 @@ int run(int argc, char** argv) {
     return kExitInvalidCommandLine;
   }
   std::string command_line = "cowsnap";
-  for (int i = 1; i < argc; ++i) command_line += std::string(" ") + argv[i];
+  for (int i = 1; i < argc; ++i) {
+    command_line += ' ';
+    command_line += argv[i];
+  }
   Context context(root.empty() ? default_root() : root, command_line);
   const Handler* handler = table.chosen();
   if (handler == nullptr) return kExitInvalidCommandLine;
@@ -113,4 +118,14 @@ int run(int argc, char** argv) {
 
 }  // namespace cowsnap::cli
 
-int main(int argc, char** argv) { return cowsnap::cli::run(argc, argv); }
+int main(int argc, char** argv) {
+  try {
+    return cowsnap::cli::run(argc, argv);
+  } catch (const std::exception& e) {
+    // Out of memory and the like: a message, not an abort.
+    (void)std::fprintf(stderr, "  cowsnap: %s\n", e.what());
+  } catch (...) {
+    (void)std::fputs("  cowsnap: unknown exception\n", stderr);
+  }
+  return cowsnap::cli::kExitFailed;
+}

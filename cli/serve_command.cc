@@ -40,6 +40,7 @@ Result<std::string> find_plugin(const ServeArgs& args) {
   namespace fs = std::filesystem;
   std::vector<fs::path> candidates;
   if (!args.plugin.empty()) return args.plugin;
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): the CLI is single-threaded
   if (const char* env = std::getenv("COWSNAP_NBDKIT_PLUGIN"); env != nullptr && *env != '\0')
     return std::string(env);
   std::error_code ec;
@@ -100,9 +101,10 @@ int serve(Context& context, const ServeArgs& args) {
   std::string shown;
   for (const std::string& a : argv) shown += (shown.empty() ? "" : " ") + a;
   fmt::print(stderr, "cowsnap serve: exec {}\n", shown);
-  std::fflush(stderr);
+  (void)std::fflush(stderr);
 
   std::vector<char*> c_argv;
+  c_argv.reserve(argv.size() + 1);
   for (std::string& a : argv) c_argv.push_back(a.data());
   c_argv.push_back(nullptr);
   ::execvp(c_argv[0], c_argv.data());

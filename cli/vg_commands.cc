@@ -21,6 +21,7 @@ struct VgArgs {
 
 std::vector<std::string> absolute_paths(const std::vector<std::string>& paths) {
   std::vector<std::string> out;
+  out.reserve(paths.size());
   for (const auto& p : paths) out.push_back(vg::absolute_path(p));
   return out;
 }

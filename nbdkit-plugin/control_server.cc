@@ -146,7 +146,7 @@ void ControlServer::accept_loop() {
     const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) {
-        log_error_(fmt::format("control socket: accept: {}", std::strerror(errno)));
+        log_error_(Status::FromErrno("control socket: accept").message());
       }
       continue;
     }

@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include <cerrno>
-#include <cstring>
+#include <system_error>
 
 namespace cowsnap {
 
@@ -14,7 +14,7 @@ Status Status::Error(int errnum, std::string message) {
 
 Status Status::FromErrno(std::string_view what) {
   const int saved = errno;
-  return {saved != 0 ? saved : EIO, fmt::format("{}: {}", what, std::strerror(saved))};
+  return {saved != 0 ? saved : EIO, fmt::format("{}: {}", what, std::generic_category().message(saved))};
 }
 
 std::string Status::to_string() const {

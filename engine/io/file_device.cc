@@ -16,7 +16,7 @@ namespace cowsnap {
 namespace {
 
 // Largest buffer used when zeroes have to be written out by hand.
-constexpr uint64_t kZeroChunkBytes = 1024 * 1024;
+constexpr uint64_t kZeroChunkBytes = uint64_t{1} << 20;
 
 // Runs a call returning 0 or -1/errno until it is not interrupted.
 template <typename Call>

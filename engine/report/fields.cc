@@ -125,6 +125,7 @@ std::vector<const FieldDef*> default_fields(ReportKind kind) {
       break;
   }
   std::vector<const FieldDef*> out;
+  out.reserve(names.size());
   for (auto n : names) out.push_back(exact(n));
   return out;
 }

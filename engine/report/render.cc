@@ -81,6 +81,7 @@ std::string render(ReportKind kind, const std::vector<const FieldDef*>& fields, 
   };
   if (options.headings) {
     std::vector<std::string> headings;
+    headings.reserve(fields.size());
     for (const FieldDef* f : fields) headings.emplace_back(f->heading);
     line(headings, true);
   }

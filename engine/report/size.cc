@@ -61,7 +61,9 @@ Result<SizeSign> take_sign(std::string_view& text) {
 
 // Two-decimal rendering of bytes/unit; sets `rounded_up` when the shown
 // value exceeds the real one.
+// REQUIRES: unit > 0.
 std::string two_decimals(uint64_t bytes, uint64_t unit, bool& rounded_up) {
+  if (unit == 0) unit = 1;  // unreachable: callers pass a unit's size
   const U128 scaled = static_cast<U128>(bytes) * 100;
   U128 hundredths = scaled / unit;
   const U128 rest = scaled % unit;

@@ -13,7 +13,7 @@ namespace {
 
 constexpr uint64_t kLabelAreaBytes = kLabelScanSectors * kLvmSector;
 // lvm2 refuses PVs smaller than this (pvcreate: "too small (min 2.00 MiB)").
-constexpr uint64_t kMinPvBytes = 2 * 1024 * 1024;
+constexpr uint64_t kMinPvBytes = uint64_t{2} << 20;
 
 }  // namespace
 
