@@ -67,6 +67,7 @@
 
 #include "cowsnap/io.h"
 #include "cowsnap/snapshot.h"
+#include "guarded_main.h"
 
 namespace {
 
@@ -744,11 +745,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    (void)std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return cowsnap::bench::guarded_main(argc, argv, run); }

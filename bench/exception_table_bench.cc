@@ -27,6 +27,7 @@
 #include "cowsnap/exception_store.h"
 #include "cowsnap/exception_table.h"
 #include "cowsnap/io.h"
+#include "guarded_main.h"
 
 namespace {
 
@@ -264,11 +265,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    (void)std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return cowsnap::bench::guarded_main(argc, argv, run); }

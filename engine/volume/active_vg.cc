@@ -131,6 +131,15 @@ Status ActiveVolumeGroup::activate_snapshot(const vg::VolumeGroup& vg, const vg:
   return Status::Ok();
 }
 
+Status ActiveVolumeGroup::activate_committed_snapshot(const vg::VolumeGroup& vg, const std::string& snap_name,
+                                                      bool create_store,
+                                                      std::unique_lock<std::shared_mutex>* held) {
+  auto ref = vg::snapshot_for(vg, snap_name);
+  if (!ref)
+    return Status::Error(EIO, fmt::format("snapshot {} missing from the committed metadata", snap_name));
+  return activate_snapshot(vg, *ref, create_store, held);
+}
+
 std::shared_ptr<ActiveVolume> ActiveVolumeGroup::find(const std::string& lv_name) const {
   auto it = volumes_.find(lv_name);
   return it == volumes_.end() ? nullptr : it->second;
@@ -185,10 +194,7 @@ Result<vg::CommitResult> ActiveVolumeGroup::create_snapshot(vg::VolumeManager& v
   auto barrier = origin->origin->hold_io();
   COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult commit,
                            vm.lvcreate_snapshot(vg_name_, origin_lv, snap_name, cow_extents, chunk_sectors));
-  auto ref = vg::snapshot_for(commit.vg, snap_name);
-  Status s =
-      ref ? activate_snapshot(commit.vg, *ref, true, &barrier)
-          : Status::Error(EIO, fmt::format("snapshot {} missing from the committed metadata", snap_name));
+  Status s = activate_committed_snapshot(commit.vg, snap_name, true, &barrier);
   if (!s.ok()) {
     linear_devices_.erase(dm_name(snap_name) + "-cow");
     (void)vm.lvremove(vg_name_, snap_name, false);
@@ -266,17 +272,13 @@ Result<vg::CommitResult> ActiveVolumeGroup::rename_volume(vg::VolumeManager& vm,
   auto barrier = origin->origin->hold_io();
   COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult commit, vm.lvrename(vg_name_, old_name, new_name));
   drop(*volume, &barrier);
-  auto ref = vg::snapshot_for(commit.vg, new_name);
-  Status s =
-      ref ? activate_snapshot(commit.vg, *ref, false, &barrier)
-          : Status::Error(EIO, fmt::format("snapshot {} missing from the committed metadata", new_name));
+  Status s = activate_committed_snapshot(commit.vg, new_name, false, &barrier);
   if (!s.ok()) {
     // Back to the old name, still behind the barrier: no origin write has
     // gone past the snapshot.
     linear_devices_.erase(dm_name(new_name) + "-cow");
     auto back = vm.lvrename(vg_name_, new_name, old_name);
-    auto old_ref = back.ok() ? vg::snapshot_for(back->vg, old_name) : std::nullopt;
-    if (!old_ref || !activate_snapshot(back->vg, *old_ref, false, &barrier).ok()) {
+    if (!back.ok() || !activate_committed_snapshot(back->vg, old_name, false, &barrier).ok()) {
       // Detached, origin writes would no longer be copied out: it must
       // never be served again as if it were whole.
       volume->snapshot->invalidate(s.with_context("re-attaching after a failed rename"));

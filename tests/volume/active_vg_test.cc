@@ -28,14 +28,24 @@ struct TempRoot {
   ~TempRoot() { std::filesystem::remove_all(dir); }
 };
 
+// A root with one PV file of `pv_bytes` holding the VG `vg_name`.
+struct TestVg {
+  TempRoot root;
+  vg::VolumeManager vm;
+  std::string pv;
+  TestVg(const std::string& vg_name, uint64_t pv_bytes, uint64_t extent_sectors)
+      : vm(must(vg::VolumeManager::open((root.dir / "root").string()))), pv((root.dir / "pv0.img").string()) {
+    must(vm.pvcreate(pv, pv_bytes));
+    must(vm.vgcreate(vg_name, {pv}, extent_sectors));
+  }
+};
+
 }  // namespace
 
 TEST_CASE("activation builds lvm2's tables and snapshots live origins atomically") {
-  TempRoot root;
-  auto vm = must(vg::VolumeManager::open((root.dir / "root").string()));
-  const std::string pv = (root.dir / "pv0.img").string();
-  must(vm.pvcreate(pv, 64 * kMiB));
-  must(vm.vgcreate("vg-1", {pv}, 8192));  // 4 MiB extents
+  TestVg t("vg-1", 64 * kMiB, 8192);  // 4 MiB extents
+  auto& vm = t.vm;
+  const std::string& pv = t.pv;
   must(vm.lvcreate("vg-1", "data", 4));
 
   auto active = must(ActiveVolumeGroup::activate(must(vm.read_vg("vg-1"))));
@@ -81,11 +91,8 @@ TEST_CASE("activation builds lvm2's tables and snapshots live origins atomically
 }
 
 TEST_CASE("online snapshot creation failing leaves no trace") {
-  TempRoot root;
-  auto vm = must(vg::VolumeManager::open((root.dir / "root").string()));
-  const std::string pv = (root.dir / "pv0.img").string();
-  must(vm.pvcreate(pv, 32 * kMiB));
-  must(vm.vgcreate("vg", {pv}, 8192));
+  TestVg t("vg", 32 * kMiB, 8192);
+  auto& vm = t.vm;
   must(vm.lvcreate("vg", "lv", 4));
   auto active = must(ActiveVolumeGroup::activate(must(vm.read_vg("vg"))));
   auto r = active->create_snapshot(vm, "lv", "s", 100, 8);
@@ -98,11 +105,8 @@ TEST_CASE("online snapshot creation failing leaves no trace") {
 }
 
 TEST_CASE("a COW LV with a zeroed header activates as a new store, as in the kernel") {
-  TempRoot root;
-  auto vm = must(vg::VolumeManager::open((root.dir / "root").string()));
-  const std::string pv = (root.dir / "pv0.img").string();
-  must(vm.pvcreate(pv, 32 * kMiB));
-  must(vm.vgcreate("vg", {pv}, 8192));
+  TestVg t("vg", 32 * kMiB, 8192);
+  auto& vm = t.vm;
   must(vm.lvcreate("vg", "lv", 2));
   must(vm.lvcreate_snapshot("vg", "lv", "s", 1, 16));  // offline, as lvm2 would: header zeroed only
   auto active = must(ActiveVolumeGroup::activate(must(vm.read_vg("vg"))));
@@ -114,11 +118,8 @@ TEST_CASE("a COW LV with a zeroed header activates as a new store, as in the ker
 }
 
 TEST_CASE("lvextend of a live snapshot grows its store and rescues it from overflow") {
-  TempRoot root;
-  auto vm = must(vg::VolumeManager::open((root.dir / "root").string()));
-  const std::string pv = (root.dir / "pv0.img").string();
-  must(vm.pvcreate(pv, 64 * kMiB));
-  must(vm.vgcreate("vg", {pv}, 2048));  // 1 MiB extents
+  TestVg t("vg", 64 * kMiB, 2048);  // 1 MiB extents
+  auto& vm = t.vm;
   must(vm.lvcreate("vg", "lv", 8));
   auto active = must(ActiveVolumeGroup::activate(must(vm.read_vg("vg"))));
   auto lv = active->find("lv");
@@ -146,11 +147,8 @@ TEST_CASE("lvextend of a live snapshot grows its store and rescues it from overf
 }
 
 TEST_CASE("lvchange -an deactivates an origin with its snapshots until -ay") {
-  TempRoot root;
-  auto vm = must(vg::VolumeManager::open((root.dir / "root").string()));
-  const std::string pv = (root.dir / "pv0.img").string();
-  must(vm.pvcreate(pv, 32 * kMiB));
-  must(vm.vgcreate("vg", {pv}, 2048));
+  TestVg t("vg", 32 * kMiB, 2048);
+  auto& vm = t.vm;
   must(vm.lvcreate("vg", "lv", 4));
   must(vm.lvcreate("vg", "other", 1));
   auto active = must(ActiveVolumeGroup::activate(must(vm.read_vg("vg"))));
@@ -178,11 +176,8 @@ TEST_CASE("lvchange -an deactivates an origin with its snapshots until -ay") {
 }
 
 TEST_CASE("lvrename of live volumes keeps snapshots in step with their origin") {
-  TempRoot root;
-  auto vm = must(vg::VolumeManager::open((root.dir / "root").string()));
-  const std::string pv = (root.dir / "pv0.img").string();
-  must(vm.pvcreate(pv, 64 * kMiB));
-  must(vm.vgcreate("vg", {pv}, 2048));  // 1 MiB extents
+  TestVg t("vg", 64 * kMiB, 2048);  // 1 MiB extents
+  auto& vm = t.vm;
   must(vm.lvcreate("vg", "lv", 8));
   must(vm.lvcreate("vg", "idle", 1));
   auto active = must(ActiveVolumeGroup::activate(must(vm.read_vg("vg"))));

@@ -110,6 +110,10 @@ class ActiveVolumeGroup {
   Status activate_plain(const vg::VolumeGroup& vg, const vg::LogicalVolume& lv);
   Status activate_snapshot(const vg::VolumeGroup& vg, const vg::SnapshotRef& ref, bool create_store,
                            std::unique_lock<std::shared_mutex>* held);
+  // activate_snapshot for the snapshot LV `snap_name` of freshly committed
+  // metadata; EIO when the metadata lacks it.
+  Status activate_committed_snapshot(const vg::VolumeGroup& vg, const std::string& snap_name,
+                                     bool create_store, std::unique_lock<std::shared_mutex>* held);
   [[nodiscard]] std::string dm_name(const std::string& lv_name) const;
   [[nodiscard]] std::string dm_text(bool status) const;
   // The volume and, for an origin, its active snapshots.
