@@ -80,15 +80,19 @@ int run(int argc, char** argv) {
   register_report_commands(app, table);
   register_dmsetup_command(app, table);
   register_serve_command(app, table);
-  // lvm2 takes "-L -32M" (shrink by 32 MiB); CLI11 would read "-32M" as an
-  // option, so such a value is glued to its option first.
+  // lvm2 takes "-L -32M" (shrink by 32 MiB) and "-O -lv_size" (sort
+  // descending); CLI11 would read "-32M" or "-lv_size" as an option, so
+  // such a value is glued to its option first.
   std::vector<std::string> args;
   for (int i = argc - 1; i >= 1; --i) args.emplace_back(argv[i]);  // CLI11 wants them reversed
   for (size_t i = args.size(); i-- > 1;) {
     const std::string& opt = args[i];
     const std::string& value = args[i - 1];
-    if ((opt == "-L" || opt == "-l" || opt == "--size" || opt == "--extents") && value.size() > 1 &&
-        value[0] == '-' && std::isdigit(static_cast<unsigned char>(value[1]))) {
+    const bool size_value = (opt == "-L" || opt == "-l" || opt == "--size" || opt == "--extents") &&
+                            value.size() > 1 && value[0] == '-' &&
+                            std::isdigit(static_cast<unsigned char>(value[1]));
+    const bool sort_value = (opt == "-O" || opt == "--sort") && value.size() > 1 && value[0] == '-';
+    if (size_value || sort_value) {
       args[i] = opt.size() == 2 ? opt + value : fmt::format("{}={}", opt, value);
       args.erase(args.begin() + static_cast<std::ptrdiff_t>(i - 1));
     }

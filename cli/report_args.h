@@ -14,6 +14,7 @@ namespace cowsnap::cli {
 
 struct ReportArgs {
   std::vector<std::string> options;  // -o, in order
+  std::vector<std::string> sort;     // -O, in order (the last one counts)
   bool noheadings = false;
   std::string separator;
   bool separator_given = false;

@@ -14,6 +14,8 @@ namespace cowsnap::cli {
 void add_report_options(CLI::App* command, ReportArgs& args, const std::string& names_help) {
   command->add_option("-o,--options", args.options, "Fields: a,b replaces the list, +a,b adds, -a removes")
       ->allow_extra_args(false);
+  command->add_option("-O,--sort", args.sort, "Sort by fields: a,-b (- for descending)")
+      ->allow_extra_args(false);
   command->add_flag("--noheadings", args.noheadings, "Do not print headings");
   command->add_option("--separator", args.separator, "Join columns with this string")
       ->each([&args](const std::string&) { args.separator_given = true; });
@@ -68,10 +70,12 @@ Result<ScannedRoot> scan_and_warn(Context& ctx) {
 
 namespace {
 
-// The report's fields, units and output options, or an exit code.
+// The report's fields, units, sort order and output options.
 struct Prepared {
   std::vector<const report::FieldDef*> fields;
   report::Units units;
+  std::vector<report::SortKey> sort;
+  std::vector<const report::FieldDef*> sort_fields;
   report::OutputOptions output;
 };
 
@@ -79,8 +83,27 @@ Result<Prepared> prepare(report::ReportKind kind, const ReportArgs& args) {
   Prepared p;
   COWSNAP_ASSIGN_OR_RETURN(p.fields, report::select_fields(kind, args.options));
   COWSNAP_ASSIGN_OR_RETURN(p.units, report_units(args));
+  COWSNAP_ASSIGN_OR_RETURN(p.sort, report::select_sort_keys(kind, args.sort));
+  for (const report::SortKey& k : p.sort) p.sort_fields.push_back(k.field);
   p.output = output_options(args);
   return p;
+}
+
+// A report's rows, in the default order (by name), and with -O each row's
+// sort keys.
+struct ReportRows {
+  std::vector<report::Row> rows;
+  std::vector<report::Row> keys;
+};
+
+template <typename Input>
+using RowFn = report::Row (*)(const std::vector<const report::FieldDef*>&, const Input&,
+                              const report::Units&);
+
+template <typename Input>
+void add_row(ReportRows& out, const Prepared& p, RowFn<Input> row, const Input& in) {
+  out.rows.push_back(row(p.fields, in, p.units));
+  if (!p.sort.empty()) out.keys.push_back(row(p.sort_fields, in, report::sort_units()));
 }
 
 int vg_not_found(const vg::ScanResult& scan, const std::string& name) {
@@ -95,7 +118,7 @@ int vg_not_found(const vg::ScanResult& scan, const std::string& name) {
 
 // Collects the report's rows from the scanned root; returns the exit code.
 using CollectRows = int (*)(Backend& backend, const vg::ScanResult& scan, const ReportArgs& args,
-                            const Prepared& prepared, std::vector<report::Row>& rows);
+                            const Prepared& prepared, ReportRows& out);
 
 // What lvs, vgs and pvs share: the fields and options, the scan, and the
 // rendered report of the rows `collect` gathered.
@@ -104,14 +127,15 @@ int run_report(Context& ctx, report::ReportKind kind, const ReportArgs& args, Co
   if (!prepared.ok()) return fail(prepared.status());
   auto root = scan_and_warn(ctx);
   if (!root.ok()) return fail(root.status());
-  std::vector<report::Row> rows;
-  const int rc = collect(*root->backend, root->scan, args, *prepared, rows);
-  fmt::print("{}", report::render(kind, prepared->fields, rows, prepared->output));
+  ReportRows out;
+  const int rc = collect(*root->backend, root->scan, args, *prepared, out);
+  report::sort_rows(out.rows, out.keys, prepared->sort);
+  fmt::print("{}", report::render(kind, prepared->fields, out.rows, prepared->output));
   return rc;
 }
 
 int lv_rows(Backend& backend, const vg::ScanResult& scan, const ReportArgs& args, const Prepared& prepared,
-            std::vector<report::Row>& rows) {
+            ReportRows& out) {
   int rc = kExitOk;
   // VG name -> wanted LV names (empty: all).
   std::map<std::string, std::vector<std::string>> wanted;
@@ -164,14 +188,14 @@ int lv_rows(Backend& backend, const vg::ScanResult& scan, const ReportArgs& args
       if (auto it = live->find(lv->name); it != live->end()) in.live = it->second;
       in.path_of = disk.path_lookup();
       in.bracketed = !vg::lv_user_visible(disk.vg, *lv);
-      rows.push_back(report::lv_row(prepared.fields, in, prepared.units));
+      add_row<report::LvRowInput>(out, prepared, report::lv_row, in);
     }
   }
   return rc;
 }
 
 int vg_rows(Backend& /*backend*/, const vg::ScanResult& scan, const ReportArgs& args,
-            const Prepared& prepared, std::vector<report::Row>& rows) {
+            const Prepared& prepared, ReportRows& out) {
   int rc = kExitOk;
   std::vector<std::string> names;
   for (const std::string& arg : args.names) {
@@ -188,13 +212,13 @@ int vg_rows(Backend& /*backend*/, const vg::ScanResult& scan, const ReportArgs& 
   std::sort(names.begin(), names.end());
   for (const std::string& name : names) {
     const vg::VgOnDisk& disk = scan.vgs.at(name);
-    rows.push_back(report::vg_row(prepared.fields, {&disk.vg, !disk.missing_pvs.empty()}, prepared.units));
+    add_row<report::VgRowInput>(out, prepared, report::vg_row, {&disk.vg, !disk.missing_pvs.empty()});
   }
   return rc;
 }
 
 int pv_rows(Backend& /*backend*/, const vg::ScanResult& scan, const ReportArgs& args,
-            const Prepared& prepared, std::vector<report::Row>& rows) {
+            const Prepared& prepared, ReportRows& out) {
   int rc = kExitOk;
   std::vector<std::string> wanted;
   for (const std::string& arg : args.names) wanted.push_back(vg::absolute_path(arg));
@@ -220,7 +244,7 @@ int pv_rows(Backend& /*backend*/, const vg::ScanResult& scan, const ReportArgs& 
     }
   }
   std::sort(inputs.begin(), inputs.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (const auto& [path, in] : inputs) rows.push_back(report::pv_row(prepared.fields, in, prepared.units));
+  for (const auto& [path, in] : inputs) add_row<report::PvRowInput>(out, prepared, report::pv_row, in);
   return rc;
 }
 

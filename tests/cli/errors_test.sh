@@ -42,6 +42,8 @@ refuse "insufficient extents" 'Volume group "vgsrv" has insufficient free space 
 refuse "insufficient extents on lvextend" 'Insufficient free space: 40 extents needed, but only 6 available' \
   cs lvextend -l +40 vgsrv/b64m
 refuse "not a PV" "not an LVM2 PV" cs vgextend vgsrv "$PVDIR/plain.img"
+refuse "unknown -o field" "Unrecognised field: bogus" cs lvs -o lv_name,bogus
+refuse "unknown -O field" "Unrecognised field: nosuch" cs lvs -O -lv_size,nosuch
 refuse "PV already in a VG (vgcreate)" "vgsrv" cs vgcreate vg2 "$PVDIR/pv0.img"
 refuse "PV already in a VG (pvcreate)" "Can't initialize physical volume" cs pvcreate "$PVDIR/pv0.img"
 refuse "PV already in a VG (pvremove)" "vgsrv" cs pvremove "$PVDIR/pv0.img"

@@ -16,6 +16,8 @@ cases=(
   "lvs_noheadings_sep|lvs --noheadings --separator : -o lv_name,lv_attr,lv_size,origin,data_percent"
   "lvs_units_k_nosuffix|lvs --units k --nosuffix -o lv_name,lv_size"
   "lvs_one|lvs vgsrv/sb64m2"
+  "lvs_sort|lvs -O -lv_size,lv_name -o lv_name,lv_size,origin"
+  "pvs_sort|pvs -O pv_free,-pv_name -o pv_name,pv_free"
   "vgs|vgs"
   "vgs_json|vgs --reportformat json"
   "vgs_extents|vgs -o +vg_extent_size,vg_extent_count,vg_free_count"

@@ -170,6 +170,34 @@ TEST_CASE("column selection", "[report][fields]") {
   CHECK(bad.status().message() == "Unrecognised field: bogus");
 }
 
+TEST_CASE("-O sorts rows by field values, numbers as numbers", "[report][sort]") {
+  auto keys = select_sort_keys(ReportKind::kLv, {"vg_name", "-size,lv_name"});
+  REQUIRE(keys.ok());
+  REQUIRE(keys->size() == 2);  // the later -O replaces the earlier
+  CHECK(keys->at(0).field->name == "lv_size");
+  CHECK(keys->at(0).descending);
+  CHECK(keys->at(1).field->name == "lv_name");
+  CHECK_FALSE(keys->at(1).descending);
+  auto bad = select_sort_keys(ReportKind::kVg, {"+vg_name,-bogus"});
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.status().message() == "Unrecognised field: bogus");
+
+  // Sizes in bytes: 100 MiB sorts above 64 MiB although "104857600" <
+  // "67108864" as text; names break ties; an empty value sorts lowest.
+  std::vector<Row> rows = {{"a"}, {"b"}, {"c"}, {"d"}};
+  const std::vector<Row> key_rows = {{"67108864", "a"}, {"104857600", "b"}, {"67108864", "c"}, {"", "d"}};
+  sort_rows(rows, key_rows, *keys);
+  CHECK(rows == std::vector<Row>{{"b"}, {"a"}, {"c"}, {"d"}});
+  rows = {{"a"}, {"b"}, {"c"}, {"d"}};
+  sort_rows(rows, key_rows, *select_sort_keys(ReportKind::kLv, {"lv_size"}));
+  CHECK(rows == std::vector<Row>{{"d"}, {"a"}, {"c"}, {"b"}});  // stable: a before c
+  rows = {{"x"}, {"y"}};
+  sort_rows(rows, {{"swi-a-s---"}, {"owi-aos---"}}, *select_sort_keys(ReportKind::kLv, {"lv_attr"}));
+  CHECK(rows == std::vector<Row>{{"y"}, {"x"}});
+  CHECK(sort_units().unit == 'b');
+  CHECK_FALSE(sort_units().suffix);
+}
+
 TEST_CASE("text layout matches lvm2", "[report][render]") {
   const vg::VolumeGroup vg = seed_vg();
   const auto fields = default_fields(ReportKind::kLv);

@@ -51,6 +51,19 @@ std::vector<const FieldDef*> default_fields(ReportKind kind);
 // "-a" removes. EINVAL "Unrecognised field: X" for an unknown field.
 Result<std::vector<const FieldDef*>> select_fields(ReportKind kind, const std::vector<std::string>& options);
 
+// -O/--sort: the fields rows are ordered by, in order of precedence.
+struct SortKey {
+  const FieldDef* field = nullptr;
+  bool descending = false;  // "-field"
+};
+// Parses -O arguments ("a,-b", and "+a" = "a"); a later -O replaces an
+// earlier one, as in lvm2. EINVAL "Unrecognised field: X" for an unknown
+// field.
+Result<std::vector<SortKey>> select_sort_keys(ReportKind kind, const std::vector<std::string>& options);
+// The units sort keys are rendered in: bytes, no suffix, so sizes compare
+// as numbers.
+Units sort_units();
+
 // The objects rows are made of.
 struct LvRowInput {
   const vg::VolumeGroup* vg = nullptr;
@@ -84,6 +97,12 @@ struct OutputOptions {
   bool aligned = false;  // with a separator: pad columns too
   bool json = false;
 };
+
+// Stable-sorts `rows` by `sort`: keys[i] holds row i's values of the sort
+// fields (rendered with sort_units()). Right-aligned fields (sizes, counts,
+// percentages) compare as numbers, an empty value below every number;
+// the others as strings. Rows equal on every key keep their order.
+void sort_rows(std::vector<Row>& rows, const std::vector<Row>& keys, const std::vector<SortKey>& sort);
 
 std::string render(ReportKind kind, const std::vector<const FieldDef*>& fields, const std::vector<Row>& rows,
                    const OutputOptions& options);
