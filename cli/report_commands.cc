@@ -181,6 +181,8 @@ int lv_rows(Backend& backend, const vg::ScanResult& scan, const ReportArgs& args
       lvs.push_back(&lv);
     }
     std::sort(lvs.begin(), lvs.end(), [](auto* a, auto* b) { return a->name < b->name; });
+    const bool per_segment =
+        report::has_segment_fields(prepared.fields) || report::has_segment_fields(prepared.sort_fields);
     for (const vg::LogicalVolume* lv : lvs) {
       report::LvRowInput in;
       in.vg = &disk.vg;
@@ -188,7 +190,14 @@ int lv_rows(Backend& backend, const vg::ScanResult& scan, const ReportArgs& args
       if (auto it = live->find(lv->name); it != live->end()) in.live = it->second;
       in.path_of = disk.path_lookup();
       in.bracketed = !vg::lv_user_visible(disk.vg, *lv);
-      add_row<report::LvRowInput>(out, prepared, report::lv_row, in);
+      if (!per_segment || lv->segments.size() < 2) {
+        add_row<report::LvRowInput>(out, prepared, report::lv_row, in);
+        continue;
+      }
+      for (size_t s = 0; s < lv->segments.size(); ++s) {
+        in.segment = s;
+        add_row<report::LvRowInput>(out, prepared, report::lv_row, in);
+      }
     }
   }
   return rc;

@@ -187,9 +187,21 @@ std::string snapshot_percent_text(const vg::VolumeGroup& vg, const vg::LogicalVo
   return fmt::format("{:.2f}", snapshot_data_percent(*live.usage, live.snapshot_valid));
 }
 
+bool has_segment_fields(const std::vector<const FieldDef*>& fields) {
+  return std::any_of(fields.begin(), fields.end(),
+                     [](const FieldDef* f) { return f->name == "devices" || f->name == "seg_pe_ranges"; });
+}
+
 Row lv_row(const std::vector<const FieldDef*>& fields, const LvRowInput& in, const Units& units) {
   const vg::VolumeGroup& vg = *in.vg;
   const vg::LogicalVolume& lv = *in.lv;
+  // The LV as far as the segment fields see it: one segment of it, or all.
+  vg::LogicalVolume one_segment;
+  if (in.segment && *in.segment < lv.segments.size()) {
+    one_segment.name = lv.name;
+    one_segment.segments = {lv.segments[*in.segment]};
+  }
+  const vg::LogicalVolume& seg_lv = in.segment ? one_segment : lv;
   const auto snap = vg::snapshot_for(vg, lv.name);
   const bool is_cow = snap && snap->cow_lv == lv.name;
   Row row;
@@ -211,9 +223,9 @@ Row lv_row(const std::vector<const FieldDef*>& fields, const LvRowInput& in, con
     else if (n == "data_percent" || n == "snap_percent")
       v = snapshot_percent_text(vg, lv, in.live);
     else if (n == "devices")
-      v = vg::lv_devices_string(vg, lv, in.path_of);
+      v = vg::lv_devices_string(vg, seg_lv, in.path_of);
     else if (n == "seg_pe_ranges")
-      v = vg::lv_pe_ranges_string(vg, lv, in.path_of);
+      v = vg::lv_pe_ranges_string(vg, seg_lv, in.path_of);
     else if (n == "chunk_size")
       v = format_size(is_cow ? snap->chunk_size * 512 : 0, units);
     else if (n == "seg_count")

@@ -170,7 +170,7 @@ TEST_CASE("column selection", "[report][fields]") {
   CHECK(bad.status().message() == "Unrecognised field: bogus");
 }
 
-TEST_CASE("-O sorts rows by field values, numbers as numbers", "[report][sort]") {
+TEST_CASE("sorting rows (-O) by field values, numbers as numbers", "[report][sort]") {
   auto keys = select_sort_keys(ReportKind::kLv, {"vg_name", "-size,lv_name"});
   REQUIRE(keys.ok());
   REQUIRE(keys->size() == 2);  // the later -O replaces the earlier
@@ -198,6 +198,25 @@ TEST_CASE("-O sorts rows by field values, numbers as numbers", "[report][sort]")
   CHECK_FALSE(sort_units().suffix);
 }
 
+TEST_CASE("segment fields report one segment of an LV", "[report][fields]") {
+  vg::VolumeGroup vg = seed_vg();
+  vg::LogicalVolume& b64m = vg.lvs[0];
+  vg::Segment second = b64m.segments[0];
+  second.start_extent = 2;
+  second.extent_count = 1;
+  second.stripes = {{"pv0", 9}};
+  b64m.segments.push_back(second);
+  vg::PvPathLookup path_of = [](const vg::PhysicalVolume& pv) { return pv.device; };
+  const auto fields = *select_fields(ReportKind::kLv, {"lv_name,lv_size,devices,seg_pe_ranges,seg_count"});
+  CHECK(has_segment_fields(fields));
+  CHECK_FALSE(has_segment_fields(default_fields(ReportKind::kLv)));
+  LvRowInput in{&vg, &b64m, {}, path_of, false, std::nullopt};
+  CHECK(lv_row(fields, in, Units{}) ==
+        Row{"b64m", "96.00m", "/dev/loop0(0),/dev/loop0(9)", "/dev/loop0:0-1 /dev/loop0:9-9", "2"});
+  in.segment = 1;
+  CHECK(lv_row(fields, in, Units{}) == Row{"b64m", "96.00m", "/dev/loop0(9)", "/dev/loop0:9-9", "2"});
+}
+
 TEST_CASE("text layout matches lvm2", "[report][render]") {
   const vg::VolumeGroup vg = seed_vg();
   const auto fields = default_fields(ReportKind::kLv);
@@ -209,7 +228,7 @@ TEST_CASE("text layout matches lvm2", "[report][render]") {
     LvLiveState live;
     if (std::string(name) == "sb64m") live.snapshot_valid = false;
     if (std::string(name) == "sb64m2") live = snap_live;
-    rows.push_back(lv_row(fields, {&vg, vg.find_lv(name), live, path_of, false}, Units{}));
+    rows.push_back(lv_row(fields, {&vg, vg.find_lv(name), live, path_of, false, std::nullopt}, Units{}));
   }
   const std::string text = render(ReportKind::kLv, fields, rows, {});
   CHECK(text ==

@@ -71,7 +71,13 @@ struct LvRowInput {
   LvLiveState live;
   vg::PvPathLookup path_of;
   bool bracketed = false;  // an internal LV shown by -a: "[name]"
+  // Set in a per-segment report: the segment fields (devices,
+  // seg_pe_ranges) show only this segment of the LV.
+  std::optional<size_t> segment;
 };
+// True when `fields` holds a segment field: lvm2 then reports one row per
+// LV segment, repeating the LV's other fields.
+bool has_segment_fields(const std::vector<const FieldDef*>& fields);
 struct VgRowInput {
   const vg::VolumeGroup* vg = nullptr;
   bool partial = false;
