@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "cowsnap/io.h"
-#include "io/temp_dir.h"
+#include "support/system.h"
 
 using cowsnap::FileDevice;
 using cowsnap::testing::TempDir;
@@ -49,7 +49,7 @@ constexpr uint64_t kMiB = 1024 * 1024;
 
 TEST_CASE("FileDevice creates a missing file sparse with the requested size") {
   TempDir dir;
-  const std::string path = dir.file("pv0.img");
+  const std::string path = dir / "pv0.img";
   auto dev = FileDevice::open(path, {.read_only = false, .create_size_bytes = 64 * kMiB});
   REQUIRE(dev.ok());
   CHECK((*dev)->size_bytes() == 64 * kMiB);
@@ -66,7 +66,7 @@ TEST_CASE("FileDevice creates a missing file sparse with the requested size") {
 
 TEST_CASE("FileDevice keeps an existing file's size and data when a create size is given") {
   TempDir dir;
-  const std::string path = dir.file("existing.img");
+  const std::string path = dir / "existing.img";
   { std::ofstream(path, std::ios::binary) << std::string(10000, 'x'); }
   auto dev = FileDevice::open(path, {.read_only = false, .create_size_bytes = kMiB});
   REQUIRE(dev.ok());
@@ -78,7 +78,7 @@ TEST_CASE("FileDevice keeps an existing file's size and data when a create size 
 
 TEST_CASE("FileDevice round-trips unaligned writes and a reopen sees them") {
   TempDir dir;
-  const std::string path = dir.file("data.img");
+  const std::string path = dir / "data.img";
   const auto a = pattern(7777, 1);
   const auto b = pattern(300, 99);
   {
@@ -106,7 +106,7 @@ TEST_CASE("FileDevice round-trips unaligned writes and a reopen sees them") {
 
 TEST_CASE("FileDevice rejects out-of-range requests with EINVAL naming the file") {
   TempDir dir;
-  const std::string path = dir.file("small.img");
+  const std::string path = dir / "small.img";
   auto dev = FileDevice::open(path, {.read_only = false, .create_size_bytes = 8192});
   REQUIRE(dev.ok());
   std::vector<uint8_t> buf(100, 1);
@@ -123,7 +123,7 @@ TEST_CASE("FileDevice rejects out-of-range requests with EINVAL naming the file"
 
 TEST_CASE("FileDevice opened read-only fails mutations with EROFS") {
   TempDir dir;
-  const std::string path = dir.file("ro.img");
+  const std::string path = dir / "ro.img";
   {
     auto rw = FileDevice::open(path, {.read_only = false, .create_size_bytes = 4096});
     REQUIRE(rw.ok());
@@ -146,7 +146,7 @@ TEST_CASE("FileDevice opened read-only fails mutations with EROFS") {
 
 TEST_CASE("FileDevice reports a missing file as ENOENT naming the path") {
   TempDir dir;
-  const std::string path = dir.file("missing.img");
+  const std::string path = dir / "missing.img";
   auto dev = FileDevice::open(path);
   REQUIRE_FALSE(dev.ok());
   CHECK(dev.status().errnum() == ENOENT);
@@ -168,7 +168,7 @@ TEST_CASE("FileDevice refuses what is neither a file nor a block device") {
 
 TEST_CASE("FileDevice write_zeroes and discard punch holes that read as zeroes") {
   TempDir dir;
-  const std::string path = dir.file("holes.img");
+  const std::string path = dir / "holes.img";
   auto opened = FileDevice::open(path, {.read_only = false, .create_size_bytes = 8 * kMiB});
   REQUIRE(opened.ok());
   auto& dev = **opened;
@@ -273,7 +273,7 @@ TEST_CASE("FileDevice zeroes and discards a scratch block device") {
     return;
   }
   TempDir dir;
-  const std::string backing = dir.file("loop-backing.img");
+  const std::string backing = dir / "loop-backing.img";
   constexpr uint64_t kBackingBytes = 64 * kMiB;
   { std::ofstream(backing, std::ios::binary).flush(); }
   std::filesystem::resize_file(backing, kBackingBytes);  // sparse
@@ -311,7 +311,7 @@ TEST_CASE("FileDevice zeroes and discards a scratch block device") {
 
 TEST_CASE("FileDevice: concurrent flushes share syncs and each covers its caller's writes") {
   TempDir dir;
-  auto dev = FileDevice::open(dir.file("shared.img"), {.read_only = false, .create_size_bytes = 4 * kMiB});
+  auto dev = FileDevice::open(dir / "shared.img", {.read_only = false, .create_size_bytes = 4 * kMiB});
   REQUIRE(dev.ok());
   constexpr int kThreads = 8, kRounds = 40;
   std::atomic<int> failures{0};
@@ -329,7 +329,7 @@ TEST_CASE("FileDevice: concurrent flushes share syncs and each covers its caller
   for (auto& th : threads) th.join();
   CHECK(failures.load() == 0);
   // Reopened: every flushed block is there.
-  auto again = FileDevice::open(dir.file("shared.img"));
+  auto again = FileDevice::open(dir / "shared.img");
   REQUIRE(again.ok());
   std::vector<uint8_t> block(4096);
   for (int i = 0; i < kThreads * kRounds; ++i) {

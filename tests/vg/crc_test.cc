@@ -6,17 +6,12 @@
 #include <vector>
 
 #include "cowsnap/vg/lvm_id.h"
+#include "support/hex.h"
 
 namespace cowsnap::vg {
 namespace {
 
-std::vector<uint8_t> from_hex(std::string_view hex) {
-  std::vector<uint8_t> out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out.push_back(static_cast<uint8_t>(std::stoul(std::string(hex.substr(i, 2)), nullptr, 16)));
-  }
-  return out;
-}
+using ::cowsnap::testing::from_hex;
 
 TEST_CASE("lvm_crc32 known values", "[vg][crc]") {
   CHECK(lvm_crc32(std::string_view("")) == 0xf597a6cfU);

@@ -20,9 +20,9 @@
 namespace cowsnap::vg {
 namespace {
 
-using testing::LoopDevice;
-using testing::run;
-using testing::ScratchDir;
+using ::cowsnap::testing::LoopDevice;
+using ::cowsnap::testing::run_command;
+using ::cowsnap::testing::TempDir;
 
 constexpr uint64_t kMiB = 1024 * 1024;
 
@@ -58,7 +58,7 @@ std::string read_file(const std::string& path) {
 // A VG name no other test on this machine uses at the same time.
 std::string unique_vg(const std::string& base) { return base + std::to_string(::getpid()); }
 
-VolumeManager open_vm(const ScratchDir& dir) {
+VolumeManager open_vm(const TempDir& dir) {
   auto vm = VolumeManager::open(dir / "root");
   REQUIRE(vm.ok());
   return std::move(*vm);
@@ -66,13 +66,13 @@ VolumeManager open_vm(const ScratchDir& dir) {
 
 TEST_CASE("lvm2 interop: cowsnap's PV layout is lvm2's, byte for byte", "[vg][lvm2]") {
   COWSNAP_REQUIRE_LVM2();
-  ScratchDir dir;
+  TempDir dir;
   const std::string a = dir / "lvm2.img";
   const std::string b = dir / "cowsnap.img";
   REQUIRE(::truncate((std::ofstream(a), a.c_str()), 100 * kMiB) == 0);
   {
-    LoopDevice loop(a);
-    REQUIRE(run(testing::lvm("pvcreate " + loop.dev(), loop.dev())).exit_code == 0);
+    LoopDevice loop = testing::attach_loop(a);
+    REQUIRE(run_command(testing::lvm("pvcreate " + loop.dev(), loop.dev())).exit_code == 0);
   }
   // lvm2's PV read by cowsnap.
   auto dev_a = open_pv_device(a, true).value();
@@ -100,8 +100,8 @@ TEST_CASE("lvm2 interop: cowsnap's PV layout is lvm2's, byte for byte", "[vg][lv
   CHECK(bytes_a == bytes_b);
 
   // And lvm2 reads cowsnap's PV.
-  LoopDevice loop(b);
-  auto r = run(testing::lvm(
+  LoopDevice loop = testing::attach_loop(b);
+  auto r = run_command(testing::lvm(
       "pvs -o pv_name,pv_uuid,dev_size,pe_start --units b --nosuffix --reportformat json " + loop.dev(),
       loop.dev()));
   REQUIRE(r.exit_code == 0);
@@ -114,7 +114,7 @@ TEST_CASE("lvm2 interop: cowsnap's PV layout is lvm2's, byte for byte", "[vg][lv
 
 TEST_CASE("lvm2 interop: the seed VG made by cowsnap, as lvm2 sees it", "[vg][lvm2][seed]") {
   COWSNAP_REQUIRE_LVM2();
-  ScratchDir dir;
+  TempDir dir;
   VolumeManager vm = open_vm(dir);
   const std::string vgname = unique_vg("vgsrv");
   const std::string pv = dir / "pv0.img";
@@ -126,15 +126,15 @@ TEST_CASE("lvm2 interop: the seed VG made by cowsnap, as lvm2 sees it", "[vg][lv
   REQUIRE(vm.lvcreate(vgname, "other", 3).ok());
   REQUIRE(vm.lvremove(vgname, "other").ok());  // a few commits, so the text moves on
 
-  LoopDevice loop(pv);
+  LoopDevice loop = testing::attach_loop(pv);
   const std::string& d = loop.dev();
-  CHECK(run(testing::lvm("vgck " + vgname, d)).exit_code == 0);
+  CHECK(run_command(testing::lvm("vgck " + vgname, d)).exit_code == 0);
 
   auto vgs =
-      run(testing::lvm("vgs -o vg_name,pv_count,lv_count,snap_count,vg_extent_count,vg_free_count,"
-                       "vg_extent_size,vg_seqno,vg_attr --units b --nosuffix --reportformat json " +
-                           vgname,
-                       d));
+      run_command(testing::lvm("vgs -o vg_name,pv_count,lv_count,snap_count,vg_extent_count,vg_free_count,"
+                               "vg_extent_size,vg_seqno,vg_attr --units b --nosuffix --reportformat json " +
+                                   vgname,
+                               d));
   REQUIRE(vgs.exit_code == 0);
   auto vg_row = report_rows(vgs.output, "vg").at(0);
   CHECK(vg_row["pv_count"] == "1");
@@ -146,7 +146,8 @@ TEST_CASE("lvm2 interop: the seed VG made by cowsnap, as lvm2 sees it", "[vg][lv
   CHECK(vg_row["vg_seqno"] == "6");
   CHECK(vg_row["vg_attr"] == "wz--n-");
 
-  auto pvs = run(testing::lvm("pvs -o pv_name,vg_name,pv_pe_count,pv_pe_alloc_count --reportformat json", d));
+  auto pvs = run_command(
+      testing::lvm("pvs -o pv_name,vg_name,pv_pe_count,pv_pe_alloc_count --reportformat json", d));
   REQUIRE(pvs.exit_code == 0);
   auto pv_row = report_rows(pvs.output, "pv").at(0);
   CHECK(pv_row["vg_name"] == vgname);
@@ -154,10 +155,10 @@ TEST_CASE("lvm2 interop: the seed VG made by cowsnap, as lvm2 sees it", "[vg][lv
   CHECK(pv_row["pv_pe_alloc_count"] == "5");
 
   auto lvs =
-      run(testing::lvm("lvs -a -o lv_name,lv_attr,lv_size,origin,chunk_size,devices,seg_pe_ranges "
-                       "--units b --nosuffix --reportformat json " +
-                           vgname,
-                       d));
+      run_command(testing::lvm("lvs -a -o lv_name,lv_attr,lv_size,origin,chunk_size,devices,seg_pe_ranges "
+                               "--units b --nosuffix --reportformat json " +
+                                   vgname,
+                               d));
   REQUIRE(lvs.exit_code == 0);
   auto rows = report_rows(lvs.output, "lv");
   CHECK(rows.size() == 3);  // lvm2 hides snapshotN even with -a
@@ -179,7 +180,7 @@ TEST_CASE("lvm2 interop: the seed VG made by cowsnap, as lvm2 sees it", "[vg][lv
 
   // lvm2's own backup of the VG says what cowsnap's model says.
   const std::string cfg = dir / "backup.cfg";
-  REQUIRE(run(testing::lvm("vgcfgbackup -f " + cfg + " " + vgname, d)).exit_code == 0);
+  REQUIRE(run_command(testing::lvm("vgcfgbackup -f " + cfg + " " + vgname, d)).exit_code == 0);
   auto backed = parse_vg_text(read_file(cfg));
   REQUIRE(backed.ok());
   VolumeGroup mine = vm.read_vg(vgname)->vg;
@@ -192,30 +193,32 @@ TEST_CASE("lvm2 interop: the seed VG made by cowsnap, as lvm2 sees it", "[vg][lv
 
 TEST_CASE("lvm2 interop: a VG made by lvm2, read and changed by cowsnap, read again by lvm2", "[vg][lvm2]") {
   COWSNAP_REQUIRE_LVM2();
-  ScratchDir dir;
+  TempDir dir;
   const std::string vgname = unique_vg("vgl");
   const std::string pv = dir / "lvm2pv.img";
   REQUIRE(::truncate((std::ofstream(pv), pv.c_str()), 256 * kMiB) == 0);
   std::string lvs_before;
   std::string backup;
   {
-    LoopDevice loop(pv);
+    LoopDevice loop = testing::attach_loop(pv);
     const std::string& d = loop.dev();
-    REQUIRE(run(testing::lvm("pvcreate " + d, d)).exit_code == 0);
-    REQUIRE(run(testing::lvm("vgcreate -s 4M " + vgname + " " + d, d)).exit_code == 0);
-    REQUIRE(run(testing::lvm("lvcreate -an -Zn -L 8M -n alpha " + vgname, d)).exit_code == 0);
-    REQUIRE(run(testing::lvm("lvcreate -an -Zn -L 12M -n beta " + vgname, d)).exit_code == 0);
-    REQUIRE(run(testing::lvm("lvextend -L +8M " + vgname + "/alpha", d)).exit_code == 0);  // 2 segments
-    REQUIRE(run(testing::lvm("lvchange --addtag keepme " + vgname + "/beta", d)).exit_code == 0);
-    REQUIRE(run(testing::lvm("vgchange --addtag vgtag " + vgname, d)).exit_code == 0);
+    REQUIRE(run_command(testing::lvm("pvcreate " + d, d)).exit_code == 0);
+    REQUIRE(run_command(testing::lvm("vgcreate -s 4M " + vgname + " " + d, d)).exit_code == 0);
+    REQUIRE(run_command(testing::lvm("lvcreate -an -Zn -L 8M -n alpha " + vgname, d)).exit_code == 0);
+    REQUIRE(run_command(testing::lvm("lvcreate -an -Zn -L 12M -n beta " + vgname, d)).exit_code == 0);
+    REQUIRE(run_command(testing::lvm("lvextend -L +8M " + vgname + "/alpha", d)).exit_code ==
+            0);  // 2 segments
+    REQUIRE(run_command(testing::lvm("lvchange --addtag keepme " + vgname + "/beta", d)).exit_code == 0);
+    REQUIRE(run_command(testing::lvm("vgchange --addtag vgtag " + vgname, d)).exit_code == 0);
     auto r =
-        run(testing::lvm("lvs -o lv_name,seg_start_pe,seg_size_pe,seg_pe_ranges --segments "
-                         "--reportformat json " +
-                             vgname,
-                         d));
+        run_command(testing::lvm("lvs -o lv_name,seg_start_pe,seg_size_pe,seg_pe_ranges --segments "
+                                 "--reportformat json " +
+                                     vgname,
+                                 d));
     REQUIRE(r.exit_code == 0);
     lvs_before = r.output;
-    REQUIRE(run(testing::lvm("vgcfgbackup -f " + (dir / "lvm2.cfg") + " " + vgname, d)).exit_code == 0);
+    REQUIRE(run_command(testing::lvm("vgcfgbackup -f " + (dir / "lvm2.cfg") + " " + vgname, d)).exit_code ==
+            0);
     backup = read_file(dir / "lvm2.cfg");
   }
 
@@ -272,14 +275,14 @@ TEST_CASE("lvm2 interop: a VG made by lvm2, read and changed by cowsnap, read ag
     REQUIRE(vm.lvcreate_snapshot(vgname, "alpha", "alphasnap", 2).ok());
     REQUIRE(vm.lvresize(vgname, "gamma", 5).ok());
 
-    LoopDevice loop(pv);
+    LoopDevice loop = testing::attach_loop(pv);
     const std::string& d = loop.dev();
-    CHECK(run(testing::lvm("vgck " + vgname, d)).exit_code == 0);
-    auto r =
-        run(testing::lvm("lvs -a -o lv_name,lv_attr,lv_size,origin,chunk_size,lv_tags --units b --nosuffix "
-                         "--reportformat json " +
-                             vgname,
-                         d));
+    CHECK(run_command(testing::lvm("vgck " + vgname, d)).exit_code == 0);
+    auto r = run_command(
+        testing::lvm("lvs -a -o lv_name,lv_attr,lv_size,origin,chunk_size,lv_tags --units b --nosuffix "
+                     "--reportformat json " +
+                         vgname,
+                     d));
     REQUIRE(r.exit_code == 0);
     auto after = report_rows(r.output, "lv");
     CHECK(row_named(after, "lv_name", "gamma")["lv_size"] == std::to_string(20 * kMiB));
@@ -287,11 +290,11 @@ TEST_CASE("lvm2 interop: a VG made by lvm2, read and changed by cowsnap, read ag
     CHECK(row_named(after, "lv_name", "alphasnap")["chunk_size"] == "4096");
     CHECK(row_named(after, "lv_name", "alpha")["lv_attr"].substr(0, 1) == "o");
     CHECK(row_named(after, "lv_name", "beta")["lv_tags"] == "keepme");
-    auto vgs = run(testing::lvm("vgs -o vg_tags,vg_seqno --reportformat json " + vgname, d));
+    auto vgs = run_command(testing::lvm("vgs -o vg_tags,vg_seqno --reportformat json " + vgname, d));
     CHECK(report_rows(vgs.output, "vg").at(0)["vg_tags"] == "vgtag");
 
     // lvm2 changes it again; cowsnap follows.
-    REQUIRE(run(testing::lvm("lvcreate -an -Zn -L 4M -n delta " + vgname, d)).exit_code == 0);
+    REQUIRE(run_command(testing::lvm("lvcreate -an -Zn -L 4M -n delta " + vgname, d)).exit_code == 0);
     loop.detach();
     auto again = vm.read_vg(vgname);
     REQUIRE(again.ok());
@@ -304,7 +307,7 @@ TEST_CASE("lvm2 interop: a VG made by lvm2, read and changed by cowsnap, read ag
 
 TEST_CASE("lvm2 interop: metadata that wrapped round the circular buffer, and vgremove", "[vg][lvm2]") {
   COWSNAP_REQUIRE_LVM2();
-  ScratchDir dir;
+  TempDir dir;
   VolumeManager vm = open_vm(dir);
   const std::string vgname = unique_vg("vgw");
   const std::string pv = dir / "small-mda.img";
@@ -323,21 +326,21 @@ TEST_CASE("lvm2 interop: metadata that wrapped round the circular buffer, and vg
   }
   REQUIRE(wrapped);
   {
-    LoopDevice loop(pv);
-    CHECK(run(testing::lvm("vgck " + vgname, loop.dev())).exit_code == 0);
-    auto r = run(testing::lvm("lvs -o lv_name --reportformat json " + vgname, loop.dev()));
+    LoopDevice loop = testing::attach_loop(pv);
+    CHECK(run_command(testing::lvm("vgck " + vgname, loop.dev())).exit_code == 0);
+    auto r = run_command(testing::lvm("lvs -o lv_name --reportformat json " + vgname, loop.dev()));
     REQUIRE(r.exit_code == 0);
     CHECK(report_rows(r.output, "lv").size() == vm.read_vg(vgname)->vg.lvs.size());
   }
   REQUIRE(vm.vgremove(vgname, true).ok());
-  LoopDevice loop(pv);
-  auto r = run(testing::lvm("pvs -o pv_name,vg_name --reportformat json", loop.dev()));
+  LoopDevice loop = testing::attach_loop(pv);
+  auto r = run_command(testing::lvm("pvs -o pv_name,vg_name --reportformat json", loop.dev()));
   REQUIRE(r.exit_code == 0);
   auto rows = report_rows(r.output, "pv");
   REQUIRE(rows.size() == 1);
   CHECK(rows[0]["vg_name"].empty());  // an orphan PV again
   // lvm2 can build a VG on it.
-  CHECK(run(testing::lvm("vgcreate " + vgname + "x " + loop.dev(), loop.dev())).exit_code == 0);
+  CHECK(run_command(testing::lvm("vgcreate " + vgname + "x " + loop.dev(), loop.dev())).exit_code == 0);
 }
 
 }  // namespace

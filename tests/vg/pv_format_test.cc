@@ -9,17 +9,12 @@
 #include "cowsnap/vg/crc.h"
 #include "cowsnap/vg/metadata_area.h"
 #include "cowsnap/vg/physical_volume.h"
+#include "support/hex.h"
 
 namespace cowsnap::vg {
 namespace {
 
-std::vector<uint8_t> from_hex(std::string_view hex) {
-  std::vector<uint8_t> out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out.push_back(static_cast<uint8_t>(std::stoul(std::string(hex.substr(i, 2)), nullptr, 16)));
-  }
-  return out;
-}
+using ::cowsnap::testing::from_hex;
 
 // The PV header lvm2 2.03.16 wrote for a 6625 MiB PV in a VG.
 PvHeader lvm2_header() {

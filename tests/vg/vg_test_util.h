@@ -1,58 +1,22 @@
-// Helpers for the vg tests: scratch directories, shell commands, and real
-// lvm2 on loop devices.
+// Helpers for the vg tests: real lvm2 on loop devices (scratch
+// directories, shell commands and loop devices: support/system.h).
 #pragma once
 
 #include <unistd.h>
 
-#include <array>
-#include <cstdio>
-#include <cstdlib>
-#include <filesystem>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include <catch2/catch.hpp>
 
+#include "support/system.h"
+
 namespace cowsnap::vg::testing {
 
-// A fresh directory under $TMPDIR, removed with everything in it.
-class ScratchDir {
- public:
-  ScratchDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "cowsnap-vg-XXXXXX").string();
-    char* made = ::mkdtemp(tmpl.data());
-    REQUIRE(made != nullptr);
-    path_ = made;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  [[nodiscard]] const std::string& path() const { return path_; }
-  [[nodiscard]] std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;  // stdout only
-};
-
-// Runs `cmd` with /bin/sh; stderr goes to the test's stderr.
-inline CommandResult run(const std::string& cmd) {
-  CommandResult r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  std::array<char, 4096> buf{};
-  size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
-  const int status = ::pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using ::cowsnap::testing::in_ci;
+using ::cowsnap::testing::LoopDevice;
+using ::cowsnap::testing::run_command;
 
 // lvm2 without device-mapper and without its devices file, quiet, and
 // looking at `dev` only: other tests on this machine may have loop devices
@@ -69,13 +33,8 @@ inline std::string lvm2_unavailable_reason() {
   if (::access("/sbin/pvcreate", X_OK) != 0 && ::access("/usr/sbin/pvcreate", X_OK) != 0) {
     return "lvm2 tools (pvcreate) not installed";
   }
-  if (run("losetup -f >/dev/null 2>&1").exit_code != 0) return "no free loop device";
+  if (run_command("losetup -f >/dev/null 2>&1").exit_code != 0) return "no free loop device";
   return "";
-}
-
-inline bool in_ci() {
-  const char* ci = std::getenv("CI");
-  return ci != nullptr && std::string(ci) == "true";
 }
 
 // Skips the test (with a warning) when lvm2 cannot be used, or fails it
@@ -90,28 +49,13 @@ inline bool in_ci() {
     }                                                                                      \
   } while (false)
 
-// A loop device over a file, detached on destruction.
-class LoopDevice {
- public:
-  explicit LoopDevice(const std::string& file) {
-    CommandResult r = run("losetup -f --show '" + file + "'");
-    REQUIRE(r.exit_code == 0);
-    dev_ = r.output.substr(0, r.output.find('\n'));
-    REQUIRE(!dev_.empty());
-  }
-  ~LoopDevice() { detach(); }
-  LoopDevice(const LoopDevice&) = delete;
-  LoopDevice& operator=(const LoopDevice&) = delete;
-  void detach() {
-    if (!dev_.empty()) {
-      run("losetup -d '" + dev_ + "'");
-      dev_.clear();
-    }
-  }
-  [[nodiscard]] const std::string& dev() const { return dev_; }
-
- private:
-  std::string dev_;
-};
+// A loop device over `file` (see support/system.h); fails the test when
+// none can be attached.
+inline LoopDevice attach_loop(const std::string& file) {
+  std::string error;
+  std::optional<LoopDevice> loop = LoopDevice::attach(file, &error);
+  if (!loop) FAIL("cannot attach a loop device over " << file << ": " << error);
+  return std::move(*loop);
+}
 
 }  // namespace cowsnap::vg::testing

@@ -16,11 +16,11 @@
 namespace cowsnap::vg {
 namespace {
 
-using testing::ScratchDir;
+using ::cowsnap::testing::TempDir;
 
 constexpr uint64_t kMiB = 1024 * 1024;
 
-VolumeManager open_vm(const ScratchDir& dir) {
+VolumeManager open_vm(const TempDir& dir) {
   VolumeManagerOptions opts;
   opts.host_name = "testhost";
   opts.clock = [] { return int64_t{1795718806}; };
@@ -38,7 +38,7 @@ std::string file_bytes(const std::string& path, uint64_t length) {
 }
 
 TEST_CASE("seed numbers: 6625 MiB PV, -s 32M, 207 extents, 64M = 2 extents", "[vg][vm][seed]") {
-  ScratchDir dir;
+  TempDir dir;
   VolumeManager vm = open_vm(dir);
   const std::string pv = dir / "pv0.img";
   REQUIRE(vm.pvcreate(pv, 6625 * kMiB).ok());
@@ -91,7 +91,7 @@ TEST_CASE("seed numbers: 6625 MiB PV, -s 32M, 207 extents, 64M = 2 extents", "[v
 }
 
 TEST_CASE("operations: rename, resize, remove, vgextend spanning PVs", "[vg][vm]") {
-  ScratchDir dir;
+  TempDir dir;
   VolumeManager vm = open_vm(dir);
   REQUIRE(vm.pvcreate(dir / "a.img", 64 * kMiB).ok());
   REQUIRE(vm.pvcreate(dir / "b.img", 64 * kMiB).ok());
@@ -154,7 +154,7 @@ TEST_CASE("operations: rename, resize, remove, vgextend spanning PVs", "[vg][vm]
 }
 
 TEST_CASE("snapshots: rename keeps references, remove takes both LVs, grow the COW", "[vg][vm][snapshot]") {
-  ScratchDir dir;
+  TempDir dir;
   VolumeManager vm = open_vm(dir);
   REQUIRE(vm.pvcreate(dir / "pv.img", 256 * kMiB).ok());
   REQUIRE(vm.vgcreate("vg", {dir / "pv.img"}).ok());
@@ -203,7 +203,7 @@ TEST_CASE("snapshots: rename keeps references, remove takes both LVs, grow the C
 }
 
 TEST_CASE("error catalogue", "[vg][vm][errors]") {
-  ScratchDir dir;
+  TempDir dir;
   VolumeManager vm = open_vm(dir);
   const std::string pv = dir / "pv.img";
   REQUIRE(vm.pvcreate(pv, 64 * kMiB).ok());
@@ -315,7 +315,7 @@ TEST_CASE("error catalogue", "[vg][vm][errors]") {
 }
 
 TEST_CASE("torn metadata write: the previous commit stays in force", "[vg][vm][crash]") {
-  ScratchDir dir;
+  TempDir dir;
   VolumeManager vm = open_vm(dir);
   const std::string pv = dir / "pv.img";
   REQUIRE(vm.pvcreate(pv, 64 * kMiB).ok());
@@ -344,7 +344,7 @@ TEST_CASE("torn metadata write: the previous commit stays in force", "[vg][vm][c
 }
 
 TEST_CASE("a VG on several PVs: highest seqno wins, mismatches are errors", "[vg][vm][scan]") {
-  ScratchDir dir;
+  TempDir dir;
   VolumeManager vm = open_vm(dir);
   REQUIRE(vm.pvcreate(dir / "a.img", 64 * kMiB).ok());
   REQUIRE(vm.pvcreate(dir / "b.img", 64 * kMiB).ok());
@@ -391,7 +391,7 @@ TEST_CASE("a VG on several PVs: highest seqno wins, mismatches are errors", "[vg
 }
 
 TEST_CASE("root: devices file and locks", "[vg][root]") {
-  ScratchDir dir;
+  TempDir dir;
   auto root = Root::open(dir / "r");
   REQUIRE(root.ok());
   CHECK(root->devices()->empty());
@@ -416,7 +416,7 @@ TEST_CASE("root: devices file and locks", "[vg][root]") {
 }
 
 TEST_CASE("locks: concurrent commands on one VG lose no update", "[vg][vm][lock]") {
-  ScratchDir dir;
+  TempDir dir;
   {
     VolumeManager vm = open_vm(dir);
     REQUIRE(vm.pvcreate(dir / "pv.img", 256 * kMiB).ok());

@@ -2,12 +2,12 @@
 
 #include <atomic>
 #include <cerrno>
-#include <filesystem>
 #include <thread>
 
 #include "cowsnap/volume/active_vg.h"
 #include "support/checks.h"
 #include "support/patterns.h"
+#include "support/system.h"
 
 using namespace cowsnap;
 using cowsnap::testing::byte_diff;
@@ -19,22 +19,13 @@ namespace {
 
 constexpr uint64_t kMiB = 1 << 20;
 
-struct TempRoot {
-  std::filesystem::path dir;
-  TempRoot() {
-    char tmpl[] = "/tmp/cowsnap-volume-test.XXXXXX";
-    dir = mkdtemp(tmpl);
-  }
-  ~TempRoot() { std::filesystem::remove_all(dir); }
-};
-
 // A root with one PV file of `pv_bytes` holding the VG `vg_name`.
 struct TestVg {
-  TempRoot root;
+  cowsnap::testing::TempDir root;
   vg::VolumeManager vm;
   std::string pv;
   TestVg(const std::string& vg_name, uint64_t pv_bytes, uint64_t extent_sectors)
-      : vm(must(vg::VolumeManager::open((root.dir / "root").string()))), pv((root.dir / "pv0.img").string()) {
+      : vm(must(vg::VolumeManager::open(root / "root"))), pv(root / "pv0.img") {
     must(vm.pvcreate(pv, pv_bytes));
     must(vm.vgcreate(vg_name, {pv}, extent_sectors));
   }

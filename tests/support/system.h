@@ -1,5 +1,5 @@
-// Test helpers for the io tests: a private scratch directory, shell
-// commands, and loop devices over scratch files.
+// Test helpers: a private scratch directory, shell commands, and loop
+// devices over scratch files.
 #pragma once
 
 #include <fcntl.h>
@@ -29,7 +29,7 @@ class TempDir {
  public:
   TempDir() {
     const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/cowsnap-io-XXXXXX";
+    std::string tmpl = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/cowsnap-test-XXXXXX";
     REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
     path_ = tmpl;
   }
@@ -39,7 +39,7 @@ class TempDir {
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
   }
-  [[nodiscard]] std::string file(const std::string& name) const { return (path_ / name).string(); }
+  [[nodiscard]] std::string operator/(const std::string& name) const { return (path_ / name).string(); }
 
  private:
   std::filesystem::path path_;
