@@ -92,7 +92,7 @@ class PersistentStore final : public StoreBase {
     std::lock_guard lock(mu_);
     const uint64_t cs = geometry_.chunk_sectors();
     return StoreUsage{.total_sectors = total_sectors_,
-                      .allocated_sectors = next_free_ * cs,
+                      .allocated_sectors = chunks_in_use() * cs,
                       .metadata_sectors = (current_area_ + 1 + pstore::kHeaderChunks) * cs};
   }
 

@@ -59,6 +59,11 @@ class ExceptionStore {
   // room for one more (the caller then invalidates the snapshot); EIO when
   // the store is invalid.
   virtual Result<ChunkIndex> prepare_exception() = 0;
+  // Gives back a chunk from prepare_exception() that will not be committed
+  // (writing its data failed), so that the next prepare_exception() hands
+  // it out again and a failed copy-out costs no space. Crash-safe because
+  // no metadata on disk names the chunk. REQUIRES: no commit names it.
+  virtual void abandon_exception(ChunkIndex cow_chunk) noexcept = 0;
 
   // Makes `old_chunk -> cow_chunk` durable and returns only then.
   // REQUIRES: cow_chunk came from prepare_exception() and its data were
