@@ -104,6 +104,11 @@ Result<std::unique_ptr<ExceptionStore>> create_persistent_store(std::shared_ptr<
 Result<std::unique_ptr<ExceptionStore>> open_persistent_store(std::shared_ptr<BlockDevice> cow,
                                                               uint32_t chunk_sectors,
                                                               const ExceptionVisitor& visit);
+// The same, and an entry naming an origin chunk that starts at or beyond
+// `origin_bytes` (the origin's size) is corrupt too.
+Result<std::unique_ptr<ExceptionStore>> open_persistent_store(std::shared_ptr<BlockDevice> cow,
+                                                              uint32_t chunk_sectors, uint64_t origin_bytes,
+                                                              const ExceptionVisitor& visit);
 
 // Transient store ("N"): allocation from chunk 0, nothing on disk but the
 // data; commit_exception only flushes the data.
