@@ -8,11 +8,13 @@
 #include <catch2/catch.hpp>
 
 #include <cerrno>
+#include <filesystem>
 
 #include "cowsnap/io.h"
 #include "cowsnap/snapshot.h"
 #include "dm/gate_device.h"
 #include "support/patterns.h"
+#include "support/system.h"
 
 using namespace cowsnap;
 using cowsnap::testing::byte_diff;
@@ -128,4 +130,58 @@ TEST_CASE("a failed metadata commit invalidates only that snapshot, durably, bef
   CHECK(setup.snapshots[0]->read(0, all).errnum() == EIO);
   REQUIRE(setup.snapshots[1]->read(0, all).ok());
   CHECK(byte_diff(all, pattern(0, kOrigin, 0)) == "");
+}
+
+TEST_CASE("a full host filesystem (tmpfs) fails copy-outs with ENOSPC until space is freed") {
+  cowsnap::testing::TempDir dir;
+  const std::string mnt = dir / "mnt";
+  std::filesystem::create_directory(mnt);
+  const auto mounted = cowsnap::testing::run_command("mount -t tmpfs -o size=1m cowsnap-enospc " +
+                                                     cowsnap::testing::shell_quote(mnt) + " 2>&1");
+  if (mounted.exit_code != 0) {
+    if (cowsnap::testing::in_ci()) FAIL("cannot mount a tmpfs under CI=true: " << mounted.output);
+    WARN("SKIPPED: needs root to mount a small tmpfs: " << mounted.output);
+    return;
+  }
+  struct Unmount {
+    std::string path;
+    ~Unmount() { (void)cowsnap::testing::run_command("umount -l " + cowsnap::testing::shell_quote(path)); }
+  } unmount{mnt};
+
+  auto real = std::make_shared<MemoryDevice>(kOrigin, "real");
+  REQUIRE(real->write(0, pattern(0, kOrigin, 0)).ok());
+  auto origin = Origin::create(real, "real");
+  {
+    // A sparse COW file far larger than the filesystem, as an overcommitted
+    // host would have.
+    auto cow = FileDevice::open(mnt + "/cow", {.create_size_bytes = 64 << 20});
+    REQUIRE(cow.ok());
+    auto snap = open_snapshot(origin, {*cow, "cow", 'P', 8, true});
+    REQUIRE(snap.ok());
+    // Fill what is left (dd stops with ENOSPC).
+    (void)cowsnap::testing::run_command("dd if=/dev/zero of=" + cowsnap::testing::shell_quote(mnt + "/fill") +
+                                        " bs=64k 2>/dev/null");
+    const Status s = origin->write_origin(2 * kChunk, pattern(2 * kChunk, kChunk, 1));
+    INFO(s.to_string());
+    REQUIRE(s.errnum() == ENOSPC);
+    CHECK_THAT(s.message(), Catch::Contains("No space left on device"));
+    CHECK((*snap)->valid());
+
+    std::filesystem::remove(mnt + "/fill");
+    REQUIRE(origin->write_origin(2 * kChunk, pattern(2 * kChunk, kChunk, 1)).ok());
+    REQUIRE((*snap)->valid());
+    std::vector<uint8_t> all(kOrigin);
+    REQUIRE((*snap)->read(0, all).ok());
+    CHECK(byte_diff(all, pattern(0, kOrigin, 0)) == "");
+    origin->detach_snapshot(*snap);
+  }
+  auto cow = FileDevice::open(mnt + "/cow");
+  REQUIRE(cow.ok());
+  auto reopened = open_snapshot(origin, {*cow, "cow", 'P', 8});
+  REQUIRE(reopened.ok());
+  REQUIRE((*reopened)->valid());
+  std::vector<uint8_t> all(kOrigin);
+  REQUIRE((*reopened)->read(0, all).ok());
+  CHECK(byte_diff(all, pattern(0, kOrigin, 0)) == "");
+  origin->detach_snapshot(*reopened);
 }
