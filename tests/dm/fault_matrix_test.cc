@@ -61,6 +61,20 @@ uint64_t cut_points() {
   return env != nullptr ? std::max<uint64_t>(1, std::stoull(env)) : 1000;
 }
 
+// A COW device whose invalidating header writes (valid = 0) take a
+// millisecond, as on a busy disk:
+// invalidation then races the origin writers for real, which a power cut
+// in that window catches if an origin write skips the snapshot too early.
+class SlowHeaderDevice final : public DeviceWrapper {
+ public:
+  using DeviceWrapper::DeviceWrapper;
+  Status write(uint64_t offset, std::span<const uint8_t> buf) override {
+    if (offset == 0 && buf.size() > 4 && buf[4] == 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return DeviceWrapper::write(offset, buf);
+  }
+};
+
 // Per block, the generations a snapshot may show: at least the newest one
 // acknowledged before it was taken, at most the newest one started before
 // it was in place.
@@ -126,8 +140,8 @@ class Run {
   }
 
  private:
-  std::shared_ptr<SliceDevice> slice(const Slot& slot, uint64_t bytes) const {
-    return std::make_shared<SliceDevice>(disk_, slot.offset, bytes);
+  std::shared_ptr<BlockDevice> slice(const Slot& slot, uint64_t bytes) const {
+    return std::make_shared<SlowHeaderDevice>(std::make_shared<SliceDevice>(disk_, slot.offset, bytes));
   }
   std::shared_ptr<SnapshotTarget> take(const Slot& slot, uint64_t bytes) {
     auto snap = open_snapshot(origin_, {slice(slot, bytes), "cow", 'P', slot.chunk_sectors, true});
@@ -194,7 +208,7 @@ class Run {
   bool reached(uint64_t ops) const {
     while (disk_->operations() < base_ + ops) {
       if (disk_->is_cut()) return false;
-      std::this_thread::yield();
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
     }
     return !disk_->is_cut();
   }
