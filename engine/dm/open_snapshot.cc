@@ -18,22 +18,21 @@ Result<bool> header_is_zeroed(BlockDevice& cow) {
   return std::all_of(header.begin(), header.end(), [](uint8_t b) { return b == 0; });
 }
 
-// Loads the store's exceptions into `table`; a store naming one origin
-// chunk twice is corrupt.
-Result<std::unique_ptr<ExceptionStore>> load_persistent_store(const SnapshotSpec& spec,
+// Loads the store's exceptions into `table`. Of two entries for one origin
+// chunk the first on disk wins: the kernel keeps each hash bucket sorted by
+// origin chunk, inserts an equal one behind the one already there, and its
+// lookup returns the first match.
+Result<std::unique_ptr<ExceptionStore>> load_persistent_store(const SnapshotSpec& spec, uint64_t origin_bytes,
                                                               ExceptionTable& table) {
   std::vector<std::pair<ChunkIndex, ChunkIndex>> found;
-  COWSNAP_ASSIGN_OR_RETURN(auto store, open_persistent_store(spec.cow, spec.chunk_sectors,
+  COWSNAP_ASSIGN_OR_RETURN(auto store, open_persistent_store(spec.cow, spec.chunk_sectors, origin_bytes,
                                                              [&](ChunkIndex old_chunk, ChunkIndex cow_chunk) {
                                                                found.emplace_back(old_chunk, cow_chunk);
                                                              }));
-  std::sort(found.begin(), found.end());
-  const auto twice = std::adjacent_find(found.begin(), found.end(),
-                                        [](const auto& a, const auto& b) { return a.first == b.first; });
-  if (twice != found.end()) {
-    return Status::Error(EINVAL, fmt::format("{}: corrupt snapshot store: two exceptions for chunk {}",
-                                             spec.cow_name, twice->first.value));
-  }
+  const auto by_origin_chunk = [](const auto& a, const auto& b) { return a.first < b.first; };
+  std::stable_sort(found.begin(), found.end(), by_origin_chunk);
+  const auto same_origin_chunk = [](const auto& a, const auto& b) { return a.first == b.first; };
+  found.erase(std::unique(found.begin(), found.end(), same_origin_chunk), found.end());
   table.insert_batch(std::move(found));
   return store;
 }
@@ -55,7 +54,7 @@ Result<std::shared_ptr<SnapshotTarget>> open_snapshot(const std::shared_ptr<Orig
     if (spec.create || zeroed) {
       COWSNAP_ASSIGN_OR_RETURN(store, create_persistent_store(spec.cow, spec.chunk_sectors));
     } else {
-      COWSNAP_ASSIGN_OR_RETURN(store, load_persistent_store(spec, table));
+      COWSNAP_ASSIGN_OR_RETURN(store, load_persistent_store(spec, origin->size_bytes(), table));
     }
   }
   return origin->attach_snapshot(std::move(store), std::move(table), spec.cow_name, held);

@@ -5,10 +5,11 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
-#include <future>
-#include <system_error>
+#include <functional>
+#include <new>
 #include <vector>
 
+#include "copy_out_pool.h"
 #include "cowsnap/snapshot.h"
 
 namespace cowsnap {
@@ -20,7 +21,30 @@ std::shared_ptr<Origin> Origin::create(std::shared_ptr<BlockDevice> real, std::s
 Origin::Origin(std::shared_ptr<BlockDevice> real, std::string real_name)
     : real_(std::move(real)), real_name_(std::move(real_name)) {}
 
-std::unique_lock<std::shared_mutex> Origin::hold_io() { return std::unique_lock(barrier_); }
+std::unique_lock<std::shared_mutex> Origin::hold_io() {
+  {
+    std::lock_guard gate(suspend_mu_);
+    ++suspends_waiting_;
+    suspend_pending_.store(true, std::memory_order_release);
+  }
+  std::unique_lock barrier(barrier_);
+  // Held exclusively now, the barrier itself keeps new requests out; the
+  // gate opens so that they queue on it rather than on the gate.
+  {
+    std::lock_guard gate(suspend_mu_);
+    if (--suspends_waiting_ == 0) suspend_pending_.store(false, std::memory_order_release);
+  }
+  suspend_cv_.notify_all();
+  return barrier;
+}
+
+std::shared_lock<std::shared_mutex> Origin::enter_io() {
+  if (suspend_pending_.load(std::memory_order_acquire)) {
+    std::unique_lock gate(suspend_mu_);
+    suspend_cv_.wait(gate, [&] { return suspends_waiting_ == 0; });
+  }
+  return std::shared_lock(barrier_);
+}
 
 Result<std::shared_ptr<SnapshotTarget>> Origin::attach_snapshot(std::unique_ptr<ExceptionStore> store,
                                                                 ExceptionTable exceptions,
@@ -115,10 +139,15 @@ bool needs_copy(const std::vector<std::shared_ptr<SnapshotTarget>>& snapshots, u
 
 Status Origin::change_origin(uint64_t offset, uint64_t length, const ChangeFn& change) {
   COWSNAP_RETURN_IF_ERROR(check_range(*real_, offset, length));
-  std::shared_lock io(barrier_);
+  std::shared_lock io = enter_io();
   std::vector<std::shared_ptr<SnapshotTarget>> active;
   for (const auto& s : snapshots_) {
-    if (s->valid()) active.push_back(s);
+    if (s->valid()) {
+      active.push_back(s);
+    } else {
+      // Skipped only once no crash can bring it back valid (invariant 3).
+      COWSNAP_RETURN_IF_ERROR(s->await_durably_invalid());
+    }
   }
   // Exceptions are only ever added, and only after they are durable, so a
   // range every snapshot already holds needs neither lock nor copy.
@@ -133,12 +162,16 @@ Status Origin::copy_out_locked(uint64_t offset, uint64_t length,
   struct CopyOut {
     SnapshotTarget* snapshot;
     std::vector<ChunkIndex> missing;
+    Status status;
   };
   std::vector<CopyOut> copies;
   for (const auto& s : snapshots) {
-    if (!s->valid()) continue;
+    if (!s->valid()) {
+      COWSNAP_RETURN_IF_ERROR(s->await_durably_invalid());
+      continue;
+    }
     const ChunkGeometry& g = s->geometry();
-    CopyOut copy{s.get(), {}};
+    CopyOut copy{s.get(), {}, {}};
     for (ChunkIndex c = g.chunk_of(offset); g.offset_of(c) < offset + length; ++c.value) {
       if (!s->has_exception(c)) copy.missing.push_back(c);
     }
@@ -157,27 +190,31 @@ Status Origin::copy_out_locked(uint64_t offset, uint64_t length,
   COWSNAP_RETURN_IF_ERROR(real_->read(start, std::span(old).first(readable))
                               .with_context(fmt::format("copy-out from {}", real_name_)));
 
-  auto copy_out = [&](const CopyOut& copy) {
-    const ChunkGeometry& g = copy.snapshot->geometry();
-    // A failure here invalidates that snapshot only; the origin carries on.
-    (void)copy.snapshot->add_exceptions_locked(copy.missing, [&](ChunkIndex c) {
-      return std::span<const uint8_t>(old).subspan(g.offset_of(c) - start, g.chunk_bytes());
-    });
-  };
   // The snapshots' stores commit side by side, so a request waits for one
   // commit rather than one per snapshot, and concurrent requests meet in
   // larger batches at every store. The region locks held by this thread
-  // cover the helpers' work, which ends before this function returns.
-  std::vector<std::future<void>> helpers;
-  for (size_t i = 1; i < copies.size(); ++i) {
+  // cover the pool's work, which ends before run() returns.
+  const std::function<void(size_t)> copy_out = [&](size_t i) {
+    CopyOut& copy = copies[i];
+    const ChunkGeometry& g = copy.snapshot->geometry();
     try {
-      helpers.push_back(std::async(std::launch::async, copy_out, std::cref(copies[i])));
-    } catch (const std::system_error&) {
-      copy_out(copies[i]);  // no thread to be had: copy inline
+      copy.status = copy.snapshot->add_exceptions_locked(copy.missing, [&](ChunkIndex c) {
+        return std::span<const uint8_t>(old).subspan(g.offset_of(c) - start, g.chunk_bytes());
+      });
+    } catch (const std::bad_alloc&) {
+      copy.status =
+          Status::Error(ENOMEM, fmt::format("copy-out to {}: out of memory", copy.snapshot->cow_name()));
+    } catch (...) {
+      copy.status = Status::Error(EIO, fmt::format("copy-out to {} failed", copy.snapshot->cow_name()));
     }
+  };
+  CopyOutPool::shared().run(copies.size(), copy_out);
+  // A snapshot that became durably invalid does not hold the origin back
+  // (invariant 3); any other failure leaves its chunks uncopied, so the
+  // origin must stay as it is (invariant 5).
+  for (const CopyOut& copy : copies) {
+    if (!copy.status.ok() && !copy.snapshot->durably_invalid()) return copy.status;
   }
-  copy_out(copies[0]);
-  for (auto& h : helpers) h.get();
   return Status::Ok();
 }
 

@@ -20,7 +20,8 @@ SnapshotTarget::SnapshotTarget(const std::shared_ptr<Origin>& origin, std::uniqu
       geometry_(this->store()->geometry()),
       cow_name_(std::move(cow_name)),
       exceptions_(std::move(exceptions)),
-      valid_(this->store()->valid()) {
+      valid_(this->store()->valid()),
+      invalid_durable_(!valid_) {
   if (!valid_) invalid_reason_ = "the COW store's header marks it invalid";
 }
 
@@ -53,13 +54,38 @@ std::optional<ChunkIndex> SnapshotTarget::find_exception(ChunkIndex chunk) const
   return exceptions_.lookup(chunk);
 }
 
-void SnapshotTarget::invalidate(const Status& why) {
-  if (!valid_.exchange(false)) return;
+Status SnapshotTarget::invalidate_durably(const Status& why) {
+  std::lock_guard lock(invalidate_mu_);
+  if (valid_.load()) {
+    {
+      std::lock_guard why_lock(why_mu_);
+      invalid_reason_ =
+          fmt::format("{} (invalid since {:%Y-%m-%d %H:%M:%S})", why.message(),
+                      std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()));
+    }
+    // Requests see the snapshot invalid from here on; origin changes that
+    // skip it wait on invalidate_mu_ until the header below is durable.
+    valid_.store(false, std::memory_order_release);
+  }
+  return persist_invalid_locked();
+}
+
+Status SnapshotTarget::persist_invalid_locked() {
+  if (invalid_durable_.load(std::memory_order_acquire)) return Status::Ok();
   const Status persisted = store()->invalidate();
-  std::lock_guard<std::mutex> lock(why_mu_);
-  invalid_reason_ = fmt::format("{} (invalid since {:%Y-%m-%d %H:%M:%S})", why.message(),
-                                std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()));
-  if (!persisted.ok()) invalid_reason_ += "; marking the store invalid failed too: " + persisted.message();
+  if (!persisted.ok()) {
+    return Status::Error(EIO, fmt::format("snapshot on {} is invalid but cannot be marked so on disk, so its "
+                                          "origin is left unchanged: {}",
+                                          cow_name_, persisted.message()));
+  }
+  invalid_durable_.store(true, std::memory_order_release);
+  return Status::Ok();
+}
+
+Status SnapshotTarget::await_durably_invalid() {
+  if (durably_invalid()) return Status::Ok();
+  std::lock_guard lock(invalidate_mu_);
+  return persist_invalid_locked();
 }
 
 Status SnapshotTarget::invalid_error() const {
@@ -78,8 +104,10 @@ Result<std::shared_ptr<Origin>> SnapshotTarget::begin_request(uint64_t offset, u
 
 Status SnapshotTarget::add_exceptions_locked(std::span<const ChunkIndex> chunks,
                                              const ChunkDataFn& chunk_data) {
-  auto fail = [&](const Status& s) {
-    invalidate(s.errnum() == ENOSPC ? Status::Error(ENOSPC, "COW store full") : s);
+  // The store is full, invalid or could not commit: the snapshot cannot be
+  // kept in step with its origin any more.
+  auto invalidate_for = [&](const Status& s) {
+    COWSNAP_RETURN_IF_ERROR(invalidate_durably(s));
     return invalid_error();
   };
   const std::shared_ptr<ExceptionStore> store = this->store();
@@ -87,13 +115,23 @@ Status SnapshotTarget::add_exceptions_locked(std::span<const ChunkIndex> chunks,
   batch.reserve(chunks.size());
   for (ChunkIndex chunk : chunks) {
     Result<ChunkIndex> cow_chunk = store->prepare_exception();
-    if (!cow_chunk.ok()) return fail(cow_chunk.status());
-    Status s = store->cow_device().write(geometry_.offset_of(*cow_chunk), chunk_data(chunk));
-    if (!s.ok()) return fail(s);
+    if (!cow_chunk.ok()) return invalidate_for(cow_chunk.status());
     batch.push_back({chunk, *cow_chunk});
   }
+  for (const NewException& e : batch) {
+    Status s = store->cow_device().write(geometry_.offset_of(e.cow_chunk), chunk_data(e.old_chunk));
+    if (!s.ok()) {
+      // Nothing names these chunks on disk: hand them out again, and keep
+      // the snapshot valid (invariant 5).
+      for (const NewException& unused : batch) store->abandon_exception(unused.cow_chunk);
+      return Status::Error(s.errnum(),
+                           fmt::format("snapshot on {}: copying origin chunk {} to COW chunk {} "
+                                       "failed, the snapshot stays valid: {}",
+                                       cow_name_, e.old_chunk.value, e.cow_chunk.value, s.message()));
+    }
+  }
   Status s = store->commit_exceptions(batch);
-  if (!s.ok()) return fail(s);
+  if (!s.ok()) return invalidate_for(s);
   std::unique_lock lock(table_mu_);
   for (const NewException& e : batch) exceptions_.insert(e.old_chunk, e.cow_chunk);
   return Status::Ok();
@@ -109,7 +147,7 @@ bool SnapshotTarget::has_all_exceptions(uint64_t offset, uint64_t length) const 
 
 Status SnapshotTarget::read(uint64_t offset, std::span<uint8_t> buf) {
   COWSNAP_ASSIGN_OR_RETURN(std::shared_ptr<Origin> origin, begin_request(offset, buf.size()));
-  std::shared_lock io(origin->barrier_);
+  std::shared_lock io = origin->enter_io();
   // Under the region locks no copy-out is half done: each chunk is either
   // still unchanged on the origin or its exception is committed. Chunks
   // that all have exceptions need no lock (invariant 4).
@@ -190,7 +228,7 @@ Status SnapshotTarget::write_range(Origin& origin, uint64_t offset, std::span<co
 
 Status SnapshotTarget::write(uint64_t offset, std::span<const uint8_t> buf) {
   COWSNAP_ASSIGN_OR_RETURN(std::shared_ptr<Origin> origin, begin_request(offset, buf.size()));
-  std::shared_lock io(origin->barrier_);
+  std::shared_lock io = origin->enter_io();
   COWSNAP_RETURN_IF_ERROR(write_range(*origin, offset, buf));
   if (!valid()) return invalid_error();
   return Status::Ok();
@@ -198,7 +236,7 @@ Status SnapshotTarget::write(uint64_t offset, std::span<const uint8_t> buf) {
 
 Status SnapshotTarget::write_zeroes(uint64_t offset, uint64_t length) {
   COWSNAP_ASSIGN_OR_RETURN(std::shared_ptr<Origin> origin, begin_request(offset, length));
-  std::shared_lock io(origin->barrier_);
+  std::shared_lock io = origin->enter_io();
   const std::vector<uint8_t> zeroes(std::min<uint64_t>(length, uint64_t{1} << 20), 0);
   for (uint64_t done = 0; done < length;) {
     const uint64_t n = std::min<uint64_t>(length - done, zeroes.size());

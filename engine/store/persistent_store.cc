@@ -18,6 +18,8 @@
 #include <bit>
 #include <cerrno>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "cowsnap/exception_store.h"
@@ -92,7 +94,7 @@ class PersistentStore final : public StoreBase {
     std::lock_guard lock(mu_);
     const uint64_t cs = geometry_.chunk_sectors();
     return StoreUsage{.total_sectors = total_sectors_,
-                      .allocated_sectors = next_free_ * cs,
+                      .allocated_sectors = chunks_in_use() * cs,
                       .metadata_sectors = (current_area_ + 1 + pstore::kHeaderChunks) * cs};
   }
 
@@ -237,69 +239,152 @@ bool plausible_chunk_sectors(uint32_t chunk_sectors) {
   return std::has_single_bit(chunk_sectors) && uint64_t{chunk_sectors} * kSectorBytes <= kMaxChunkBytes;
 }
 
-// Walks the metadata areas of a valid store, reporting each exception.
-Result<LoadedState> read_exceptions(BlockDevice& dev, ChunkGeometry geometry, const ExceptionVisitor& visit) {
+// Calls entry(area, index, exception) for every entry before the end
+// marker, area by area, then end(area, entries, bytes) for the area the
+// table ends in (`bytes` its image; empty when the walk ended at the
+// device's end after a full area). Stops at the first error either returns.
+template <typename EntryFn, typename EndFn>
+Status walk_areas(BlockDevice& dev, ChunkGeometry geometry, EntryFn&& entry, EndFn&& end) {
   const AreaLayout layout(geometry.chunk_bytes());
   const uint64_t device_chunks = geometry.chunks_in(dev.size_bytes());
   const uint64_t per_area = layout.exceptions_per_area();
-  LoadedState state;
-  std::vector<uint8_t> bytes(geometry.chunk_bytes());
-  // A bad entry is reported after the walk, so that a truncated device is
-  // named as such rather than by the first entry past its end.
-  Status bad_entry;
-
   for (uint64_t area = 0;; ++area) {
     const uint64_t location = layout.area_location(area);
     if (location >= device_chunks) {
       // A full last area that ends exactly at the device's end leaves no
       // room for another: the store is full, not truncated.
-      if (area > 0 && location == device_chunks) {
-        state.current_area = area;
-        state.committed = 0;
-        break;
-      }
+      if (area > 0 && location == device_chunks) return end(area, uint64_t{0}, std::vector<uint8_t>{});
       return format_error(dev,
                           fmt::format("metadata area {} at chunk {} is beyond the device's end ({} chunks of "
                                       "{} sectors; truncated?)",
                                       area, location, device_chunks, geometry.chunk_sectors()));
     }
+    std::vector<uint8_t> bytes(geometry.chunk_bytes());
     Status s = dev.read(geometry.offset_of(ChunkIndex{location}), bytes);
     if (!s.ok()) {
       return Status::Error(EIO, fmt::format("{}: cannot read metadata area {} at chunk {}: {}",
                                             dev.describe(), area, location, s.message()));
     }
-    uint64_t n = 0;
-    for (; n < per_area; ++n) {
+    for (uint64_t n = 0; n < per_area; ++n) {
       const DiskException e = pstore::decode_exception(bytes, n);
-      if (e.new_chunk == 0) break;
-      if (!bad_entry.ok()) continue;
-      if (e.new_chunk >= device_chunks) {
-        bad_entry =
-            format_error(dev, fmt::format("exception {} of metadata area {} maps to chunk {} beyond the "
-                                          "device's end ({} chunks)",
-                                          n, area, e.new_chunk, device_chunks));
-      } else if (layout.is_metadata_chunk(e.new_chunk)) {
-        bad_entry =
-            format_error(dev, fmt::format("exception {} of metadata area {} maps to chunk {}, which holds "
-                                          "metadata area {}",
-                                          n, area, e.new_chunk, layout.area_of(e.new_chunk)));
-      } else {
-        state.next_free = std::max(state.next_free, e.new_chunk + 1);
-        if (visit) visit(ChunkIndex{e.old_chunk}, ChunkIndex{e.new_chunk});
-      }
-    }
-    if (n < per_area) {
-      // Bytes past the end marker are dropped (they are unreachable and
-      // may be debris of an interrupted write); the area is rewritten from
-      // this image on the next commit.
-      std::fill(bytes.begin() + static_cast<ptrdiff_t>(n * pstore::kEntryBytes), bytes.end(), uint8_t{0});
-      state.current_area = area;
-      state.committed = n;
-      state.current_area_bytes = std::move(bytes);
-      break;
+      if (e.new_chunk == 0 && e.old_chunk == 0) return end(area, n, std::move(bytes));
+      COWSNAP_RETURN_IF_ERROR(entry(area, n, e));
     }
   }
-  if (!bad_entry.ok()) return bad_entry;
+}
+
+// What no writer puts before the end marker: an entry naming a chunk
+// beyond the device, the header or a metadata area, an origin chunk beyond
+// the origin, a COW chunk another entry names too, or an origin chunk with
+// new_chunk 0 (the kernel's end marker, and the entries its merge clears,
+// are all zeroes). Entries past the end marker are not checked: a torn
+// multi-sector commit can leave them (see write_areas) and no walk reaches
+// them. Two entries for one origin chunk are not an error here: the kernel
+// loads both, and open_snapshot resolves them as its lookup does.
+class EntryChecker {
+ public:
+  EntryChecker(BlockDevice& dev, ChunkGeometry geometry, uint64_t origin_bytes)
+      : dev_(dev),
+        geometry_(geometry),
+        layout_(geometry.chunk_bytes()),
+        device_chunks_(geometry.chunks_in(dev.size_bytes())),
+        origin_chunks_((origin_bytes + geometry.chunk_bytes() - 1) / geometry.chunk_bytes()),
+        named_(device_chunks_, false) {}
+
+  // The error for entry `n` of `area`, or OK.
+  Status check(uint64_t area, uint64_t n, const DiskException& e) {
+    if (e.new_chunk == 0) {
+      return entry_error(
+          area, n,
+          fmt::format("maps origin chunk {} to chunk 0, the header (a corrupt end marker)", e.old_chunk));
+    }
+    if (e.new_chunk >= device_chunks_) {
+      return entry_error(
+          area, n,
+          fmt::format("maps to chunk {} beyond the device's end ({} chunks)", e.new_chunk, device_chunks_));
+    }
+    if (layout_.is_metadata_chunk(e.new_chunk)) {
+      return entry_error(area, n,
+                         fmt::format("maps to chunk {}, which holds metadata area {}", e.new_chunk,
+                                     layout_.area_of(e.new_chunk)));
+    }
+    if (origin_chunks_ != 0 && e.old_chunk >= origin_chunks_) {
+      return entry_error(area, n,
+                         fmt::format("names origin chunk {} beyond the origin's end ({} chunks)", e.old_chunk,
+                                     origin_chunks_));
+    }
+    if (named_[e.new_chunk]) return shared_chunk_error(area, n, e.new_chunk);
+    named_[e.new_chunk] = true;
+    return Status::Ok();
+  }
+
+ private:
+  // Names both entries: walks again for the first one naming `chunk`.
+  Status shared_chunk_error(uint64_t area, uint64_t n, uint64_t chunk) const {
+    uint64_t first_area = 0, first_n = 0;
+    const Status found = walk_areas(
+        dev_, geometry_,
+        [&](uint64_t a, uint64_t i, const DiskException& e) {
+          if (e.new_chunk != chunk) return Status::Ok();
+          first_area = a;
+          first_n = i;
+          return Status::Error(EEXIST, "found");  // ends the walk
+        },
+        [](uint64_t, uint64_t, const std::vector<uint8_t>&) { return Status::Ok(); });
+    if (found.errnum() != EEXIST) {
+      return entry_error(area, n, fmt::format("maps to chunk {}, which an earlier exception maps to", chunk));
+    }
+    return entry_error(area, n,
+                       fmt::format("maps to chunk {}, which exception {} of metadata area {} maps to already",
+                                   chunk, first_n, first_area));
+  }
+
+  [[nodiscard]] Status entry_error(uint64_t area, uint64_t n, const std::string& what) const {
+    return format_error(
+        dev_, fmt::format("corrupt exception table: exception {} of metadata area {} {}", n, area, what));
+  }
+
+  BlockDevice& dev_;
+  const ChunkGeometry geometry_;
+  const AreaLayout layout_;
+  const uint64_t device_chunks_;
+  const uint64_t origin_chunks_;  // 0: the origin's size is unknown
+  std::vector<bool> named_;       // COW chunks some entry names so far
+};
+
+// Walks the metadata areas of a valid store, checking every entry and
+// reporting each good one to `visit` (none after a bad one).
+Result<LoadedState> read_exceptions(BlockDevice& dev, ChunkGeometry geometry, uint64_t origin_bytes,
+                                    const ExceptionVisitor& visit) {
+  const AreaLayout layout(geometry.chunk_bytes());
+  EntryChecker checker(dev, geometry, origin_bytes);
+  LoadedState state;
+  // A bad entry is reported after the walk, so that a truncated device is
+  // named as such rather than by the first entry past its end.
+  Status bad_entry;
+  COWSNAP_RETURN_IF_ERROR(walk_areas(
+      dev, geometry,
+      [&](uint64_t area, uint64_t n, const DiskException& e) {
+        if (!bad_entry.ok()) return Status::Ok();
+        bad_entry = checker.check(area, n, e);
+        if (!bad_entry.ok()) return Status::Ok();
+        state.next_free = std::max(state.next_free, e.new_chunk + 1);
+        if (visit) visit(ChunkIndex{e.old_chunk}, ChunkIndex{e.new_chunk});
+        return Status::Ok();
+      },
+      [&](uint64_t area, uint64_t n, std::vector<uint8_t> bytes) {
+        state.current_area = area;
+        state.committed = n;
+        // Bytes past the end marker are dropped (they are unreachable and
+        // may be debris of an interrupted write); the area is rewritten
+        // from this image on the next commit.
+        if (!bytes.empty()) {
+          std::fill(bytes.begin() + static_cast<ptrdiff_t>(n * pstore::kEntryBytes), bytes.end(), uint8_t{0});
+        }
+        state.current_area_bytes = std::move(bytes);
+        return Status::Ok();
+      }));
+  COWSNAP_RETURN_IF_ERROR(bad_entry);
   state.next_free = layout.skip_metadata(state.next_free);
   return state;
 }
@@ -338,6 +423,12 @@ Result<std::unique_ptr<ExceptionStore>> create_persistent_store(std::shared_ptr<
 Result<std::unique_ptr<ExceptionStore>> open_persistent_store(std::shared_ptr<BlockDevice> cow,
                                                               uint32_t chunk_sectors,
                                                               const ExceptionVisitor& visit) {
+  return open_persistent_store(std::move(cow), chunk_sectors, 0, visit);
+}
+
+Result<std::unique_ptr<ExceptionStore>> open_persistent_store(std::shared_ptr<BlockDevice> cow,
+                                                              uint32_t chunk_sectors, uint64_t origin_bytes,
+                                                              const ExceptionVisitor& visit) {
   if (cow->size_bytes() < pstore::kHeaderBytes) {
     return format_error(
         *cow,
@@ -373,7 +464,7 @@ Result<std::unique_ptr<ExceptionStore>> open_persistent_store(std::shared_ptr<Bl
     // As in the kernel: an invalid store's metadata is not read at all.
     state.valid = false;
   } else {
-    COWSNAP_ASSIGN_OR_RETURN(state, read_exceptions(*cow, geometry, visit));
+    COWSNAP_ASSIGN_OR_RETURN(state, read_exceptions(*cow, geometry, origin_bytes, visit));
   }
   return std::unique_ptr<ExceptionStore>(
       std::make_unique<PersistentStore>(std::move(cow), geometry, std::move(state)));

@@ -2,9 +2,13 @@
 // chunk geometry, validity and the kernel's allocation test.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <new>
+#include <vector>
 
 #include "cowsnap/exception_store.h"
 
@@ -23,6 +27,11 @@ class StoreBase : public ExceptionStore {
   Result<ChunkIndex> prepare_exception() final {
     std::lock_guard lock(mu_);
     if (!valid_) return invalid_error();
+    if (!abandoned_.empty()) {
+      const ChunkIndex chunk{abandoned_.back()};
+      abandoned_.pop_back();
+      return chunk;
+    }
     // The kernel's test: the chunk after next_free must still end within
     // the device.
     if ((next_free_ + 1) * geometry_.chunk_sectors() > total_sectors_) {
@@ -32,6 +41,16 @@ class StoreBase : public ExceptionStore {
     const ChunkIndex chunk{next_free_};
     next_free_ = next_after(next_free_);
     return chunk;
+  }
+
+  void abandon_exception(ChunkIndex cow_chunk) noexcept final {
+    std::lock_guard lock(mu_);
+    try {
+      abandoned_.push_back(cow_chunk.value);
+      // Smallest last: handed out first, as a fresh allocation would be.
+      std::sort(abandoned_.begin(), abandoned_.end(), std::greater<>());
+    } catch (const std::bad_alloc&) {  // NOLINT(bugprone-empty-catch): the chunk stays unused, no harm
+    }
   }
 
  protected:
@@ -60,7 +79,13 @@ class StoreBase : public ExceptionStore {
 
   mutable std::mutex mu_;
   bool valid_;          // guarded by mu_
-  uint64_t next_free_;  // guarded by mu_; the next chunk prepare hands out
+  uint64_t next_free_;  // guarded by mu_; the next fresh chunk prepare hands out
+  // Guarded by mu_: chunks below next_free_ given back by abandon_exception,
+  // largest first; prepare hands them out before fresh ones.
+  std::vector<uint64_t> abandoned_;
+
+  // Chunks handed out and not given back. REQUIRES: mu_ held.
+  [[nodiscard]] uint64_t chunks_in_use() const { return next_free_ - abandoned_.size(); }
 };
 
 }  // namespace cowsnap

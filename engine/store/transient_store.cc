@@ -50,7 +50,7 @@ class TransientStore final : public StoreBase {
   [[nodiscard]] StoreUsage usage() const override {
     std::lock_guard lock(mu_);
     return StoreUsage{.total_sectors = total_sectors_,
-                      .allocated_sectors = next_free_ * geometry_.chunk_sectors(),
+                      .allocated_sectors = chunks_in_use() * geometry_.chunk_sectors(),
                       .metadata_sectors = 0};
   }
 

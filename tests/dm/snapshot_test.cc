@@ -108,7 +108,7 @@ TEST_CASE("an overflowing snapshot is invalidated alone, persistently") {
   std::vector<uint8_t> buf(4096);
   Status r = small->read(0, buf);
   CHECK(r.errnum() == EIO);
-  CHECK_THAT(r.message(), Catch::Contains("COW store full"));
+  CHECK_THAT(r.message(), Catch::Contains("snapshot store is full (14 data chunks of 8 sectors)"));
   CHECK(small->write(0, buf).errnum() == EIO);
   CHECK(big->valid());
   CHECK(byte_diff(read_bytes(*big, 0, 4 * kMiB), pattern(0, 4 * kMiB, 0)) == "");

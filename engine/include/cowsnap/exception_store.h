@@ -59,6 +59,11 @@ class ExceptionStore {
   // room for one more (the caller then invalidates the snapshot); EIO when
   // the store is invalid.
   virtual Result<ChunkIndex> prepare_exception() = 0;
+  // Gives back a chunk from prepare_exception() that will not be committed
+  // (writing its data failed), so that the next prepare_exception() hands
+  // it out again and a failed copy-out costs no space. Crash-safe because
+  // no metadata on disk names the chunk. REQUIRES: no commit names it.
+  virtual void abandon_exception(ChunkIndex cow_chunk) noexcept = 0;
 
   // Makes `old_chunk -> cow_chunk` durable and returns only then.
   // REQUIRES: cow_chunk came from prepare_exception() and its data were
@@ -92,12 +97,22 @@ Result<std::unique_ptr<ExceptionStore>> create_persistent_store(std::shared_ptr<
 // `chunk_sectors` must match the header's; 0 accepts the header's.
 // Errors (EINVAL, naming the device and the problem): bad magic ("not a
 // snapshot store"), version other than 1, chunk size mismatch or invalid,
-// metadata beyond the device's end (truncated device), an entry naming a
-// COW chunk beyond the device's end. A store whose header says valid = 0
-// opens fine and reports valid() == false. On an error, `visit` may
-// already have seen some exceptions: discard them.
+// metadata beyond the device's end (truncated device), and a corrupt
+// table, named by metadata area and entry: an entry naming a COW chunk
+// beyond the device's end or one holding the header or metadata, a COW
+// chunk two entries name, an origin chunk with new_chunk 0 (no writer ends
+// a table so). Entries after the end marker are debris a torn commit can
+// leave and are ignored; two entries for one origin chunk are both
+// reported (the kernel's lookup takes the first). A store whose header says
+// valid = 0 opens fine and reports valid() == false, its table unread. On
+// an error, `visit` may already have seen some exceptions: discard them.
 Result<std::unique_ptr<ExceptionStore>> open_persistent_store(std::shared_ptr<BlockDevice> cow,
                                                               uint32_t chunk_sectors,
+                                                              const ExceptionVisitor& visit);
+// The same, and an entry naming an origin chunk that starts at or beyond
+// `origin_bytes` (the origin's size) is corrupt too.
+Result<std::unique_ptr<ExceptionStore>> open_persistent_store(std::shared_ptr<BlockDevice> cow,
+                                                              uint32_t chunk_sectors, uint64_t origin_bytes,
                                                               const ExceptionVisitor& visit);
 
 // Transient store ("N"): allocation from chunk 0, nothing on disk but the

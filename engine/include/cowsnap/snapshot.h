@@ -21,20 +21,43 @@
 //     Region locks are striped; a request that needs several takes every
 //     stripe it needs at once, in ascending stripe order, and nothing else
 //     while it holds them, so lock holders cannot deadlock.
-//  3. A store that cannot take one more exception invalidates its own
-//     snapshot, persistently; the origin request that hit it succeeds and
-//     the other snapshots carry on. Every later read or write of an invalid
-//     snapshot fails with EIO; a read checks validity after reading, so it
-//     never returns data the origin overwrote after invalidation.
+//  3. A store that cannot take one more exception, or whose metadata
+//     commit fails, invalidates its own snapshot, persistently; the other
+//     snapshots carry on. Invalidation is serialised per snapshot
+//     (invalidate_mu_): the in-memory flag drops first, then the valid = 0
+//     header is written and flushed. An origin change may skip a snapshot
+//     only while that snapshot has exceptions for the whole range, or once
+//     its invalid header is durable (durably_invalid()); a change that
+//     finds it invalid but not yet durable waits for the invalidation in
+//     progress, or retries the header write, and fails with EIO (the
+//     origin unchanged) when the header cannot be written. So no crash
+//     brings back a valid snapshot whose uncopied chunk the origin changed.
+//     Every later read or write of an invalid snapshot fails with EIO; a
+//     read checks validity after reading, so it never returns data the
+//     origin overwrote after invalidation.
 //  4. Exceptions enter a snapshot's ExceptionTable only after their store
 //     committed them, so a lock-free table hit always means durable data.
+//  5. A copy-out whose data write fails (ENOSPC from a full host
+//     filesystem, EIO) fails the origin change with that errno before the
+//     origin is touched, and leaves the snapshot valid: the chunk simply
+//     stays uncopied and its reserved COW chunk is reused by the next
+//     copy-out. Nothing on disk names that chunk, so reuse is safe.
+//  6. The barrier prefers the suspender: once hold_io() waits, new
+//     requests wait at a gate (enter_io) and those in flight drain, so
+//     hold_io() returns in bounded time under any load, as dm's suspend.
+//  7. Copy-outs to several snapshots run on a fixed pool of threads
+//     (copy_out_pool.h) with the requesting thread taking part, so a
+//     request never waits for a thread that cannot be had, and no
+//     exception leaves the engine.
 //
 // Locking order: barrier (shared for I/O, exclusive for attach/detach) ->
-// region lock -> a snapshot's table lock -> the store's own locks.
+// region lock -> a snapshot's invalidation mutex -> its table lock -> the
+// store's own locks.
 #pragma once
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -78,7 +101,8 @@ class Origin : public std::enable_shared_from_this<Origin> {
   [[nodiscard]] std::vector<std::shared_ptr<SnapshotTarget>> snapshots() const;
 
   // Holds all origin and snapshot I/O until the returned lock is released:
-  // the barrier an online snapshot is taken behind.
+  // the barrier an online snapshot is taken behind. New requests wait from
+  // the moment this is called, so it returns once those in flight finish.
   [[nodiscard]] std::unique_lock<std::shared_mutex> hold_io();
 
   // The I/O paths of the two targets (see the invariants above).
@@ -108,10 +132,18 @@ class Origin : public std::enable_shared_from_this<Origin> {
   // Takes the region locks covering [offset, offset+length) (invariant 2).
   // REQUIRES: the barrier is held (shared).
   [[nodiscard]] std::vector<std::unique_lock<std::mutex>> lock_regions(uint64_t offset, uint64_t length);
+  // Takes the barrier for one request, waiting first while a hold_io() is
+  // pending (invariant 6). Not reentrant with a pending hold_io(): a
+  // request takes it once, at its start.
+  [[nodiscard]] std::shared_lock<std::shared_mutex> enter_io();
 
   std::shared_ptr<BlockDevice> real_;
   std::string real_name_;
   mutable std::shared_mutex barrier_;
+  std::mutex suspend_mu_;
+  std::condition_variable suspend_cv_;
+  uint32_t suspends_waiting_ = 0;                           // guarded by suspend_mu_
+  std::atomic<bool> suspend_pending_{false};                // suspends_waiting_ != 0, read without the lock
   std::vector<std::shared_ptr<SnapshotTarget>> snapshots_;  // guarded by barrier_
   uint32_t region_shift_ = 12;                              // guarded by barrier_
   static constexpr size_t kRegionLocks = 1024;
@@ -181,10 +213,17 @@ class SnapshotTarget final : public Target {
                        const std::unique_lock<std::shared_mutex>& held);
 
   // Persistently invalidates the snapshot (idempotent); `why` is logged in
-  // the error messages of later requests. The engine calls it on overflow
-  // and COW errors; an owner calls it for a snapshot it can no longer keep
-  // in step with its origin.
-  void invalidate(const Status& why);
+  // the error messages of later requests. Returns once the valid = 0 header
+  // is durable, or with EIO naming the store when it cannot be written (the
+  // snapshot is invalid in memory then, and origin changes that would skip
+  // it retry the header write and fail until it lands: invariant 3). The
+  // engine calls it on overflow and failed commits; an owner calls it for a
+  // snapshot it can no longer keep in step with its origin.
+  Status invalidate_durably(const Status& why);
+  // invalidate_durably() for callers with no use for the outcome.
+  void invalidate(const Status& why) { (void)invalidate_durably(why); }
+  // Invalid, and the store's valid = 0 header is durable.
+  [[nodiscard]] bool durably_invalid() const { return invalid_durable_.load(std::memory_order_acquire); }
 
   // Null once the origin is gone.
   [[nodiscard]] std::shared_ptr<Origin> origin() const { return origin_.lock(); }
@@ -197,10 +236,19 @@ class SnapshotTarget final : public Target {
   using ChunkDataFn = std::function<std::span<const uint8_t>(ChunkIndex chunk)>;
   // Adds exceptions for `chunks` (none of which has one), copying
   // chunk_data(c) (one whole chunk each) into the store and committing them
-  // as one batch. On a full store or a COW I/O error, invalidates the
-  // snapshot and returns EIO. REQUIRES: the chunks' region locks are held.
+  // as one batch. A full store or a failed commit invalidates the snapshot
+  // (durably, before this returns) and returns EIO; a failed data write
+  // returns its own errno and leaves the snapshot valid (invariant 5).
+  // REQUIRES: the chunks' region locks are held.
   Status add_exceptions_locked(std::span<const ChunkIndex> chunks, const ChunkDataFn& chunk_data);
   Status invalid_error() const;
+  // Before an origin change skips this invalid snapshot: waits for an
+  // invalidation in progress, retrying the header write if it failed.
+  // REQUIRES: !valid().
+  Status await_durably_invalid();
+  // Writes and flushes the valid = 0 header unless already durable.
+  // REQUIRES: invalidate_mu_ held.
+  Status persist_invalid_locked();
   // Pins the origin for one request, after the validity checks.
   Result<std::shared_ptr<Origin>> begin_request(uint64_t offset, uint64_t length) const;
   // Writes `buf` at `offset`, allocating exceptions (copying the rest of a
@@ -218,8 +266,10 @@ class SnapshotTarget final : public Target {
   ChunkGeometry geometry_;
   std::string cow_name_;
   mutable std::shared_mutex table_mu_;
-  ExceptionTable exceptions_;  // guarded by table_mu_
-  std::atomic<bool> valid_;
+  ExceptionTable exceptions_;          // guarded by table_mu_
+  std::mutex invalidate_mu_;           // serialises invalidation (invariant 3)
+  std::atomic<bool> valid_;            // written under invalidate_mu_ (after construction)
+  std::atomic<bool> invalid_durable_;  // written under invalidate_mu_; implies !valid_
   std::atomic<bool> detached_{false};
   mutable std::mutex why_mu_;
   std::string invalid_reason_;  // guarded by why_mu_
