@@ -8,6 +8,13 @@
 // Security: the socket file is made mode 0600 right after bind, and every
 // peer is checked with SO_PEERCRED (our uid or root), which also covers the
 // moment between bind and chmod.
+//
+// Robustness: input never ends the server. Every non-blank line gets
+// exactly one reply, in order: the handler's, or an error (EPROTO for bytes
+// that are not a JSON request, invalid UTF-8 included; EIO/ENOMEM for an
+// exception the handler let out). A line longer than kMaxRequestBytes gets
+// an EPROTO reply and the connection is closed. A client that sends nothing,
+// or leaves mid-line, costs one idle thread and blocks no one.
 #pragma once
 
 #include <atomic>
@@ -27,6 +34,10 @@ namespace cowsnap::server {
 
 class ControlServer {
  public:
+  // Longest request line: requests are a few hundred bytes; the bound keeps
+  // a client that never sends '\n' from growing the buffer without end.
+  static constexpr size_t kMaxRequestBytes = size_t{1} << 20;
+
   using Handler = std::function<control::Response(const nlohmann::json&)>;
   using Logger = std::function<void(const std::string&)>;
 
@@ -59,8 +70,16 @@ class ControlServer {
         handler_(std::move(handler)),
         log_error_(std::move(log_error)) {}
 
+  // Thread bodies: catch everything, so no exception ends a thread.
   void accept_loop();
   void serve(Session& session);
+  void accept_clients();
+  // Reads lines from `fd` and answers each until the client leaves, stop(),
+  // or a line exceeds kMaxRequestBytes.
+  void serve_lines(int fd);
+  // The reply to one line: an error for anything that is not a request,
+  // and for any exception the handler lets out. Never throws.
+  [[nodiscard]] control::Response answer(const std::string& line) const;
   // Joins finished sessions. REQUIRES: sessions_mu_ held.
   void reap_locked();
   [[nodiscard]] bool peer_allowed(int fd) const;
