@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -226,6 +228,33 @@ void ControlServer::accept_clients() {
   }
 }
 
+ControlServer::PausePoint ControlServer::pause_point_from_env() {
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): read before any thread starts
+  const char* env = std::getenv("COWSNAP_TEST_PAUSE_AT");
+  if (env == nullptr) return {};
+  std::string_view spec(env);
+  PausePoint p;
+  const size_t colon = spec.find(':');
+  if (colon == std::string_view::npos) return {};
+  p.op = std::string(spec.substr(0, colon));
+  spec.remove_prefix(colon + 1);
+  const size_t second = spec.find(':');
+  p.after = spec.substr(0, second) == "after";
+  if (second != std::string_view::npos) p.nth = std::atoi(std::string(spec.substr(second + 1)).c_str());
+  return p;
+}
+
+void ControlServer::maybe_pause(const nlohmann::json& request, bool after) const {
+  if (pause_.op.empty() || pause_.after != after) return;
+  auto op = request.find("op");
+  if (op == request.end() || !op->is_string() || op->get<std::string>() != pause_.op) return;
+  // Counted once per request, before the handler.
+  if (!after && pause_seen_.fetch_add(1) + 1 != pause_.nth) return;
+  if (after && pause_seen_.load() != pause_.nth) return;
+  log_error_(fmt::format("COWSNAP_TEST_PAUSE_AT: pausing {} {}", after ? "after" : "before", pause_.op));
+  std::this_thread::sleep_for(std::chrono::hours(1));
+}
+
 control::Response ControlServer::answer(const std::string& line) const {
   try {
     if (nested_too_deep(line)) {
@@ -234,7 +263,10 @@ control::Response ControlServer::answer(const std::string& line) const {
     }
     auto request = control::parse_line(line);
     if (!request.ok()) return control::Response::from_status(request.status());
-    return handler_(*request);
+    maybe_pause(*request, false);
+    control::Response response = handler_(*request);
+    maybe_pause(*request, true);
+    return response;
   } catch (const std::bad_alloc&) {
     return control::Response::from_status(Status::Error(ENOMEM, "out of memory"));
   } catch (const std::exception& e) {

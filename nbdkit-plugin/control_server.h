@@ -63,12 +63,29 @@ class ControlServer {
     std::atomic<bool> done{false};
   };
 
+  // A test hook, for fault-injection tests only: COWSNAP_TEST_PAUSE_AT=
+  // OP:before[:N] or OP:after[:N] (OP a protocol op, e.g.
+  // lvcreate_snapshot) makes the session that runs the Nth (default first)
+  // OP request sleep (an hour) right before the handler, or right after it
+  // returned and before the reply is sent, so that a test can SIGKILL the
+  // server at that point deterministically (a clean stop would wait for
+  // the sleeper). Read once, at listen(); unset, it costs one compare per
+  // request.
+  struct PausePoint {
+    std::string op;
+    bool after = false;
+    int nth = 1;
+  };
+  static PausePoint pause_point_from_env();
+  void maybe_pause(const nlohmann::json& request, bool after) const;
+
   ControlServer(std::string path, int listen_fd, int stop_fd, Handler handler, Logger log_error)
       : path_(std::move(path)),
         listen_fd_(listen_fd),
         stop_fd_(stop_fd),
         handler_(std::move(handler)),
-        log_error_(std::move(log_error)) {}
+        log_error_(std::move(log_error)),
+        pause_(pause_point_from_env()) {}
 
   // Thread bodies: catch everything, so no exception ends a thread.
   void accept_loop();
@@ -89,6 +106,8 @@ class ControlServer {
   int stop_fd_;  // an eventfd: readable once stop() was called
   const Handler handler_;
   const Logger log_error_;
+  const PausePoint pause_;
+  mutable std::atomic<int> pause_seen_{0};  // OP requests counted so far
   std::thread accept_thread_;
   std::mutex sessions_mu_;
   std::list<Session> sessions_;  // guarded by sessions_mu_
