@@ -9,6 +9,7 @@
 #include "command.h"
 #include "cowsnap/report/size.h"
 #include "cowsnap/vg/allocation.h"
+#include "cowsnap/vg/names.h"
 #include "display.h"
 #include "report_args.h"
 
@@ -19,6 +20,11 @@ struct LvArgs {
   std::string size;     // -L
   std::string extents;  // -l
   std::string name;     // -n
+  // Whether -L, -l, -n were given at all: "-L ''" or "-n ''" is an error,
+  // not the default.
+  bool size_given = false;
+  bool extents_given = false;
+  bool name_given = false;
   bool snapshot = false;
   std::string chunk;  // -c
   bool force = false;
@@ -75,10 +81,60 @@ int for_each_target_lv(Backend& backend, const std::vector<std::string>& targets
   return rc;
 }
 
-// -L and -l: exactly one of them. Else complains and returns false.
-bool one_size_given(const LvArgs& args) {
-  if (args.size.empty() == args.extents.empty()) {
+// lvm2's ending for a command line it refuses before reading any VG.
+int bad_command_line(std::string_view command) {
+  complain(fmt::format("Run `{} --help' for more information.", command));
+  return kExitInvalidCommandLine;
+}
+
+// lvm2's ending for an option value it cannot parse.
+bool bad_option_value(std::string_view why, std::string_view option, std::string_view value) {
+  complain(why);
+  complain(fmt::format("Invalid argument for --{}: {}", option, value));
+  complain("Error during parsing of command line.");
+  return false;
+}
+
+// -L and -l: exactly one of them, well formed; a sign '-' only when
+// `minus_ok` (lvresize). Checked as lvm2 parses its command line, so with
+// its messages; complains and returns false otherwise.
+bool size_args_ok(const LvArgs& args, bool minus_ok) {
+  if (args.size_given) {
+    const std::string_view v = args.size;
+    if (v.empty()) return bad_option_value("Size requires number argument.", "size", v);
+    if (v.front() == '-' && !minus_ok) return bad_option_value("Size may not be negative.", "size", v);
+    if (!report::parse_size(v, 'm').ok()) return bad_option_value("Can't parse size argument.", "size", v);
+  }
+  if (args.extents_given) {
+    const std::string_view v = args.extents;
+    if (!v.empty() && v.front() == '-' && !minus_ok)
+      return bad_option_value("Extents may not be negative.", "extents", v);
+    if (auto ex = report::parse_extents(v); !ex.ok()) {
+      if (!v.empty()) complain(ex.status().message());
+      complain(fmt::format("Invalid argument for --extents: {}", v));
+      complain("Error during parsing of command line.");
+      return false;
+    }
+  }
+  if (args.size_given == args.extents_given) {
     complain("Please specify either size or extents (not both).");
+    return false;
+  }
+  return true;
+}
+
+// A new LV name as lvm2 checks it on the command line: characters and
+// length ('Logical volume name "X" is invalid.'), then the reserved names.
+// `what` prefixes the first message ("New " for lvrename, as lvm2).
+bool lv_name_ok(std::string_view vg_name, std::string_view lv_name, std::string_view what = "",
+                std::string_view period = ".") {
+  if (!vg::lv_name_well_formed(lv_name)) {
+    complain(fmt::format("{}{}ogical volume name \"{}\" is invalid{}", what, what.empty() ? "L" : "l",
+                         lv_name, period));
+    return false;
+  }
+  if (Status s = vg::validate_lv_name(vg_name, lv_name); !s.ok()) {
+    complain(s.message());
     return false;
   }
   return true;
@@ -105,7 +161,7 @@ SizeRequest requested_extents(const LvArgs& args, const vg::VolumeGroup& vg, uin
   const uint64_t ext = vg.extent_bytes();
   report::SizeSign sign = report::SizeSign::kNone;
   uint64_t amount = 0;
-  if (!args.size.empty()) {
+  if (args.size_given) {
     auto size = report::parse_size(args.size, 'm');
     if (!size.ok()) {
       complain(fmt::format("Invalid argument for --size: {}", args.size));
@@ -149,14 +205,30 @@ SizeRequest requested_extents(const LvArgs& args, const vg::VolumeGroup& vg, uin
 }
 
 int run_lvcreate(Context& ctx, const LvArgs& args) {
-  if (!one_size_given(args)) return kExitInvalidCommandLine;
+  if (!size_args_ok(args, false)) return kExitInvalidCommandLine;
+  if (args.size_given && report::parse_size(args.size, 'm')->bytes == 0) {
+    complain("--size may not be zero.");
+    return bad_command_line("lvcreate");
+  }
   if (args.targets.size() != 1) {
     complain(args.snapshot ? "Please specify the origin as VG/LV." : "Please provide a volume group name");
     return kExitInvalidCommandLine;
   }
   auto [vg_name, origin] = split_lv_path(args.targets.front());
   std::string lv_name = args.name;
-  if (lv_name.find('/') != std::string::npos) lv_name = split_lv_path(lv_name).second;
+  // -n VG/LV names the VG too; it must be the target's (lvm2's checks).
+  if (args.name_given && lv_name.find('/') != std::string::npos) {
+    auto [name_vg, name_lv] = split_lv_path(lv_name);
+    if (name_vg != vg_name) {
+      complain(
+          args.snapshot
+              ? fmt::format("Please use a single volume group name (\"{}\" or \"{}\").", vg_name, name_vg)
+              : fmt::format("Inconsistent volume group names given: \"{}\" and \"{}\"", name_vg, vg_name));
+      return bad_command_line("lvcreate");
+    }
+    lv_name = name_lv;
+  }
+  if (args.name_given && !lv_name_ok(vg_name, lv_name)) return bad_command_line("lvcreate");
   if (args.snapshot && origin.empty()) {
     complain("Please specify the origin as VG/LV.");
     return kExitInvalidCommandLine;
@@ -259,6 +331,7 @@ int run_lvrename(Context& ctx, const LvArgs& args) {
     complain("Old and new logical volume names required");
     return kExitInvalidCommandLine;
   }
+  if (!lv_name_ok(vg_name, new_name, "New ", "")) return bad_command_line("lvrename");
   auto backend = ctx.backend();
   if (!backend.ok()) return fail(backend.status());
   vg::VgOnDisk disk;
@@ -272,12 +345,17 @@ int run_lvrename(Context& ctx, const LvArgs& args) {
 
 // lvextend (grow only) and lvresize.
 int run_lvresize(Context& ctx, const LvArgs& args, bool extend_only) {
-  if (!one_size_given(args)) return kExitInvalidCommandLine;
+  const char* command = extend_only ? "lvextend" : "lvresize";
+  if (!size_args_ok(args, !extend_only)) return kExitInvalidCommandLine;
   if (args.targets.size() != 1) {
     complain("Please provide the logical volume as VG/LV.");
     return kExitInvalidCommandLine;
   }
   auto [vg_name, lv_name] = split_lv_path(args.targets.front());
+  if (!lv_name.empty() && !vg::lv_name_well_formed(lv_name)) {
+    complain(fmt::format("Logical volume name \"{}\" is invalid.", lv_name));
+    return bad_command_line(command);
+  }
   auto backend = ctx.backend();
   if (!backend.ok()) return fail(backend.status());
   vg::VgOnDisk disk;
@@ -287,7 +365,19 @@ int run_lvresize(Context& ctx, const LvArgs& args, bool extend_only) {
   if (lv == nullptr) return lv_not_found(vg_name, lv_name);
   const uint64_t current = lv->extent_count();
   uint64_t origin_extents = 0;
-  if (auto ref = vg::snapshot_for(vg, lv_name)) origin_extents = ref->origin_extents;
+  if (auto ref = vg::snapshot_for(vg, lv_name)) {
+    origin_extents = ref->origin_extents;
+    // A bigger COW store cannot bring back what an invalid snapshot lost.
+    auto live = (*backend)->live_state(disk);
+    if (!live.ok()) return fail(live.status());
+    if (auto it = live->find(lv_name); it != live->end() && !it->second.snapshot_valid) {
+      complain(
+          fmt::format("Snapshot {}/{} is invalid: resizing its COW store cannot make it valid again "
+                      "(remove it with lvremove).",
+                      vg_name, lv_name));
+      return kExitFailed;
+    }
+  }
   const SizeRequest req = requested_extents(args, vg, current, origin_extents);
   if (req.extents < 0) return kExitInvalidCommandLine;
   const auto wanted = static_cast<uint64_t>(req.extents);
@@ -339,9 +429,13 @@ int run_lvchange(Context& ctx, const LvArgs& args) {
                             });
 }
 
+// -L/-l; `given` records in `args` which were on the command line.
 void add_size_options(CLI::App* command, LvArgs& args) {
   auto* size = command->add_option("-L,--size", args.size, "Size, e.g. 64M, 1.5G, +32M (default unit MiB)");
-  command->add_option("-l,--extents", args.extents, "Extents: N, +N, N%FREE, N%VG, N%ORIGIN")->excludes(size);
+  size->each([&args](const std::string&) { args.size_given = true; });
+  command->add_option("-l,--extents", args.extents, "Extents: N, +N, N%FREE, N%VG, N%ORIGIN")
+      ->excludes(size)
+      ->each([&args](const std::string&) { args.extents_given = true; });
 }
 
 }  // namespace
@@ -350,7 +444,8 @@ void register_lv_commands(CLI::App& app, CommandTable& table) {
   auto args = std::make_shared<LvArgs>();
   CLI::App* lvcreate = app.add_subcommand("lvcreate", "Create a logical volume, or with -s a snapshot");
   add_size_options(lvcreate, *args);
-  lvcreate->add_option("-n,--name", args->name, "LV name (default lvolN)");
+  lvcreate->add_option("-n,--name", args->name, "LV name (default lvolN)")
+      ->each([a = args.get()](const std::string&) { a->name_given = true; });
   lvcreate->add_flag("-s,--snapshot", args->snapshot, "Create a snapshot of the origin VG/LV");
   lvcreate->add_option("-c,--chunksize", args->chunk,
                        "Snapshot chunk size, power of two 4K-512K (default 4K, unit KiB)");

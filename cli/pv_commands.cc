@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <cerrno>
+#include <filesystem>
 #include <functional>
 #include <string_view>
 
@@ -15,6 +16,7 @@ namespace {
 struct PvArgs {
   std::vector<std::string> paths;
   std::string size;
+  bool size_given = false;  // --size '' is an error, not "no size"
   std::string adddev;
   std::string deldev;
 };
@@ -49,9 +51,9 @@ int for_each_pv_path(Context& ctx, const std::vector<std::string>& paths, const 
 
 int run_pvcreate(Context& ctx, const PvArgs& args) {
   uint64_t size_bytes = 0;
-  if (!args.size.empty()) {
+  if (args.size_given) {
     auto size = report::parse_size(args.size, 'm');
-    if (!size.ok() || size->sign != report::SizeSign::kNone) {
+    if (!size.ok() || size->sign != report::SizeSign::kNone || size->bytes == 0) {
       complain(fmt::format("Invalid argument for --size: {}", args.size));
       return kExitInvalidCommandLine;
     }
@@ -59,7 +61,14 @@ int run_pvcreate(Context& ctx, const PvArgs& args) {
   }
   return for_each_pv_path(ctx, args.paths,
                           {[size_bytes](Backend& backend, const std::string& abs) {
-                             return backend.pvcreate(abs, size_bytes).status();
+                             // A refused pvcreate leaves nothing behind: a
+                             // file it created for --size goes again.
+                             std::error_code ec;
+                             const bool existed = std::filesystem::symlink_status(abs, ec).type() !=
+                                                  std::filesystem::file_type::not_found;
+                             Status s = backend.pvcreate(abs, size_bytes).status();
+                             if (!s.ok() && !existed) std::filesystem::remove(abs, ec);
+                             return s;
                            },
                            "physical volume not initialized.", "Physical volume", "created"});
 }
@@ -98,8 +107,10 @@ int run_lvmdevices(Context& ctx, const PvArgs& args) {
 void register_pv_commands(CLI::App& app, CommandTable& table) {
   auto args = std::make_shared<PvArgs>();
   CLI::App* pvcreate = app.add_subcommand("pvcreate", "Initialise files or devices as LVM2 physical volumes");
-  pvcreate->add_option("--size", args->size,
-                       "Create the file sparse with this size when missing (e.g. 6625M; default unit MiB)");
+  pvcreate
+      ->add_option("--size", args->size,
+                   "Create the file sparse with this size when missing (e.g. 6625M; default unit MiB)")
+      ->each([a = args.get()](const std::string&) { a->size_given = true; });
   pvcreate->add_option("paths", args->paths, "Files or block devices")->required();
   pvcreate->footer("Example: cowsnap pvcreate --size 6625M /srv/pv0.img");
   table.add(pvcreate, [args](Context& ctx) { return run_pvcreate(ctx, *args); });

@@ -4,6 +4,7 @@
 // It execs nbdkit (so signals, exit status and the log on stderr are
 // nbdkit's own) rather than supervising it.
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -64,6 +65,32 @@ Result<std::string> find_plugin(const ServeArgs& args) {
                                    kPluginFile, tried));
 }
 
+// nbdkit -U refuses a path that exists, and a killed server (SIGKILL; also
+// nbdkit on SIGTERM) leaves its socket behind. A socket nobody listens on
+// is removed, as the control socket is; one that answers is another
+// server's, and a path that is not a socket is not ours to remove.
+Status clear_stale_socket(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    return errno == ENOENT ? Status::Ok() : Status::FromErrno(fmt::format("{}", path));
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    return Status::Error(EEXIST, fmt::format("{}: exists and is not a socket (remove it or choose another "
+                                             "--socket)",
+                                             path));
+  }
+  auto probe = control::Client::connect(path);  // any Unix stream connect
+  if (probe.ok()) {
+    return Status::Error(EADDRINUSE,
+                         fmt::format("{}: Address already in use (a server is listening there)", path));
+  }
+  if (probe.status().errnum() != ECONNREFUSED) return probe.status();
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return Status::FromErrno(fmt::format("cannot remove stale socket {}", path));
+  }
+  return Status::Ok();
+}
+
 int serve(Context& context, const ServeArgs& args) {
   const std::string root = vg::absolute_path(context.root_dir());
   if (!std::filesystem::is_directory(root)) {
@@ -90,6 +117,7 @@ int serve(Context& context, const ServeArgs& args) {
     where = fmt::format("nbd://localhost:{}/VG/LV", args.port);
   } else {
     const std::string socket = args.socket.empty() ? root + "/nbd.sock" : vg::absolute_path(args.socket);
+    if (Status s = clear_stale_socket(socket); !s.ok()) return fail(s);
     argv.insert(argv.end(), {"-U", socket});
     where = fmt::format("nbd+unix:///VG/LV?socket={}", socket);
   }

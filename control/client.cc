@@ -82,7 +82,16 @@ Result<std::string> Client::read_line() {
 
 Result<Response> Client::call(const json& req) {
   if (fd_ < 0) return Status::Error(ENOTCONN, "control client is not connected");
-  COWSNAP_RETURN_IF_ERROR(send_line(req.dump() + "\n"));
+  std::string request_line;
+  try {
+    request_line = req.dump() + "\n";
+  } catch (const json::type_error&) {
+    // A name from the command line that is not UTF-8 cannot be sent (the
+    // CLI refuses such names first; this is the backstop).
+    return Status::Error(EINVAL,
+                         "the request holds bytes that are not UTF-8 (names must be [a-zA-Z0-9+_.-])");
+  }
+  COWSNAP_RETURN_IF_ERROR(send_line(request_line));
   COWSNAP_ASSIGN_OR_RETURN(std::string line, read_line());
   COWSNAP_ASSIGN_OR_RETURN(json j, parse_line(line));
   return response_from_json(j);

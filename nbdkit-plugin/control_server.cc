@@ -8,7 +8,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -50,6 +55,46 @@ bool send_all(int fd, const std::string& data) {
     done += static_cast<size_t>(n);
   }
   return true;
+}
+
+// One response line. Messages may quote the client's bytes (a parser
+// error), which need not be UTF-8: those are replaced (U+FFFD), as dump()
+// would otherwise throw.
+std::string encode(const control::Response& response) {
+  return control::to_json(response).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+// JSON nesting deeper than any request needs. Parsing, copying, dumping or
+// freeing a deeply nested value recurses, so a line of 100000 '[' would
+// overflow the session thread's stack: such lines are refused unparsed.
+constexpr int kMaxRequestDepth = 32;
+
+bool nested_too_deep(std::string_view line) {
+  int depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (char c : line) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxRequestDepth) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+std::string encode_error(int errnum, const std::string& message) {
+  return encode(control::Response::from_status(Status::Error(errnum, message)));
 }
 
 }  // namespace
@@ -142,6 +187,16 @@ void ControlServer::reap_locked() {
 }
 
 void ControlServer::accept_loop() {
+  // A thread must not end by an exception (std::terminate would take nbdkit
+  // and every export down); bad_alloc is the only one expected here.
+  try {
+    accept_clients();
+  } catch (const std::exception& e) {
+    log_error_(fmt::format("control socket: stopped accepting clients: {}", e.what()));
+  }
+}
+
+void ControlServer::accept_clients() {
   while (wait_readable(listen_fd_, stop_fd_)) {
     const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) {
@@ -152,57 +207,109 @@ void ControlServer::accept_loop() {
     }
     if (!peer_allowed(fd)) {
       log_error_("control socket: refused a client with another uid");
-      (void)send_all(fd,
-                     control::to_json(
-                         control::Response::from_status(Status::Error(
-                             EACCES, "permission denied: the control socket serves its owner and root only")))
-                             .dump() +
-                         "\n");
+      (void)send_all(
+          fd, encode_error(EACCES, "permission denied: the control socket serves its owner and root only"));
       ::close(fd);
       continue;
     }
     std::lock_guard lock(sessions_mu_);
     reap_locked();
-    Session& s = sessions_.emplace_back();
-    s.fd = fd;
     try {
+      Session& s = sessions_.emplace_back();
+      s.fd = fd;
       s.thread = std::thread([this, &s] { serve(s); });
-    } catch (const std::system_error&) {
+    } catch (const std::exception& e) {
+      (void)send_all(fd,
+                     encode_error(EAGAIN, fmt::format("the server cannot take a client now: {}", e.what())));
       ::close(fd);
-      sessions_.pop_back();
+      if (!sessions_.empty() && sessions_.back().fd == fd && !sessions_.back().thread.joinable())
+        sessions_.pop_back();
     }
   }
 }
 
+ControlServer::PausePoint ControlServer::pause_point_from_env() {
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): read before any thread starts
+  const char* env = std::getenv("COWSNAP_TEST_PAUSE_AT");
+  if (env == nullptr) return {};
+  std::string_view spec(env);
+  PausePoint p;
+  const size_t colon = spec.find(':');
+  if (colon == std::string_view::npos) return {};
+  p.op = std::string(spec.substr(0, colon));
+  spec.remove_prefix(colon + 1);
+  const size_t second = spec.find(':');
+  p.after = spec.substr(0, second) == "after";
+  if (second != std::string_view::npos) p.nth = std::atoi(std::string(spec.substr(second + 1)).c_str());
+  return p;
+}
+
+void ControlServer::maybe_pause(const nlohmann::json& request, bool after) const {
+  if (pause_.op.empty() || pause_.after != after) return;
+  auto op = request.find("op");
+  if (op == request.end() || !op->is_string() || op->get<std::string>() != pause_.op) return;
+  // Counted once per request, before the handler.
+  if (!after && pause_seen_.fetch_add(1) + 1 != pause_.nth) return;
+  if (after && pause_seen_.load() != pause_.nth) return;
+  log_error_(fmt::format("COWSNAP_TEST_PAUSE_AT: pausing {} {}", after ? "after" : "before", pause_.op));
+  std::this_thread::sleep_for(std::chrono::hours(1));
+}
+
+control::Response ControlServer::answer(const std::string& line) const {
+  try {
+    if (nested_too_deep(line)) {
+      return control::Response::from_status(Status::Error(
+          EPROTO, fmt::format("control request nested deeper than {} levels", kMaxRequestDepth)));
+    }
+    auto request = control::parse_line(line);
+    if (!request.ok()) return control::Response::from_status(request.status());
+    maybe_pause(*request, false);
+    control::Response response = handler_(*request);
+    maybe_pause(*request, true);
+    return response;
+  } catch (const std::bad_alloc&) {
+    return control::Response::from_status(Status::Error(ENOMEM, "out of memory"));
+  } catch (const std::exception& e) {
+    return control::Response::from_status(Status::Error(EIO, fmt::format("internal error: {}", e.what())));
+  } catch (...) {
+    return control::Response::from_status(Status::Error(EIO, "internal error"));
+  }
+}
+
 void ControlServer::serve(Session& session) {
-  std::string buffer;
-  bool open = true;
-  while (open && wait_readable(session.fd, stop_fd_)) {
-    char chunk[65536];
-    const ssize_t n = ::recv(session.fd, chunk, sizeof(chunk), 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    buffer.append(chunk, static_cast<size_t>(n));
-    for (size_t nl; open && (nl = buffer.find('\n')) != std::string::npos;) {
-      const std::string line = buffer.substr(0, nl);
-      buffer.erase(0, nl + 1);
-      if (line.empty()) continue;
-      auto request = control::parse_line(line);
-      const control::Response response =
-          request.ok() ? handler_(*request) : control::Response::from_status(request.status());
-      open = send_all(session.fd, control::to_json(response).dump() + "\n");
-    }
-    if (buffer.size() > control::kMaxLineBytes) {
-      (void)send_all(
-          session.fd,
-          control::to_json(control::Response::from_status(Status::Error(EPROTO, "control request too long")))
-                  .dump() +
-              "\n");
-      break;
-    }
+  try {
+    serve_lines(session.fd);
+  } catch (const std::exception& e) {
+    log_error_(fmt::format("control socket: client dropped: {}", e.what()));
   }
   ::close(session.fd);
   session.done.store(true, std::memory_order_release);
+}
+
+void ControlServer::serve_lines(int fd) {
+  std::string buffer;
+  std::vector<char> chunk(64 * 1024);
+  for (;;) {
+    // Every complete line gets one reply, in order.
+    size_t start = 0;
+    for (size_t nl; (nl = buffer.find('\n', start)) != std::string::npos; start = nl + 1) {
+      if (nl == start) continue;  // blank lines are ignored
+      if (!send_all(fd, encode(answer(buffer.substr(start, nl - start))))) return;
+    }
+    buffer.erase(0, start);
+    if (buffer.size() > kMaxRequestBytes) {
+      // Without a newline in sight there is no line to answer: say why and
+      // hang up rather than buffer without bound.
+      (void)send_all(
+          fd, encode_error(EPROTO, fmt::format("control request longer than {} bytes", kMaxRequestBytes)));
+      return;
+    }
+    if (!wait_readable(fd, stop_fd_)) return;
+    const ssize_t n = ::recv(fd, chunk.data(), chunk.size(), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // the client left (mid-line or not): nothing to answer
+    buffer.append(chunk.data(), static_cast<size_t>(n));
+  }
 }
 
 }  // namespace cowsnap::server

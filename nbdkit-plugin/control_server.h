@@ -8,6 +8,13 @@
 // Security: the socket file is made mode 0600 right after bind, and every
 // peer is checked with SO_PEERCRED (our uid or root), which also covers the
 // moment between bind and chmod.
+//
+// Robustness: input never ends the server. Every non-blank line gets
+// exactly one reply, in order: the handler's, or an error (EPROTO for bytes
+// that are not a JSON request, invalid UTF-8 included; EIO/ENOMEM for an
+// exception the handler let out). A line longer than kMaxRequestBytes gets
+// an EPROTO reply and the connection is closed. A client that sends nothing,
+// or leaves mid-line, costs one idle thread and blocks no one.
 #pragma once
 
 #include <atomic>
@@ -27,6 +34,10 @@ namespace cowsnap::server {
 
 class ControlServer {
  public:
+  // Longest request line: requests are a few hundred bytes; the bound keeps
+  // a client that never sends '\n' from growing the buffer without end.
+  static constexpr size_t kMaxRequestBytes = size_t{1} << 20;
+
   using Handler = std::function<control::Response(const nlohmann::json&)>;
   using Logger = std::function<void(const std::string&)>;
 
@@ -52,15 +63,40 @@ class ControlServer {
     std::atomic<bool> done{false};
   };
 
+  // A test hook, for fault-injection tests only: COWSNAP_TEST_PAUSE_AT=
+  // OP:before[:N] or OP:after[:N] (OP a protocol op, e.g.
+  // lvcreate_snapshot) makes the session that runs the Nth (default first)
+  // OP request sleep (an hour) right before the handler, or right after it
+  // returned and before the reply is sent, so that a test can SIGKILL the
+  // server at that point deterministically (a clean stop would wait for
+  // the sleeper). Read once, at listen(); unset, it costs one compare per
+  // request.
+  struct PausePoint {
+    std::string op;
+    bool after = false;
+    int nth = 1;
+  };
+  static PausePoint pause_point_from_env();
+  void maybe_pause(const nlohmann::json& request, bool after) const;
+
   ControlServer(std::string path, int listen_fd, int stop_fd, Handler handler, Logger log_error)
       : path_(std::move(path)),
         listen_fd_(listen_fd),
         stop_fd_(stop_fd),
         handler_(std::move(handler)),
-        log_error_(std::move(log_error)) {}
+        log_error_(std::move(log_error)),
+        pause_(pause_point_from_env()) {}
 
+  // Thread bodies: catch everything, so no exception ends a thread.
   void accept_loop();
   void serve(Session& session);
+  void accept_clients();
+  // Reads lines from `fd` and answers each until the client leaves, stop(),
+  // or a line exceeds kMaxRequestBytes.
+  void serve_lines(int fd);
+  // The reply to one line: an error for anything that is not a request,
+  // and for any exception the handler lets out. Never throws.
+  [[nodiscard]] control::Response answer(const std::string& line) const;
   // Joins finished sessions. REQUIRES: sessions_mu_ held.
   void reap_locked();
   [[nodiscard]] bool peer_allowed(int fd) const;
@@ -70,6 +106,8 @@ class ControlServer {
   int stop_fd_;  // an eventfd: readable once stop() was called
   const Handler handler_;
   const Logger log_error_;
+  const PausePoint pause_;
+  mutable std::atomic<int> pause_seen_{0};  // OP requests counted so far
   std::thread accept_thread_;
   std::mutex sessions_mu_;
   std::list<Session> sessions_;  // guarded by sessions_mu_

@@ -53,16 +53,42 @@ int fail(const Status& s) {
   return -1;
 }
 
-// Runs one request; C++ exceptions (bad_alloc) must not cross into C.
+// An exception as the error nbdkit reports (ENOMEM for bad_alloc).
+Status from_exception(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(std::move(e));
+  } catch (const std::bad_alloc&) {
+    return Status::Error(ENOMEM, "cowsnap: out of memory");
+  } catch (const std::exception& ex) {
+    return Status::Error(EIO, std::string("cowsnap: internal error: ") + ex.what());
+  } catch (...) {
+    return Status::Error(EIO, "cowsnap: internal error");
+  }
+}
+
+// Every callback runs through one of these: no C++ exception may cross into
+// nbdkit (C), where it would abort the server and drop every export.
+//
+// guarded(fn): fn returns a Status; 0, or -1 with the error reported.
 template <typename Fn>
-int guarded(Fn&& fn) {
+int guarded(Fn&& fn) noexcept {
   try {
     Status s = fn();
     return s.ok() ? 0 : fail(s);
-  } catch (const std::bad_alloc&) {
-    return fail(Status::Error(ENOMEM, "cowsnap: out of memory"));
-  } catch (const std::exception& e) {
-    return fail(Status::Error(EIO, std::string("cowsnap: internal error: ") + e.what()));
+  } catch (...) {
+    return fail(from_exception(std::current_exception()));
+  }
+}
+
+// guarded_value(on_error, fn): fn's value, or on_error with the error
+// reported (the callbacks that return a pointer or a size).
+template <typename T, typename Fn>
+T guarded_value(T on_error, Fn&& fn) noexcept {
+  try {
+    return fn();
+  } catch (...) {
+    fail(from_exception(std::current_exception()));
+    return on_error;
   }
 }
 
@@ -77,9 +103,12 @@ int cowsnap_config(const char* key, const char* value) {
   if (std::strcmp(key, "root") == 0) {
     char* abs = nbdkit_absolute_path(value);  // nbdkit chdirs to / later
     if (abs == nullptr) return -1;
-    root_dir = abs;
+    const int r = guarded([abs] {
+      root_dir = abs;
+      return Status::Ok();
+    });
     std::free(abs);
-    return 0;
+    return r;
   }
   nbdkit_error("unknown parameter '%s' (the cowsnap plugin takes root=DIR)", key);
   return -1;
@@ -100,92 +129,110 @@ void cowsnap_dump_plugin() {
 }
 
 int cowsnap_get_ready() {
-  VolumeService::Options options;
-  options.log_error = log_error;
-  options.log_debug = log_debug;
-  auto started = VolumeService::start(root_dir, options);
-  if (!started.ok()) {
-    nbdkit_error("cannot serve cowsnap root %s: %s", root_dir.c_str(), started.status().message().c_str());
-    return -1;
-  }
-  service = std::move(started).value();
-  // The socket is bound before nbdkit forks, so a second server on the same
-  // root fails here, visibly, instead of in the background.
-  auto listening = ControlServer::listen(
-      cowsnap::control::socket_path(root_dir),
-      [](const nlohmann::json& request) { return service->handle(request); }, log_error);
-  if (!listening.ok()) {
-    nbdkit_error("%s", listening.status().message().c_str());
-    return -1;
-  }
-  control_server = std::move(listening).value();
-  return 0;
+  return guarded([] {
+    VolumeService::Options options;
+    options.log_error = log_error;
+    options.log_debug = log_debug;
+    auto started = VolumeService::start(root_dir, options);
+    if (!started.ok()) {
+      return Status::Error(started.status().errnum(),
+                           "cannot serve cowsnap root " + root_dir + ": " + started.status().message());
+    }
+    service = std::move(started).value();
+    // The socket is bound before nbdkit forks, so a second server on the
+    // same root fails here, visibly, instead of in the background.
+    auto listening = ControlServer::listen(
+        cowsnap::control::socket_path(root_dir),
+        [](const nlohmann::json& request) { return service->handle(request); }, log_error);
+    if (!listening.ok()) return listening.status();
+    control_server = std::move(listening).value();
+    return Status::Ok();
+  });
 }
 
 int cowsnap_after_fork() {
-  Status s = control_server->start();
-  return s.ok() ? 0 : fail(s);
+  return guarded([] { return control_server->start(); });
 }
 
 void cowsnap_cleanup() {
-  if (control_server) control_server->stop();
-  if (service) {
-    Status s = service->flush_all();
-    if (!s.ok()) nbdkit_error("%s", s.message().c_str());
-  }
+  (void)guarded([] {
+    if (control_server) control_server->stop();
+    return service ? service->flush_all() : Status::Ok();
+  });
 }
 
 void cowsnap_unload() {
-  control_server.reset();
-  service.reset();
+  (void)guarded([] {
+    control_server.reset();
+    service.reset();
+    return Status::Ok();
+  });
 }
 
 // ---- exports ----
 
 int cowsnap_list_exports(int /*readonly*/, int /*is_tls*/, struct nbdkit_exports* exports) {
-  for (const auto& e : service->list_exports()) {
-    if (nbdkit_add_export(exports, e.name.c_str(), e.description.c_str()) == -1) return -1;
-  }
-  return 0;
+  return guarded([exports] {
+    for (const auto& e : service->list_exports()) {
+      // nbdkit has reported its own error.
+      if (nbdkit_add_export(exports, e.name.c_str(), e.description.c_str()) == -1)
+        return Status::Error(ENOMEM, "cowsnap: cannot list export " + e.name);
+    }
+    return Status::Ok();
+  });
 }
 
 const char* cowsnap_default_export(int /*readonly*/, int /*is_tls*/) {
-  const std::string name = service->default_export();
-  return name.empty() ? nullptr : nbdkit_strdup_intern(name.c_str());
+  return guarded_value<const char*>(nullptr, []() -> const char* {
+    const std::string name = service->default_export();
+    return name.empty() ? nullptr : nbdkit_strdup_intern(name.c_str());
+  });
 }
 
 void* cowsnap_open(int /*readonly*/) {
-  const char* name = nbdkit_export_name();
-  if (name == nullptr) return nullptr;
-  auto exp = service->connect(name);
-  if (!exp.ok()) {
-    fail(exp.status());
-    return nullptr;
-  }
-  nbdkit_debug("cowsnap: connection to %s", name);
-  return new Handle{std::move(exp).value()};
+  return guarded_value<void*>(nullptr, []() -> void* {
+    const char* name = nbdkit_export_name();
+    if (name == nullptr) return nullptr;
+    auto exp = service->connect(name);
+    if (!exp.ok()) {
+      fail(exp.status());
+      return nullptr;
+    }
+    // Owned by nbdkit from here; the unique_ptr only covers a throw below.
+    auto handle = std::make_unique<Handle>(Handle{std::move(exp).value()});
+    nbdkit_debug("cowsnap: connection to %s", name);
+    return handle.release();
+  });
 }
 
 void cowsnap_close(void* handle) {
-  auto* h = static_cast<Handle*>(handle);
-  service->disconnect(h->exp);
-  delete h;
+  std::unique_ptr<Handle> h(static_cast<Handle*>(handle));
+  (void)guarded([&h] {
+    service->disconnect(h->exp);
+    return Status::Ok();
+  });
 }
 
 const char* cowsnap_export_description(void* handle) {
-  return nbdkit_strdup_intern(service->describe(exp_of(handle)).c_str());
+  return guarded_value<const char*>(
+      nullptr, [handle] { return nbdkit_strdup_intern(service->describe(exp_of(handle)).c_str()); });
 }
 
-int64_t cowsnap_get_size(void* handle) { return static_cast<int64_t>(exp_of(handle).device().size_bytes()); }
+int64_t cowsnap_get_size(void* handle) {
+  return guarded_value<int64_t>(
+      -1, [handle] { return static_cast<int64_t>(exp_of(handle).device().size_bytes()); });
+}
 
 int cowsnap_block_size(void* handle, uint32_t* minimum, uint32_t* preferred, uint32_t* maximum) {
   // Preferred: the chunk size (a snapshot) or the copy-out region (an
   // origin): a smaller write costs a read-modify-write of a whole chunk.
-  const uint32_t chunk = exp_of(handle).device().preferred_block_bytes();
-  *minimum = kMinBlockBytes;
-  *preferred = std::clamp(std::bit_floor(std::max(chunk, kMinBlockBytes)), kMinBlockBytes, kMaxBlockBytes);
-  *maximum = kMaxBlockBytes;
-  return 0;
+  return guarded([=] {
+    const uint32_t chunk = exp_of(handle).device().preferred_block_bytes();
+    *minimum = kMinBlockBytes;
+    *preferred = std::clamp(std::bit_floor(std::max(chunk, kMinBlockBytes)), kMinBlockBytes, kMaxBlockBytes);
+    *maximum = kMaxBlockBytes;
+    return Status::Ok();
+  });
 }
 
 int cowsnap_can_true(void* /*handle*/) { return 1; }
@@ -206,6 +253,14 @@ int cowsnap_can_fast_zero(void* /*handle*/) { return 0; }
 int cowsnap_can_multi_conn(void* /*handle*/) { return 1; }
 
 // ---- data ----
+
+// What a snapshot request that touches no data checks: the snapshot is
+// still there and valid (EIO/ENODEV otherwise, as its reads and writes).
+Status snapshot_usable(const cowsnap::SnapshotTarget& snap, const std::string& name) {
+  if (snap.origin() == nullptr) return Status::Error(ENODEV, "snapshot " + name + " was removed");
+  if (!snap.valid()) return Status::Error(EIO, "snapshot " + name + " is invalid");
+  return Status::Ok();
+}
 
 int flush_if_fua(Export& exp, uint32_t flags) {
   if ((flags & NBDKIT_FLAG_FUA) == 0) return 0;
@@ -233,12 +288,16 @@ int cowsnap_flush(void* handle, uint32_t /*flags*/) {
 int cowsnap_trim(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
   Export& exp = exp_of(handle);
   // Trim is advisory in NBD. On a snapshot it would allocate exceptions
-  // (COW space) just to forget data, so it is a no-op there; on an origin
-  // it is a real discard, which first copies the old chunks out to its
-  // snapshots.
-  if (exp.volume()->is_snapshot()) return flush_if_fua(exp, flags);
-  if (guarded([&] { return exp.io([&](cowsnap::Target& dev) { return dev.discard(offset, count); }); }) !=
-      0) {
+  // (COW space) just to forget data, so it discards nothing there -- but it
+  // fails as every other request does on a removed (ENODEV) or invalid (EIO)
+  // snapshot; on an origin it is a real discard, which first copies the old
+  // chunks out to its snapshots.
+  const std::shared_ptr<cowsnap::SnapshotTarget>& snap = exp.volume()->snapshot;
+  if (guarded([&] {
+        return exp.io([&](cowsnap::Target& dev) {
+          return snap ? snapshot_usable(*snap, exp.name()) : dev.discard(offset, count);
+        });
+      }) != 0) {
     return -1;
   }
   return flush_if_fua(exp, flags);

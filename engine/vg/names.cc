@@ -22,6 +22,15 @@ bool valid_chars(std::string_view name) {
   return true;
 }
 
+}  // namespace
+
+bool lv_name_well_formed(std::string_view name) {
+  return !name.empty() && name.size() <= kMaxNameChars && name.front() != '-' && name != "." &&
+         name != ".." && valid_chars(name);
+}
+
+namespace {
+
 Status check_common(std::string_view what, std::string_view name) {
   if (name.empty()) return Status::Error(EINVAL, fmt::format("{} name is empty", what));
   if (name.size() > kMaxNameChars) {

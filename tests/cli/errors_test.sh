@@ -19,7 +19,8 @@ SUM=$(command -v xxhsum || command -v md5sum)
 sums() { (cd "$WORK" && find . -type f -not -path './root/locks/*' -print0 | sort -z | xargs -0 "$SUM"); }
 
 # refuse NAME EXPECTED_STDERR_SUBSTRING COMMAND...: must fail, say so,
-# change nothing.
+# change nothing. WANT_RC=N refuse ...: and exit N (lvm2's code: 3 for a
+# refused command line, 5 for a failed command).
 refuse() {
   local name=$1 expected=$2
   shift 2
@@ -29,6 +30,7 @@ refuse() {
   rc=$?
   after=$(sums)
   [ "$rc" -ne 0 ] || fail "$name: exit code 0"
+  [ -z "${WANT_RC:-}" ] || [ "$rc" -eq "$WANT_RC" ] || fail "$name: exit code $rc, lvm2 exits $WANT_RC"
   case "$err" in
     *"$expected"*) ;;
     *) fail "$name: stderr lacks \"$expected\": $err" ;;
@@ -68,6 +70,57 @@ refuse "VG with LVs, no -f" 'Volume group "vgsrv" not removed' cs vgremove vgsrv
 refuse "bad size" "Invalid argument for --size" cs lvcreate -L 12q -n x vgsrv
 refuse "lvchange offline" "no cowsnap server is running" cs lvchange -a y vgsrv/b64m
 refuse "lvextend not larger" "not larger than existing size" cs lvextend -L 4M vgsrv/b64m
+
+# Bad names and sizes, refused as lvm2 2.03.16 refuses them (message, exit
+# code), before anything is read or written.
+bad=$'\xff'
+WANT_RC=3 refuse "-n VG/LV of another VG" 'Inconsistent volume group names given: "a" and "vgsrv"' \
+  cs lvcreate -L 4M -n a/b vgsrv
+WANT_RC=3 refuse "-n VG/LV of an existing other VG" 'Inconsistent volume group names given: "vgx" and "vgsrv"' \
+  cs lvcreate -L 4M -n vgx/x vgsrv
+WANT_RC=3 refuse "-n VG/LV of another VG (snapshot)" 'Please use a single volume group name ("vgsrv" or "a").' \
+  cs lvcreate -s -L 4M -n a/s vgsrv/b64m
+WANT_RC=3 refuse "-n /LV" 'Inconsistent volume group names given: "" and "vgsrv"' cs lvcreate -L 4M -n /x vgsrv
+WANT_RC=3 refuse "empty -n" 'Logical volume name "" is invalid.' cs lvcreate -L 4M -n "" vgsrv
+WANT_RC=3 refuse "-n VG/ (empty LV)" 'Logical volume name "" is invalid.' cs lvcreate -L 4M -n vgsrv/ vgsrv
+WANT_RC=3 refuse "-n with a non-UTF-8 byte" "Logical volume name \"$bad\" is invalid." cs lvcreate -L 4M -n "$bad" vgsrv
+WANT_RC=3 refuse "-n with a bad character (lvm2's words)" 'Logical volume name "bad name!" is invalid.' \
+  cs lvcreate -L 4M -n 'bad name!' vgsrv
+WANT_RC=3 refuse "-n reserved prefix" 'Names starting "snapshot" are reserved.' cs lvcreate -L 4M -n snapshot7 vgsrv
+WANT_RC=3 refuse "lvrename to a non-UTF-8 name" "New logical volume name \"$bad\" is invalid" \
+  cs lvrename vgsrv b64m "$bad"
+WANT_RC=3 refuse "lvextend of a non-UTF-8 name" "Logical volume name \"$bad\" is invalid." \
+  cs lvextend -L +4M "vgsrv/$bad"
+WANT_RC=3 refuse "-L -1 (lvcreate)" 'Size may not be negative.' cs lvcreate -L -1 -n x vgsrv
+WANT_RC=3 refuse "-L -1 says which argument" 'Invalid argument for --size: -1' cs lvcreate -L -1 -n x vgsrv
+WANT_RC=3 refuse "-L -1 (lvextend)" 'Size may not be negative.' cs lvextend -L -1 vgsrv/b64m
+WANT_RC=3 refuse "-L ''" 'Size requires number argument.' cs lvcreate -L "" -n x vgsrv
+WANT_RC=3 refuse "-L '' (lvextend)" 'Invalid argument for --size: ' cs lvextend -L "" vgsrv/b64m
+WANT_RC=3 refuse "-L 0" '--size may not be zero.' cs lvcreate -L 0 -n x vgsrv
+WANT_RC=3 refuse "-l -1" 'Extents may not be negative.' cs lvcreate -l -1 -n x vgsrv
+WANT_RC=3 refuse "-l ''" 'Invalid argument for --extents: ' cs lvcreate -l "" -n x vgsrv
+WANT_RC=3 refuse "bad size unit (lvm2's words)" "Can't parse size argument." cs lvcreate -L 12q -n x vgsrv
+# pvcreate --size too small: refused, and the file it would create is not
+# left behind (the checksums would list it).
+refuse "pvcreate --size too small" "too small" cs pvcreate --size 1k "$PVDIR/tiny.img"
+[ ! -e "$WORK/tiny.img" ] || fail "pvcreate --size 1k left $WORK/tiny.img behind"
+WANT_RC=3 refuse "pvcreate --size ''" "Invalid argument for --size: " cs pvcreate --size "" "$PVDIR/tiny.img"
+[ ! -e "$WORK/tiny.img" ] || fail "pvcreate --size '' left $WORK/tiny.img behind"
+
+# An invalid snapshot (its COW header's valid flag cleared, as the engine
+# does on overflow): lvextend refuses to grow a store that cannot be valid
+# again.
+cp --sparse=always "$WORK/pv0.img" "$WORK/pv0.good"
+cow_at=$(grep -boa 'SnAp' "$WORK/pv0.img" | head -1 | cut -d: -f1)
+if [ -z "$cow_at" ]; then
+  fail "no COW header (SnAp) found in the PV"
+else
+  printf '\0\0\0\0' | dd of="$WORK/pv0.img" bs=1 seek=$((cow_at + 4)) conv=notrunc status=none
+  attr=$(cs lvs --noheadings -o lv_attr vgsrv/sb64m | tr -d ' ')
+  expect_eq "the damaged snapshot shows as invalid" "swi-I-s---" "$attr"
+  WANT_RC=5 refuse "lvextend of an invalid snapshot" 'Snapshot vgsrv/sb64m is invalid' cs lvextend -L +4M vgsrv/sb64m
+fi
+cp --sparse=always "$WORK/pv0.good" "$WORK/pv0.img"
 
 # Damaged PVs: each on a copy of the VG, so the damage is the only change.
 damage() {  # damage NAME FILE OFFSET

@@ -18,8 +18,15 @@ write needs no flush to outlive the process), that a block holds either its
 last acknowledged version or the one in flight at the kill, and that each
 snapshot reads exactly as it did before the kill.
 
+With --crash PID --op JSON [--kill-after S] the control request JSON is
+sent instead of the snapshots, and the server is killed S seconds later
+(the fault matrix: "during" that operation); when the op creates a
+snapshot, --check also checks it, if it survived, against the versions
+that were acknowledged before the request or written while it ran.
+
 usage: concurrent_model.py NBD_SOCKET CONTROL_SOCKET VG LV SNAP_SIZE_BYTES
-                           [--crash PID --state FILE | --check FILE]
+                           [--crash PID [--op JSON [--kill-after S]] --state FILE
+                            | --check FILE]
 """
 import argparse, hashlib, json, os, random, signal, socket, sys, threading, time
 import nbd
@@ -30,6 +37,8 @@ ap.add_argument("snap_size", type=int)
 ap.add_argument("--crash", type=int, metavar="PID", help="SIGKILL this server under load")
 ap.add_argument("--state", help="where --crash leaves the model")
 ap.add_argument("--check", metavar="STATE", help="check a restarted server against a --crash model")
+ap.add_argument("--op", help="with --crash: this control request instead of the snapshots")
+ap.add_argument("--kill-after", type=float, default=0.0, help="with --op: seconds from the request to the kill")
 args = ap.parse_args()
 BLOCK, WRITERS, SNAPSHOTS = 4096, 4, 3
 uri = lambda name: f"nbd+unix:///{args.vg}/{name}?socket={args.sock}"
@@ -76,6 +85,18 @@ if args.check:
     landed = sum(1 for b, v in st["in_flight"].items() if now[int(b)] == version_digest(initial, int(b), v))
     print(f"origin: each of {len(now)} blocks holds its last acknowledged version or the write in flight; "
           f"{landed} of {len(st['in_flight'])} writes in flight at the kill landed")
+    new = st.get("new_snapshot")
+    if new:
+        try:
+            got = read_digests(new["name"])
+        except nbd.Error:
+            got = None
+            print(f"{new['name']}: not there after the restart (the kill came before its commit)")
+        if got is not None:
+            wrong = sum(1 for b, d in enumerate(got)
+                        if d not in {version_digest(initial, b, v) for v in new["allowed"][b]})
+            if wrong: bad = report(bad, new["name"], f"{wrong} blocks hold versions from outside the request")
+            else: print(f"{new['name']}: every block holds a version from before or during the request")
     for name, before in st["snapshots"].items():
         after = read_digests(name)
         diff = sum(1 for x, y in zip(before, after) if x != y)
@@ -118,7 +139,7 @@ def writer(seed):
 threads = [threading.Thread(target=writer, args=(i,)) for i in range(WRITERS)]
 for t in threads: t.start()
 snaps = []
-for i in range(SNAPSHOTS):
+for i in range(0 if args.op else SNAPSHOTS):
     time.sleep(1.0)
     name = f"model{i}"
     t0 = time.monotonic()
@@ -129,7 +150,33 @@ for i in range(SNAPSHOTS):
     snaps.append((name, t0, t1))
 
 snapshot_digests = {}
-if args.crash:
+new_snapshot = None
+if args.crash and args.op:
+    # The operation, with writes running; no reply may ever come.
+    time.sleep(0.5)
+    op = json.loads(args.op)
+    def send_op():
+        try: control_call(op)
+        except OSError: pass
+    t_op = time.monotonic()
+    threading.Thread(target=send_op, daemon=True).start()
+    time.sleep(args.kill_after)
+    with clock:
+        killed.set()
+        os.kill(args.crash, signal.SIGKILL)
+        caught = dict(in_flight)
+        t_kill = time.monotonic()
+    for t in threads: t.join()
+    if op.get("op") == "lvcreate_snapshot":
+        allowed = [{0} for _ in range(blocks)]
+        last_before = [0] * blocks
+        for b, v, s, e in log:
+            if e < t_op and v > last_before[b]: last_before[b] = v
+            if s < t_kill and e > t_op: allowed[b].add(v)
+        for b, v in caught.values(): allowed[b].add(v)
+        new_snapshot = {"name": op["lv"], "allowed": [sorted(a | {last_before[b]}) for b, a in enumerate(allowed)]}
+    print(f"killed {args.kill_after:.3f}s after {op['op']}, {len(caught)} writes in flight")
+elif args.crash:
     # Read every snapshot in full under load, then kill with writes in flight.
     snapshot_digests = {name: read_digests(name) for name, _, _ in snaps}
     time.sleep(0.3)
@@ -162,7 +209,7 @@ if args.crash:
     for b, v, _, _ in log: acked[b] = max(acked[b], v)
     with open(args.state, "w") as f:
         json.dump({"initial": initial, "acked": acked, "snapshots": snapshot_digests,
-                   "in_flight": {str(b): v for b, v in caught.values()}}, f)
+                   "in_flight": {str(b): v for b, v in caught.values()}, "new_snapshot": new_snapshot}, f)
     print(f"{len(log)} acknowledged writes, server killed with {len(caught)} in flight, {bad} bad blocks")
     sys.exit(1 if bad else 0)
 
