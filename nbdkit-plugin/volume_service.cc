@@ -40,6 +40,14 @@ Status VolumeService::activate_all(std::vector<std::string>& notices) {
     notices.push_back(fmt::format("volume group {} not served: {}", name, why.message()));
   }
   for (const auto& [name, disk] : scan.vgs) {
+    // Another root's server (or command) owning a PV of the VG: serving it
+    // too would let two sets of live objects write one VG.
+    if (Status owned = own_pvs(disk); !owned.ok()) {
+      notices.push_back(fmt::format("volume group {} not served: {}", name, owned.message()));
+      if (vgs_.count(name) == 0) unserved_[name] = owned;
+      continue;
+    }
+    unserved_.erase(name);
     auto it = vgs_.find(name);
     if (it != vgs_.end()) {
       // Already live: pick up LVs other commands made meanwhile.
@@ -57,6 +65,17 @@ Status VolumeService::activate_all(std::vector<std::string>& notices) {
     log_debug(fmt::format("activated volume group {}", name));
     vgs_[name] = std::move(active).value();
   }
+  return Status::Ok();
+}
+
+Status VolumeService::own_pvs(const vg::VgOnDisk& disk) {
+  std::map<std::string, vg::PvLock> taken;
+  for (const auto& [pv_name, path] : disk.pv_paths) {
+    if (pv_locks_.count(path) != 0 || taken.count(path) != 0) continue;
+    COWSNAP_ASSIGN_OR_RETURN(vg::PvLock lock, vg::PvLock::acquire(path, vm_.root().dir()));
+    taken.emplace(path, std::move(lock));
+  }
+  pv_locks_.merge(taken);
   return Status::Ok();
 }
 
@@ -202,6 +221,9 @@ control::Response VolumeService::handle(const json& request) {
 
 Result<ActiveVolumeGroup*> VolumeService::active_vg(const std::string& vg_name) {
   auto it = vgs_.find(vg_name);
+  if (auto why = unserved_.find(vg_name); it == vgs_.end() && why != unserved_.end()) {
+    return why->second.with_context(fmt::format("Volume group \"{}\" is not served by this server", vg_name));
+  }
   if (it == vgs_.end()) {
     return Status::Error(
         ENOENT, fmt::format("Volume group \"{}\" not found (or not active in this server)", vg_name));
