@@ -63,6 +63,12 @@ Status VolumeService::activate_all(std::vector<std::string>& notices) {
       continue;
     }
     log_debug(fmt::format("activated volume group {}", name));
+    for (const auto& volume : (*active)->volumes()) {
+      if (volume->failed()) {
+        notices.push_back(fmt::format("snapshot {}/{} not activated: {}", name, volume->lv_name,
+                                      volume->failure.message()));
+      }
+    }
     vgs_[name] = std::move(active).value();
   }
   return Status::Ok();
@@ -148,6 +154,8 @@ std::string VolumeService::describe(const Export& exp) const {
 std::string VolumeService::describe_locked(const Export& exp) const {
   const control::LvState s = state_of(exp);
   const std::string size = format_size(s.size_bytes);
+  if (!s.failure.empty())
+    return fmt::format("{}, snapshot of {}/{}, FAILED: {}", size, s.vg, s.origin, s.failure);
   if (s.is_snapshot) {
     const uint64_t cow_bytes = s.usage ? s.usage->total_sectors * kSectorBytes : 0;
     return fmt::format("{}, snapshot of {}/{}, Data% {:.2f}{} (COW {}, chunk {})", size, s.vg, s.origin,
@@ -171,7 +179,11 @@ control::LvState VolumeService::state_of(const Export& exp) const {
   s.size_bytes = v.device->size_bytes();
   s.preferred_block_bytes = v.device->preferred_block_bytes();
   s.is_snapshot = v.is_snapshot();
-  if (v.is_snapshot()) {
+  if (v.failed()) {
+    s.origin = v.origin_lv;
+    s.valid = false;
+    s.failure = v.failure.message();
+  } else if (v.is_snapshot()) {
     const StoreUsage usage = v.snapshot->usage();
     s.origin = v.origin_lv;
     s.valid = v.snapshot->valid();
@@ -188,6 +200,7 @@ Status VolumeService::flush_all() {
   std::shared_lock lock(exports_mu_);
   Status first;
   for (const auto& [name, exp] : exports_) {
+    if (exp->volume()->failed()) continue;  // fails every request by design
     Status s = exp->io([](Target& dev) { return dev.flush(); });
     if (!s.ok() && s.errnum() != ENODEV && first.ok()) first = s.with_context("flushing " + name);
   }
