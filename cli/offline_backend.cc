@@ -33,7 +33,11 @@ class OfflineBackend final : public Backend {
     for (const vg::SnapshotRef& ref : vg::snapshots(disk.vg)) {
       LiveLvState& live = state[ref.cow_lv];
       Result<std::unique_ptr<ExceptionStore>> store = open_store(disk, ref);
-      if (!store.ok()) continue;  // Data% stays blank; lvm2 does the same for unreadable stores
+      if (!store.ok()) {
+        // Data% stays blank; the report warns with the reason.
+        live.failure = store.status().with_context("Failed to read snapshot metadata").message();
+        continue;
+      }
       live.snapshot_valid = (*store)->valid();
       live.usage = (*store)->usage();
     }

@@ -46,6 +46,7 @@ class OnlineBackend final : public Backend {
       live.active = s.active;
       live.open = s.open_connections > 0;
       live.snapshot_valid = s.valid;
+      live.failure = s.failure;
       if (s.usage) live.usage = to_store_usage(*s.usage);
     }
     // A VG the server does not serve (it failed to activate, or appeared

@@ -162,6 +162,12 @@ int lv_rows(Backend& backend, const vg::ScanResult& scan, const ReportArgs& args
       rc = fail(live.status());
       continue;
     }
+    // As the kernel logs a failed snapshot table load; lvs exits 0.
+    for (const auto& [lv_name, state] : *live) {
+      if (!state.failure.empty()) {
+        complain(fmt::format("WARNING: Snapshot {}/{} cannot be used: {}", vg_name, lv_name, state.failure));
+      }
+    }
     const bool whole = lv_names.empty() || lv_names.front().empty();
     for (const std::string& name : lv_names) {
       if (name.empty()) continue;

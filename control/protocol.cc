@@ -37,6 +37,7 @@ json to_json(const LvState& s) {
     j["valid"] = s.valid;
     j["chunk_sectors"] = s.chunk_sectors;
     j["data_percent"] = s.data_percent;
+    if (!s.failure.empty()) j["failure"] = s.failure;
     if (s.usage) {
       j["usage"] = {{"total", s.usage->total_sectors},
                     {"allocated", s.usage->allocated_sectors},
@@ -62,6 +63,7 @@ Result<LvState> lv_state_from_json(const json& j) {
       s.valid = j.value("valid", true);
       s.chunk_sectors = j.value("chunk_sectors", uint32_t{0});
       s.data_percent = j.value("data_percent", 0.0);
+      s.failure = j.value("failure", std::string());
       if (j.contains("usage")) {
         const json& u = j.at("usage");
         s.usage = Usage{u.at("total").get<uint64_t>(), u.at("allocated").get<uint64_t>(),

@@ -62,6 +62,9 @@ struct LvState {
   uint32_t chunk_sectors = 0;
   std::optional<Usage> usage;
   double data_percent = 0.0;  // lvm2's Data%, two decimals meaningful
+  // A snapshot whose activation failed (damaged store): why; "" otherwise.
+  // Its export fails every request with EIO.
+  std::string failure;
   uint32_t preferred_block_bytes = 0;
 
   [[nodiscard]] std::string export_name() const { return vg + "/" + lv; }

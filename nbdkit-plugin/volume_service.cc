@@ -40,6 +40,14 @@ Status VolumeService::activate_all(std::vector<std::string>& notices) {
     notices.push_back(fmt::format("volume group {} not served: {}", name, why.message()));
   }
   for (const auto& [name, disk] : scan.vgs) {
+    // Another root's server (or command) owning a PV of the VG: serving it
+    // too would let two sets of live objects write one VG.
+    if (Status owned = own_pvs(disk); !owned.ok()) {
+      notices.push_back(fmt::format("volume group {} not served: {}", name, owned.message()));
+      if (vgs_.count(name) == 0) unserved_[name] = owned;
+      continue;
+    }
+    unserved_.erase(name);
     auto it = vgs_.find(name);
     if (it != vgs_.end()) {
       // Already live: pick up LVs other commands made meanwhile.
@@ -55,8 +63,25 @@ Status VolumeService::activate_all(std::vector<std::string>& notices) {
       continue;
     }
     log_debug(fmt::format("activated volume group {}", name));
+    for (const auto& volume : (*active)->volumes()) {
+      if (volume->failed()) {
+        notices.push_back(fmt::format("snapshot {}/{} not activated: {}", name, volume->lv_name,
+                                      volume->failure.message()));
+      }
+    }
     vgs_[name] = std::move(active).value();
   }
+  return Status::Ok();
+}
+
+Status VolumeService::own_pvs(const vg::VgOnDisk& disk) {
+  std::map<std::string, vg::PvLock> taken;
+  for (const auto& [pv_name, path] : disk.pv_paths) {
+    if (pv_locks_.count(path) != 0 || taken.count(path) != 0) continue;
+    COWSNAP_ASSIGN_OR_RETURN(vg::PvLock lock, vg::PvLock::acquire(path, vm_.root().dir()));
+    taken.emplace(path, std::move(lock));
+  }
+  pv_locks_.merge(taken);
   return Status::Ok();
 }
 
@@ -129,6 +154,8 @@ std::string VolumeService::describe(const Export& exp) const {
 std::string VolumeService::describe_locked(const Export& exp) const {
   const control::LvState s = state_of(exp);
   const std::string size = format_size(s.size_bytes);
+  if (!s.failure.empty())
+    return fmt::format("{}, snapshot of {}/{}, FAILED: {}", size, s.vg, s.origin, s.failure);
   if (s.is_snapshot) {
     const uint64_t cow_bytes = s.usage ? s.usage->total_sectors * kSectorBytes : 0;
     return fmt::format("{}, snapshot of {}/{}, Data% {:.2f}{} (COW {}, chunk {})", size, s.vg, s.origin,
@@ -152,7 +179,11 @@ control::LvState VolumeService::state_of(const Export& exp) const {
   s.size_bytes = v.device->size_bytes();
   s.preferred_block_bytes = v.device->preferred_block_bytes();
   s.is_snapshot = v.is_snapshot();
-  if (v.is_snapshot()) {
+  if (v.failed()) {
+    s.origin = v.origin_lv;
+    s.valid = false;
+    s.failure = v.failure.message();
+  } else if (v.is_snapshot()) {
     const StoreUsage usage = v.snapshot->usage();
     s.origin = v.origin_lv;
     s.valid = v.snapshot->valid();
@@ -169,6 +200,7 @@ Status VolumeService::flush_all() {
   std::shared_lock lock(exports_mu_);
   Status first;
   for (const auto& [name, exp] : exports_) {
+    if (exp->volume()->failed()) continue;  // fails every request by design
     Status s = exp->io([](Target& dev) { return dev.flush(); });
     if (!s.ok() && s.errnum() != ENODEV && first.ok()) first = s.with_context("flushing " + name);
   }
@@ -202,6 +234,9 @@ control::Response VolumeService::handle(const json& request) {
 
 Result<ActiveVolumeGroup*> VolumeService::active_vg(const std::string& vg_name) {
   auto it = vgs_.find(vg_name);
+  if (auto why = unserved_.find(vg_name); it == vgs_.end() && why != unserved_.end()) {
+    return why->second.with_context(fmt::format("Volume group \"{}\" is not served by this server", vg_name));
+  }
   if (it == vgs_.end()) {
     return Status::Error(
         ENOENT, fmt::format("Volume group \"{}\" not found (or not active in this server)", vg_name));

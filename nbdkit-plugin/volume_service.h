@@ -19,6 +19,11 @@
 //                exclusive while the export is retired (forced lvremove), so
 //                no request reaches extents that were given back to the VG.
 // Order: control_mu_ -> exports_mu_ -> Export::alive_mu -> engine locks.
+//
+// PV ownership (vg/lock.h): the server holds the lock on every PV of every
+// VG it activates, for its whole life, so no other root's server serves the
+// VG and no other root's command edits it. A VG whose PV another root holds
+// is not served; requests for it fail with that reason.
 #pragma once
 
 #include <atomic>
@@ -36,6 +41,7 @@
 
 #include "control/protocol.h"
 #include "cowsnap/status.h"
+#include "cowsnap/vg/lock.h"
 #include "cowsnap/vg/volume_manager.h"
 #include "cowsnap/volume/active_vg.h"
 
@@ -118,6 +124,9 @@ class VolumeService {
 
   // REQUIRES: control_mu_ held; exports_mu_ held exclusively.
   Status activate_all(std::vector<std::string>& notices);
+  // Takes the locks of the VG's PVs this server does not hold yet; on a
+  // failure, none of them. REQUIRES: control_mu_ held.
+  Status own_pvs(const vg::VgOnDisk& disk);
   // Rebuilds exports_ from the active VGs, keeping the Export objects (and
   // their connection counts) of LVs that are still there and retiring the
   // rest. REQUIRES: exports_mu_ held exclusively.
@@ -170,6 +179,8 @@ class VolumeService {
   mutable std::shared_mutex exports_mu_;
   std::map<std::string, std::unique_ptr<ActiveVolumeGroup>> vgs_;  // guarded by exports_mu_
   std::map<std::string, std::shared_ptr<Export>> exports_;         // guarded by exports_mu_, by "VG/LV"
+  std::map<std::string, Status> unserved_;      // guarded by exports_mu_: VG name -> why it is not served
+  std::map<std::string, vg::PvLock> pv_locks_;  // guarded by control_mu_, by PV path
 };
 
 // "64.00 MiB", lvm2's two-decimal binary units.

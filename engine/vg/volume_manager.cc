@@ -324,6 +324,7 @@ Result<VgOnDisk> VolumeManager::read_vg(const std::string& vg_name) const {
 Result<CommitResult> VolumeManager::edit_vg(const std::string& vg_name, const EditFn& edit) {
   COWSNAP_ASSIGN_OR_RETURN(FileLock lock, root_.lock_vg(vg_name));
   COWSNAP_ASSIGN_OR_RETURN(VgOnDisk current, read_vg(vg_name));
+  COWSNAP_ASSIGN_OR_RETURN(std::vector<PvLock> owned, claim_pvs_for_edit(current.pv_paths, root_.dir()));
   if (!current.missing_pvs.empty()) {
     return Status::Error(EIO, fmt::format("Cannot change volume group \"{}\": PV {} is missing", vg_name,
                                           current.missing_pvs.front()));
@@ -491,6 +492,7 @@ Result<CommitResult> VolumeManager::vgcreate(const std::string& vg_name,
     paths[p.name] = p.device;
     vg.pvs.push_back(std::move(p));
   }
+  COWSNAP_ASSIGN_OR_RETURN(std::vector<PvLock> owned, claim_pvs_for_edit(paths, root_.dir()));
   COWSNAP_RETURN_IF_ERROR(validate_vg(vg));
   COWSNAP_ASSIGN_OR_RETURN(std::vector<PvWrite> pvs, open_for_commit(vg, paths));
   TextTrailer trailer{
@@ -549,6 +551,7 @@ Status VolumeManager::vgremove(const std::string& vg_name, bool force) {
   COWSNAP_ASSIGN_OR_RETURN(FileLock global, root_.lock_global());
   COWSNAP_ASSIGN_OR_RETURN(FileLock lock, root_.lock_vg(vg_name));
   COWSNAP_ASSIGN_OR_RETURN(VgOnDisk current, read_vg(vg_name));
+  COWSNAP_ASSIGN_OR_RETURN(std::vector<PvLock> owned, claim_pvs_for_edit(current.pv_paths, root_.dir()));
   if (!current.vg.lvs.empty() && !force) {
     size_t visible = 0;
     for (const LogicalVolume& lv : current.vg.lvs) visible += lv_user_visible(current.vg, lv) ? 1U : 0U;

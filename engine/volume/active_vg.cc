@@ -5,6 +5,7 @@
 #include <cerrno>
 
 #include "cowsnap/io.h"
+#include "failed_snapshot.h"
 
 namespace cowsnap {
 namespace {
@@ -68,10 +69,24 @@ Result<std::unique_ptr<ActiveVolumeGroup>> ActiveVolumeGroup::activate(const vg:
         break;  // below, once their origins are active
     }
   }
-  for (const vg::SnapshotRef& ref : vg::snapshots(vg)) {
-    COWSNAP_RETURN_IF_ERROR(active->activate_snapshot(vg, ref, false, nullptr));
-  }
+  for (const vg::SnapshotRef& ref : vg::snapshots(vg)) active->activate_snapshot_or_fail(vg, ref);
   return active;
+}
+
+void ActiveVolumeGroup::activate_snapshot_or_fail(const vg::VolumeGroup& vg, const vg::SnapshotRef& ref) {
+  Status s = activate_snapshot(vg, ref, false, nullptr);
+  if (s.ok()) return;
+  linear_devices_.erase(dm_name(ref.cow_lv) + "-cow");
+  auto origin = find(ref.origin_lv);
+  auto volume = std::make_shared<ActiveVolume>();
+  volume->vg_name = vg_name_;
+  volume->lv_name = ref.cow_lv;
+  volume->origin_lv = ref.origin_lv;
+  // The kernel's dm-snapshot constructor error, then what the store said.
+  volume->failure = s.with_context("Failed to read snapshot metadata");
+  volume->device = make_failed_snapshot_target(origin ? origin->device->size_bytes() : 0,
+                                               vg_name_ + "/" + ref.cow_lv, volume->failure);
+  volumes_[ref.cow_lv] = volume;
 }
 
 Result<std::shared_ptr<BlockDevice>> ActiveVolumeGroup::pv_device(const std::string& path) {
@@ -162,7 +177,9 @@ std::string ActiveVolumeGroup::dm_text(bool status) const {
   for (const auto& [name, v] : volumes_) {
     const std::string dm = dm_name(name);
     const uint64_t sectors = v->device->size_bytes() / kSectorBytes;
-    if (v->is_snapshot()) {
+    if (v->failed()) {
+      lines[dm] = dm + ": \n";  // a device without a table
+    } else if (v->is_snapshot()) {
       lines[dm] = fmt::format("{}: 0 {} snapshot {}\n", dm, sectors,
                               status ? v->snapshot->status_params() : v->snapshot->table_params());
       lines[v->snapshot->cow_name()] = linear(v->snapshot->cow_name(), v->snapshot->cow_name());
@@ -227,7 +244,9 @@ std::vector<std::shared_ptr<ActiveVolume>> ActiveVolumeGroup::with_snapshots(
 }
 
 void ActiveVolumeGroup::drop(const ActiveVolume& volume, std::unique_lock<std::shared_mutex>* held) {
-  if (volume.is_snapshot()) {
+  if (volume.failed()) {
+    // Never attached, no -cow device.
+  } else if (volume.is_snapshot()) {
     if (auto o = volume.snapshot->origin()) o->detach_snapshot(volume.snapshot, held);
     linear_devices_.erase(volume.snapshot->cow_name());
   } else {
@@ -256,11 +275,14 @@ Result<vg::CommitResult> ActiveVolumeGroup::rename_volume(vg::VolumeManager& vm,
   }
   const auto going = with_snapshots(volume);
   for (const auto& v : going) {
+    if (v->failed()) continue;  // nothing to flush, and it would fail
     COWSNAP_RETURN_IF_ERROR(
         v->device->flush().with_context(fmt::format("renaming {}/{}", vg_name_, old_name)));
   }
-  if (!volume->is_snapshot()) {
+  if (!volume->is_snapshot() || volume->failed()) {
     // Nobody holds the origin or its snapshots: nothing writes meanwhile.
+    // (A failed snapshot is re-activated, and fails again, under its new
+    // name.)
     COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult commit, vm.lvrename(vg_name_, old_name, new_name));
     for (const auto& v : going) drop(*v);
     COWSNAP_RETURN_IF_ERROR(refresh(vm).with_context(
@@ -293,6 +315,10 @@ Result<vg::CommitResult> ActiveVolumeGroup::grow_snapshot(vg::VolumeManager& vm,
   auto volume = find(lv_name);
   if (!volume || !volume->is_snapshot()) {
     return Status::Error(EINVAL, fmt::format("{}/{} is not an active snapshot", vg_name_, lv_name));
+  }
+  if (volume->failed()) {
+    return volume->failure.with_context(
+        fmt::format("cannot extend snapshot {}/{} online", vg_name_, lv_name));
   }
   auto origin = volume->snapshot->origin();
   if (!origin) return Status::Error(ENODEV, fmt::format("{}/{}: its origin is gone", vg_name_, lv_name));
@@ -328,7 +354,7 @@ Status ActiveVolumeGroup::refresh(vg::VolumeManager& vm) {
   }
   for (const vg::SnapshotRef& ref : vg::snapshots(disk.vg)) {
     if (!find(ref.cow_lv) && inactive_.count(ref.cow_lv) == 0 && find(ref.origin_lv)) {
-      COWSNAP_RETURN_IF_ERROR(activate_snapshot(disk.vg, ref, false, nullptr));
+      activate_snapshot_or_fail(disk.vg, ref);
     }
   }
   return Status::Ok();
@@ -339,6 +365,7 @@ Status ActiveVolumeGroup::deactivate_volume(const std::string& lv_name) {
   if (!volume) return Status::Error(ENOENT, fmt::format("{}/{} is not active", vg_name_, lv_name));
   const auto going = with_snapshots(volume);
   for (const auto& v : going) {
+    if (v->failed()) continue;  // nothing to flush, and it would fail
     COWSNAP_RETURN_IF_ERROR(
         v->device->flush().with_context(fmt::format("deactivating {}/{}", vg_name_, v->lv_name)));
   }

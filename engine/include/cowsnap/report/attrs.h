@@ -17,6 +17,10 @@ struct LvLiveState {
   bool open = false;
   bool snapshot_valid = true;
   std::optional<StoreUsage> usage;
+  // A snapshot whose store cannot be read ("Failed to read snapshot
+  // metadata: ..."), "" otherwise. Active (served): its device exists
+  // without a table, as a failed dm load leaves it.
+  std::string failure;
 };
 
 // Characters, in lvm2's order:
@@ -26,7 +30,8 @@ struct LvLiveState {
 //  3 allocation policy: i (inherit; the only policy cowsnap writes)
 //  4 fixed minor: -
 //  5 state: a active, I invalid snapshot (shown even offline, since the
-//    store says so), - inactive
+//    store says so), d a served snapshot whose store failed to load
+//    (lvm2's "mapped device present without tables"), - inactive
 //  6 open: o, -
 //  7 target type: s for origins and snapshots, - otherwise
 //  8 zero: -   9 health: -   10 skip activation: -

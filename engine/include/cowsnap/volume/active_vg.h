@@ -36,8 +36,14 @@ struct ActiveVolume {
   std::shared_ptr<Origin> origin;
   // Set for a snapshot LV (the COW LV's name).
   std::shared_ptr<SnapshotTarget> snapshot;
-  std::string origin_lv;  // a snapshot's origin LV name
-  [[nodiscard]] bool is_snapshot() const { return snapshot != nullptr; }
+  std::string origin_lv;  // a snapshot's origin LV name (set for every snapshot)
+  // A snapshot whose activation failed (its store could not be opened):
+  // why, "Failed to read snapshot metadata: ...". Then `snapshot` is null,
+  // it is not attached to its origin, and `device` fails every request
+  // with EIO naming this reason. Ok for every other volume.
+  Status failure;
+  [[nodiscard]] bool is_snapshot() const { return !origin_lv.empty(); }
+  [[nodiscard]] bool failed() const { return !failure.ok(); }
 };
 
 class ActiveVolumeGroup {
@@ -47,8 +53,13 @@ class ActiveVolumeGroup {
   };
   // Opens every PV of the VG and activates every user-visible LV. Fails
   // when a PV is missing or an LV uses a segment type cowsnap cannot serve
-  // (naming it); a snapshot whose store cannot be opened fails activation
-  // with the store's error.
+  // (naming it). A snapshot that cannot be activated (its store fails to
+  // open: bad magic, version, chunk size, exceptions) fails alone, as one
+  // dm table load fails in the kernel: it is kept as a failed volume (see
+  // ActiveVolume::failure), its origin serves without it (origin writes no
+  // longer copy out to it, as the kernel's origin no longer knows it), the
+  // other snapshots are unaffected, and its store is never written, so it
+  // keeps failing on every later activation.
   static Result<std::unique_ptr<ActiveVolumeGroup>> activate(const vg::VgOnDisk& vg, Options options);
   static Result<std::unique_ptr<ActiveVolumeGroup>> activate(const vg::VgOnDisk& vg) {
     return activate(vg, Options{});
@@ -112,6 +123,8 @@ class ActiveVolumeGroup {
                            std::unique_lock<std::shared_mutex>* held);
   // activate_snapshot for the snapshot LV `snap_name` of freshly committed
   // metadata; EIO when the metadata lacks it.
+  // activate_snapshot, or on its failure a failed volume for the snapshot.
+  void activate_snapshot_or_fail(const vg::VolumeGroup& vg, const vg::SnapshotRef& ref);
   Status activate_committed_snapshot(const vg::VolumeGroup& vg, const std::string& snap_name,
                                      bool create_store, std::unique_lock<std::shared_mutex>* held);
   [[nodiscard]] std::string dm_name(const std::string& lv_name) const;
