@@ -15,6 +15,7 @@ namespace {
 struct PvArgs {
   std::vector<std::string> paths;
   std::string size;
+  uint32_t metadata_copies = 1;
   std::string adddev;
   std::string deldev;
 };
@@ -57,9 +58,11 @@ int run_pvcreate(Context& ctx, const PvArgs& args) {
     }
     size_bytes = size->bytes;
   }
+  vg::PvCreateOptions options;
+  options.metadata_copies = args.metadata_copies;
   return for_each_pv_path(ctx, args.paths,
-                          {[size_bytes](Backend& backend, const std::string& abs) {
-                             return backend.pvcreate(abs, size_bytes).status();
+                          {[size_bytes, options](Backend& backend, const std::string& abs) {
+                             return backend.pvcreate(abs, size_bytes, options).status();
                            },
                            "physical volume not initialized.", "Physical volume", "created"});
 }
@@ -100,6 +103,10 @@ void register_pv_commands(CLI::App& app, CommandTable& table) {
   CLI::App* pvcreate = app.add_subcommand("pvcreate", "Initialise files or devices as LVM2 physical volumes");
   pvcreate->add_option("--size", args->size,
                        "Create the file sparse with this size when missing (e.g. 6625M; default unit MiB)");
+  pvcreate
+      ->add_option("--pvmetadatacopies", args->metadata_copies,
+                   "Metadata areas: 1, or 2 for a second copy at the PV's end (as lvm2 places it)")
+      ->check(CLI::Range(1, 2));
   pvcreate->add_option("paths", args->paths, "Files or block devices")->required();
   pvcreate->footer("Example: cowsnap pvcreate --size 6625M /srv/pv0.img");
   table.add(pvcreate, [args](Context& ctx) { return run_pvcreate(ctx, *args); });

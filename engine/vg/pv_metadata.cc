@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "cowsnap/vg/lvm_id.h"
+
 namespace cowsnap::vg {
 namespace {
 
@@ -76,6 +78,22 @@ PvMetadata read_pv_metadata(const PvOnDisk& pv) {
     out.warnings.push_back(fmt::format("WARNING: PV {} might need repairing.", pv.name));
   }
   return out;
+}
+
+std::string no_label_warning(BlockDevice& dev, const std::string& path) {
+  std::string id = "none";
+  const DiskArea area{kDefaultMdaOffsetBytes, kDefaultPeStartSectors * kLvmSector - kDefaultMdaOffsetBytes};
+  if (dev.size_bytes() > area.offset_bytes + area.size_bytes) {
+    if (auto m = read_metadata_area(dev, area, path); m.ok() && m->text) {
+      if (auto vg = parse_vg_text(*m->text); vg.ok()) {
+        for (const PhysicalVolume& p : vg->pvs) {
+          if (p.device != path) continue;
+          if (auto raw = parse_lvm_id(p.id); raw.ok()) id = *raw;
+        }
+      }
+    }
+  }
+  return fmt::format("Device {} has no PVID (devices file {})", path, id);
 }
 
 }  // namespace cowsnap::vg

@@ -176,6 +176,7 @@ Result<ScanResult> VolumeManager::scan() const {
       d.status = dev.status();
     } else if (auto pv = read_pv(**dev, path); !pv.ok()) {
       d.status = pv.status();
+      if (d.status.errnum() == ENODATA) d.warnings.push_back(no_label_warning(**dev, path));
     } else {
       d.pv = std::move(*pv);
     }

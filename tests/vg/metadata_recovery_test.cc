@@ -9,6 +9,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <unistd.h>
+
 #include "cowsnap/vg/metadata_backup.h"
 #include "cowsnap/vg/pv_metadata.h"
 #include "cowsnap/vg/volume_manager.h"
@@ -197,6 +199,25 @@ TEST_CASE("two metadata areas: a bad one is warned about, the other is used, a c
       }
     }
   }
+}
+
+TEST_CASE("a PV whose label is gone is named in a warning, with the PVID it had", "[vg][recovery][label]") {
+  TempDir dir;
+  VolumeManager vm = open_vm(dir);
+  const std::string pv = dir / "pv.img";
+  const std::string plain = dir / "plain.img";
+  auto h = vm.pvcreate(pv, 64 * kMiB);
+  REQUIRE(h.ok());
+  REQUIRE(vm.vgcreate("vg", {pv}).ok());
+  { std::ofstream(plain).put('x'); }
+  REQUIRE(::truncate(plain.c_str(), 8 * kMiB) == 0);
+  REQUIRE(vm.add_device(plain).ok());
+  auto dev = open_pv_device(pv, false).value();
+  std::array<uint8_t, 512> zeros{};
+  REQUIRE(dev->write(512, zeros).ok());  // LABELONE and the PV header
+  const auto w = warnings(vm);
+  CHECK(w == std::vector<std::string>{fmt::format("Device {} has no PVID (devices file {})", pv, h->uuid),
+                                      fmt::format("Device {} has no PVID (devices file none)", plain)});
 }
 
 TEST_CASE("archives and backups follow every change, in lvm2's file layout", "[vg][backup]") {

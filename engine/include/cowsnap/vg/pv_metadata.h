@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "cowsnap/block_device.h"
 #include "cowsnap/vg/physical_volume.h"
 #include "cowsnap/vg/vg_model.h"
 
@@ -37,5 +38,12 @@ inline constexpr unsigned kBadMdaText = 0x8;
 inline constexpr unsigned kBadMdaMismatch = 0x10;
 
 PvMetadata read_pv_metadata(const PvOnDisk& pv);
+
+// A device listed in the devices file carries no LVM2 label (sectors 0-3):
+// lvm2's "Device PATH has no PVID (devices file ID)". lvm2 takes the ID from
+// its devices file; cowsnap's lists paths only, so the ID is recovered from
+// what the lost label left behind: a metadata area at lvm2's default offset
+// whose VG text names a PV last seen at PATH. "none" when there is none.
+std::string no_label_warning(BlockDevice& dev, const std::string& path);
 
 }  // namespace cowsnap::vg
