@@ -91,6 +91,26 @@ int64_t archive_index(const std::string& file, const std::string& vg_name) {
   return std::stoll(digits);
 }
 
+// lvm2's retention (backup/retain_min, backup/retain_days): an archive
+// goes only when it is older than kRetainDays *and* not among the newest
+// kRetainMin. Best effort: a file that cannot be removed stays.
+void prune_archives(const std::string& dir, const std::string& vg_name) {
+  constexpr size_t kRetainMin = 10;
+  constexpr int64_t kRetainDays = 30;
+  std::vector<std::pair<int64_t, std::string>> archives;
+  for (const std::string& f : dir_entries(dir)) {
+    if (const int64_t i = archive_index(f, vg_name); i >= 0) archives.emplace_back(i, f);
+  }
+  if (archives.size() <= kRetainMin) return;
+  std::sort(archives.begin(), archives.end());
+  const int64_t cutoff = static_cast<int64_t>(::time(nullptr)) - kRetainDays * 24 * 3600;
+  for (size_t k = 0; k + kRetainMin < archives.size(); ++k) {
+    const std::string path = dir + "/" + archives[k].second;
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && st.st_mtime < cutoff) (void)::unlink(path.c_str());
+  }
+}
+
 }  // namespace
 
 std::string backup_file_text(const VolumeGroup& vg, const BackupInfo& info) {
@@ -123,6 +143,7 @@ Result<std::string> write_archive(const std::string& root_dir, const VolumeGroup
   const uint32_t random = rd() & 0x7fffffffU;  // lvm2 appends a random number so names never collide
   const std::string path = fmt::format("{}/{}_{:05d}-{}.vg", dir, vg.name, next, random);
   COWSNAP_RETURN_IF_ERROR(write_backup_file(path, vg, info));
+  prune_archives(dir, vg.name);
   return path;
 }
 

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -283,6 +284,34 @@ TEST_CASE("archives and backups follow every change, in lvm2's file layout", "[v
     std::filesystem::remove(root + "/archive");
     CHECK(vm.read_vg("vg")->vg.seqno == 3);
   }
+}
+
+TEST_CASE("archives are kept as lvm2 keeps them: the newest 10, and all younger than 30 days",
+          "[vg][backup][retention]") {
+  TempDir dir;
+  VolumeManager vm = open_vm(dir);
+  const std::string pv = dir / "pv.img";
+  REQUIRE(vm.pvcreate(pv, 64 * kMiB).ok());
+  REQUIRE(vm.vgcreate("vg", {pv}).ok());
+  for (int i = 0; i < 12; ++i) REQUIRE(vm.lvcreate("vg", "lv" + std::to_string(i), 1).ok());
+  const std::string archive = vm.root().dir() + "/archive";
+  const auto count = [&] {
+    size_t n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(archive))
+      n += e.path().extension() == ".vg" ? 1U : 0U;
+    return n;
+  };
+  CHECK(count() == 12);  // all younger than 30 days
+  for (const auto& e : std::filesystem::directory_iterator(archive)) {
+    std::filesystem::last_write_time(
+        e.path(), std::filesystem::file_time_type::clock::now() - std::chrono::hours(24 * 40));
+  }
+  REQUIRE(vm.lvcreate("vg", "more", 1).ok());
+  CHECK(count() == 10);
+  auto list = list_backups(vm.root().dir(), "vg");
+  REQUIRE(list.ok());
+  CHECK(list->front().vg.seqno == 4);  // the oldest kept: archives 3..12 of 0..12
+  CHECK(list->front().path.find(archive + "/vg_00003-") == 0);
 }
 
 }  // namespace

@@ -43,7 +43,8 @@ std::string backup_file_text(const VolumeGroup& vg, const BackupInfo& info);
 Status write_backup_file(const std::string& path, const VolumeGroup& vg, const BackupInfo& info);
 
 // ROOT/archive/VG_NNNNN-RANDOM.vg with NNNNN one above the highest in use;
-// returns its path.
+// returns its path. Then prunes the VG's archives as lvm2 does by default:
+// one goes only when it is older than 30 days and not among the newest 10.
 Result<std::string> write_archive(const std::string& root_dir, const VolumeGroup& vg, const BackupInfo& info);
 std::string backup_path(const std::string& root_dir, const std::string& vg_name);
 // Removes ROOT/backup/VG (vgremove); absent is fine.
