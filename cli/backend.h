@@ -59,7 +59,8 @@ class Backend {
   virtual Status remove_device(const std::string& path) = 0;
 
   // ---- editing (see vg/volume_manager.h for each contract) ----
-  virtual Result<vg::PvHeader> pvcreate(const std::string& path, uint64_t size_bytes) = 0;
+  virtual Result<vg::PvHeader> pvcreate(const std::string& path, uint64_t size_bytes,
+                                        const vg::PvCreateOptions& options) = 0;
   virtual Status pvremove(const std::string& path) = 0;
   virtual Result<vg::CommitResult> vgcreate(const std::string& vg_name,
                                             const std::vector<std::string>& pv_paths,

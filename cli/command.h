@@ -29,6 +29,7 @@ class Context {
   // Opened on first use.
   Result<Backend*> backend();
   [[nodiscard]] const std::string& root_dir() const { return root_dir_; }
+  [[nodiscard]] const std::string& command_line() const { return command_line_; }
 
  private:
   std::string root_dir_;
@@ -65,6 +66,7 @@ void register_pv_commands(CLI::App& app, CommandTable& table);
 void register_vg_commands(CLI::App& app, CommandTable& table);
 void register_lv_commands(CLI::App& app, CommandTable& table);
 void register_dmsetup_command(CLI::App& app, CommandTable& table);
+void register_backup_commands(CLI::App& app, CommandTable& table);  // vgcfgbackup, vgcfgrestore, vgck
 
 // "vg/lv" or "/dev/vg/lv" -> {vg, lv}; "vg" -> {vg, ""}.
 std::pair<std::string, std::string> split_lv_path(std::string_view arg);

@@ -55,8 +55,9 @@ class OfflineBackend final : public Backend {
   Status add_device(const std::string& path) override { return vm_.add_device(path); }
   Status remove_device(const std::string& path) override { return vm_.remove_device(path); }
 
-  Result<vg::PvHeader> pvcreate(const std::string& path, uint64_t size_bytes) override {
-    return vm_.pvcreate(path, size_bytes);
+  Result<vg::PvHeader> pvcreate(const std::string& path, uint64_t size_bytes,
+                                const vg::PvCreateOptions& options) override {
+    return vm_.pvcreate(path, size_bytes, options);
   }
   Status pvremove(const std::string& path) override { return vm_.pvremove(path); }
   Result<vg::CommitResult> vgcreate(const std::string& vg_name, const std::vector<std::string>& pv_paths,

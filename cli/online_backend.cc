@@ -63,8 +63,9 @@ class OnlineBackend final : public Backend {
   Status add_device(const std::string& path) override { return direct_->add_device(path); }
   Status remove_device(const std::string& path) override { return direct_->remove_device(path); }
 
-  Result<vg::PvHeader> pvcreate(const std::string& path, uint64_t size_bytes) override {
-    return direct_->pvcreate(path, size_bytes);
+  Result<vg::PvHeader> pvcreate(const std::string& path, uint64_t size_bytes,
+                                const vg::PvCreateOptions& options) override {
+    return direct_->pvcreate(path, size_bytes, options);
   }
   Status pvremove(const std::string& path) override { return direct_->pvremove(path); }
 

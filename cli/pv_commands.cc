@@ -17,6 +17,7 @@ struct PvArgs {
   std::vector<std::string> paths;
   std::string size;
   bool size_given = false;  // --size '' is an error, not "no size"
+  uint32_t metadata_copies = 1;
   std::string adddev;
   std::string deldev;
 };
@@ -59,14 +60,16 @@ int run_pvcreate(Context& ctx, const PvArgs& args) {
     }
     size_bytes = size->bytes;
   }
+  vg::PvCreateOptions options;
+  options.metadata_copies = args.metadata_copies;
   return for_each_pv_path(ctx, args.paths,
-                          {[size_bytes](Backend& backend, const std::string& abs) {
+                          {[size_bytes, options](Backend& backend, const std::string& abs) {
                              // A refused pvcreate leaves nothing behind: a
                              // file it created for --size goes again.
                              std::error_code ec;
                              const bool existed = std::filesystem::symlink_status(abs, ec).type() !=
                                                   std::filesystem::file_type::not_found;
-                             Status s = backend.pvcreate(abs, size_bytes).status();
+                             Status s = backend.pvcreate(abs, size_bytes, options).status();
                              if (!s.ok() && !existed) std::filesystem::remove(abs, ec);
                              return s;
                            },
@@ -111,6 +114,10 @@ void register_pv_commands(CLI::App& app, CommandTable& table) {
       ->add_option("--size", args->size,
                    "Create the file sparse with this size when missing (e.g. 6625M; default unit MiB)")
       ->each([a = args.get()](const std::string&) { a->size_given = true; });
+  pvcreate
+      ->add_option("--pvmetadatacopies", args->metadata_copies,
+                   "Metadata areas: 1, or 2 for a second copy at the PV's end (as lvm2 places it)")
+      ->check(CLI::Range(1, 2));
   pvcreate->add_option("paths", args->paths, "Files or block devices")->required();
   pvcreate->footer("Example: cowsnap pvcreate --size 6625M /srv/pv0.img");
   table.add(pvcreate, [args](Context& ctx) { return run_pvcreate(ctx, *args); });

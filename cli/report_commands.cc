@@ -49,6 +49,8 @@ report::OutputOptions output_options(const ReportArgs& args) {
 int warn_scan_problems(const vg::ScanResult& scan) {
   int printed = 0;
   for (const vg::ScannedDevice& dev : scan.devices) {
+    for (const std::string& w : dev.warnings) complain(w);
+    printed += static_cast<int>(dev.warnings.size());
     if (dev.status.ok() || dev.status.errnum() == ENODATA) continue;
     complain("WARNING: " + dev.status.message());
     ++printed;

@@ -14,6 +14,27 @@ namespace {
 constexpr uint64_t kLabelAreaBytes = kLabelScanSectors * kLvmSector;
 // lvm2 refuses PVs smaller than this (pvcreate: "too small (min 2.00 MiB)").
 constexpr uint64_t kMinPvBytes = uint64_t{2} << 20;
+// lvm2's default data alignment, which also aligns the second mda's start.
+constexpr uint64_t kMdaAlignBytes = uint64_t{1} << 20;
+
+// read_metadata_area failed: is the header good (then the text is bad)?
+MetadataText bad_area(BlockDevice& dev, const DiskArea& area, const std::string& name, Status why) {
+  MetadataText m;
+  m.problem = std::move(why);
+  m.header.start = area.offset_bytes;
+  m.header.size = area.size_bytes;
+  std::array<uint8_t, kMdaHeaderSize> sector{};
+  Result<MdaHeader> h = Status::Error(EINVAL, "unreadable");
+  if (area.offset_bytes + kMdaHeaderSize <= dev.size_bytes() && dev.read(area.offset_bytes, sector).ok()) {
+    h = decode_mda_header(sector, area.offset_bytes, name);
+  }
+  if (h.ok() && h->size == area.size_bytes) {
+    m.header = std::move(*h);
+  } else {
+    m.header_bad = true;
+  }
+  return m;
+}
 
 }  // namespace
 
@@ -36,6 +57,16 @@ const std::optional<std::string>& PvOnDisk::text() const {
     if (m.text) return m.text;
   }
   return kNone;
+}
+
+Result<DiskArea> second_mda_area(uint64_t device_bytes, uint64_t pe_start_bytes, uint64_t first_mda_bytes) {
+  if (first_mda_bytes < device_bytes) {
+    const uint64_t start = (device_bytes - first_mda_bytes) / kMdaAlignBytes * kMdaAlignBytes;
+    if (start > pe_start_bytes) return DiskArea{start, device_bytes - start};
+  }
+  return Status::Error(EINVAL, fmt::format("device of {} bytes is too small for a second metadata area of {} "
+                                           "bytes after pe_start {}",
+                                           device_bytes, first_mda_bytes, pe_start_bytes));
 }
 
 Result<PvHeader> format_pv(BlockDevice& dev, const std::string& name, const PvCreateOptions& options) {
@@ -61,6 +92,14 @@ Result<PvHeader> format_pv(BlockDevice& dev, const std::string& name, const PvCr
   h.device_size_bytes = size;
   h.data_areas = {DiskArea{pe_start, 0}};
   h.metadata_areas = {DiskArea{options.mda_offset_bytes, pe_start - options.mda_offset_bytes}};
+  if (options.metadata_copies == 2) {
+    COWSNAP_ASSIGN_OR_RETURN(DiskArea second,
+                             second_mda_area(size, pe_start, h.metadata_areas.front().size_bytes));
+    h.metadata_areas.push_back(second);
+  } else if (options.metadata_copies != 1) {
+    return Status::Error(EINVAL, fmt::format("{}: --pvmetadatacopies {} is not supported (1 or 2)", name,
+                                             options.metadata_copies));
+  }
   h.extension_version = kPvHeaderExtensionVersion;
   h.extension_flags = 0;
 
@@ -68,7 +107,7 @@ Result<PvHeader> format_pv(BlockDevice& dev, const std::string& name, const PvCr
   // written, the device is not a PV at all.
   std::vector<uint8_t> zeros(options.mda_offset_bytes, 0);
   COWSNAP_RETURN_IF_ERROR(dev.write(0, zeros).with_context(name));
-  COWSNAP_RETURN_IF_ERROR(init_metadata_area(dev, h.metadata_areas.front(), name));
+  for (const DiskArea& area : h.metadata_areas) COWSNAP_RETURN_IF_ERROR(init_metadata_area(dev, area, name));
   COWSNAP_ASSIGN_OR_RETURN(const auto label, encode_label_sector(h, kDefaultLabelSector));
   COWSNAP_RETURN_IF_ERROR(dev.write(kDefaultLabelSector * kLvmSector, label).with_context(name));
   COWSNAP_RETURN_IF_ERROR(dev.flush().with_context(name));
@@ -113,8 +152,8 @@ Result<PvOnDisk> read_pv(BlockDevice& dev, const std::string& name) {
     return Status::Error(EINVAL, fmt::format("{}: bad PV header: no usable data area", name));
   }
   for (const DiskArea& area : pv.header.metadata_areas) {
-    COWSNAP_ASSIGN_OR_RETURN(MetadataText m, read_metadata_area(dev, area, name));
-    pv.mdas.push_back(std::move(m));
+    Result<MetadataText> m = read_metadata_area(dev, area, name);
+    pv.mdas.push_back(m.ok() ? std::move(*m) : bad_area(dev, area, name, m.status()));
   }
   return pv;
 }

@@ -11,7 +11,10 @@
 
 #include "cowsnap/vg/allocation.h"
 #include "cowsnap/vg/lvm_id.h"
+#include "cowsnap/vg/metadata_backup.h"
 #include "cowsnap/vg/names.h"
+#include "cowsnap/vg/pv_metadata.h"
+#include "cowsnap/vg/vg_commit.h"
 
 namespace cowsnap::vg {
 namespace {
@@ -67,82 +70,7 @@ bool referenced_by_unknown(const VolumeGroup& vg, const std::string& lv_name) {
   return false;
 }
 
-// One PV being written by a commit.
-struct PvWrite {
-  std::string path;
-  std::shared_ptr<BlockDevice> dev;
-  PvOnDisk pv;
-  std::vector<MdaHeader> next;  // per metadata area, after step 1
-};
-
-// Opens and re-reads the PVs of `vg` for writing, checking they are still
-// the PVs the metadata names.
-Result<std::vector<PvWrite>> open_for_commit(const VolumeGroup& vg,
-                                             const std::map<std::string, std::string>& pv_paths) {
-  std::vector<PvWrite> out;
-  for (const PhysicalVolume& p : vg.pvs) {
-    auto it = pv_paths.find(p.name);
-    if (it == pv_paths.end()) {
-      return Status::Error(
-          EIO, fmt::format("Cannot change VG {} while PV {} ({}) is missing", vg.name, p.name, p.id));
-    }
-    PvWrite w;
-    w.path = it->second;
-    COWSNAP_ASSIGN_OR_RETURN(w.dev, open_pv_device(w.path, false));
-    COWSNAP_ASSIGN_OR_RETURN(w.pv, read_pv(*w.dev, w.path));
-    COWSNAP_ASSIGN_OR_RETURN(std::string raw, parse_lvm_id(p.id));
-    if (w.pv.header.uuid != raw) {
-      return Status::Error(EIO, fmt::format("{}: PV uuid changed under VG {}", w.path, vg.name));
-    }
-    if (w.pv.mdas.empty() && vg.pvs.size() == 1) {
-      return Status::Error(EINVAL, fmt::format("{}: PV has no metadata area", w.path));
-    }
-    out.push_back(std::move(w));
-  }
-  return out;
-}
-
-// lvm2 can mark a metadata area ignored (pvchange --metadataignore y): it
-// keeps the flag and holds no text, and a commit must leave it so.
-bool mda_ignored(const MdaHeader& h) {
-  return !h.raw_locns.empty() && (h.raw_locns.front().flags & kRawLocnIgnored) != 0;
-}
-
-// The two-step commit described in volume_manager.h.
-Status commit_text(std::vector<PvWrite>& pvs, const std::string& text) {
-  // Step 0: everything must fit before anything is written.
-  for (PvWrite& w : pvs) {
-    for (const MetadataText& m : w.pv.mdas) {
-      if (mda_ignored(m.header)) continue;
-      COWSNAP_RETURN_IF_ERROR(next_text_location(m.header, text.size() + 1, w.path).status());
-    }
-  }
-  // Step 1: texts, flushed. The headers still name the old texts.
-  for (PvWrite& w : pvs) {
-    for (const MetadataText& m : w.pv.mdas) {
-      if (mda_ignored(m.header)) continue;
-      COWSNAP_ASSIGN_OR_RETURN(MdaHeader next, write_metadata_text(*w.dev, m.header, text, w.path));
-      w.next.push_back(std::move(next));
-    }
-  }
-  // Step 2: one sector per area, flushed.
-  for (PvWrite& w : pvs) {
-    for (const MdaHeader& h : w.next) COWSNAP_RETURN_IF_ERROR(write_mda_header(*w.dev, h, w.path));
-  }
-  return Status::Ok();
-}
-
-Status set_pv_in_use(PvWrite& w, bool in_use) {
-  PvHeader h = w.pv.header;
-  if (in_use) {
-    h.extension_flags |= kPvExtUsed;
-  } else {
-    h.extension_flags &= ~kPvExtUsed;
-  }
-  if (h.extension_version == 0) h.extension_version = kPvHeaderExtensionVersion;
-  if (h == w.pv.header) return Status::Ok();
-  return write_pv_label(*w.dev, w.pv, h);
-}
+using PvWrite = PvCommit;
 
 }  // namespace
 
@@ -248,18 +176,18 @@ Result<ScanResult> VolumeManager::scan() const {
       d.status = dev.status();
     } else if (auto pv = read_pv(**dev, path); !pv.ok()) {
       d.status = pv.status();
+      if (d.status.errnum() == ENODATA) d.warnings.push_back(no_label_warning(**dev, path));
     } else {
       d.pv = std::move(*pv);
     }
-    out.devices.push_back(std::move(d));
-    const ScannedDevice& sd = out.devices.back();
-    if (!sd.pv || !sd.pv->text()) continue;
-    auto vg = parse_vg_text(*sd.pv->text());
-    if (!vg.ok()) {
-      out.devices.back().status = vg.status().with_context(path + ": metadata text");
+    if (!d.pv) {
+      out.devices.push_back(std::move(d));
       continue;
     }
-    by_name[vg->name].push_back({out.devices.size() - 1, std::move(*vg)});
+    PvMetadata md = read_pv_metadata(*d.pv);
+    d.warnings = std::move(md.warnings);
+    out.devices.push_back(std::move(d));
+    if (md.vg) by_name[md.vg->name].push_back({out.devices.size() - 1, std::move(*md.vg)});
   }
   for (auto& [name, found] : by_name) {
     const Found* best = &found.front();
@@ -347,11 +275,13 @@ Result<CommitResult> VolumeManager::edit_vg(const std::string& vg_name, const Ed
     }
   }
   COWSNAP_RETURN_IF_ERROR(validate_vg(result.vg));
-  COWSNAP_ASSIGN_OR_RETURN(std::vector<PvWrite> pvs, open_for_commit(result.vg, paths));
+  COWSNAP_ASSIGN_OR_RETURN(std::vector<PvWrite> pvs, open_pvs_for_commit(result.vg, paths));
   TextTrailer trailer{
       options_.command_line.empty() ? "Write from cowsnap" : "Write from " + options_.command_line, host(),
       now()};
-  COWSNAP_RETURN_IF_ERROR(commit_text(pvs, vg_to_text(result.vg, TextStyle::kDisk, trailer)));
+  COWSNAP_RETURN_IF_ERROR(archive_before_change(current.vg));
+  COWSNAP_RETURN_IF_ERROR(commit_vg_text(pvs, vg_to_text(result.vg, TextStyle::kDisk, trailer)));
+  backup_after_change(result.vg, &result);
   return result;
 }
 
@@ -494,12 +424,13 @@ Result<CommitResult> VolumeManager::vgcreate(const std::string& vg_name,
   }
   COWSNAP_ASSIGN_OR_RETURN(std::vector<PvLock> owned, claim_pvs_for_edit(paths, root_.dir()));
   COWSNAP_RETURN_IF_ERROR(validate_vg(vg));
-  COWSNAP_ASSIGN_OR_RETURN(std::vector<PvWrite> pvs, open_for_commit(vg, paths));
+  COWSNAP_ASSIGN_OR_RETURN(std::vector<PvWrite> pvs, open_pvs_for_commit(vg, paths));
   TextTrailer trailer{
       options_.command_line.empty() ? "Write from cowsnap vgcreate" : "Write from " + options_.command_line,
       host(), now()};
-  COWSNAP_RETURN_IF_ERROR(commit_text(pvs, vg_to_text(vg, TextStyle::kDisk, trailer)));
+  COWSNAP_RETURN_IF_ERROR(commit_vg_text(pvs, vg_to_text(vg, TextStyle::kDisk, trailer)));
   for (PvWrite& w : pvs) COWSNAP_RETURN_IF_ERROR(set_pv_in_use(w, true));
+  backup_after_change(result.vg, &result);
   return result;
 }
 
@@ -562,7 +493,8 @@ Status VolumeManager::vgremove(const std::string& vg_name, bool force) {
     return Status::Error(EIO, fmt::format("Cannot remove volume group \"{}\": PV {} is missing", vg_name,
                                           current.missing_pvs.front()));
   }
-  COWSNAP_ASSIGN_OR_RETURN(std::vector<PvWrite> pvs, open_for_commit(current.vg, current.pv_paths));
+  COWSNAP_ASSIGN_OR_RETURN(std::vector<PvWrite> pvs, open_pvs_for_commit(current.vg, current.pv_paths));
+  COWSNAP_RETURN_IF_ERROR(archive_before_change(current.vg));
   // Each PV becomes an orphan: its metadata header names no text (one
   // sector, atomic), then its label drops the in-use flag.
   for (PvWrite& w : pvs) {
@@ -573,7 +505,7 @@ Status VolumeManager::vgremove(const std::string& vg_name, bool force) {
     }
     COWSNAP_RETURN_IF_ERROR(set_pv_in_use(w, false));
   }
-  return Status::Ok();
+  return remove_backup(root_.dir(), vg_name);
 }
 
 // ---------------------------------------------------------------------- LVs

@@ -24,8 +24,16 @@ namespace cowsnap::vg {
 struct MetadataText {
   MdaHeader header;
   // The current text without lvm2's trailing NUL; nullopt when the header
-  // names no text (a PV that is in no VG).
+  // names no text (a PV that is in no VG), or when the area is bad.
   std::optional<std::string> text;
+  // Set by read_pv (physical_volume.h) when the area cannot be used: ok, or
+  // why. A bad area does not make the PV unreadable, as in lvm2: its VG is
+  // read from another area, and the next commit rewrites this one.
+  Status problem;
+  // The problem is in the header itself (checksum, magic, start, size):
+  // `header` is then a fresh empty header for the area, which a commit
+  // writes anew. Otherwise the header is good and its text is bad.
+  bool header_bad = false;
 };
 
 // Writes an empty mda_header (no text) at `area`: what pvcreate does.

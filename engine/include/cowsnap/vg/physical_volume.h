@@ -26,7 +26,16 @@ struct PvCreateOptions {
   uint64_t pe_start_sectors = kDefaultPeStartSectors;  // data area start
   uint64_t mda_offset_bytes = kDefaultMdaOffsetBytes;  // the metadata area runs to pe_start
   std::string uuid;                                    // 32 raw or 38 dashed chars; empty: a new random id
+  // pvcreate --pvmetadatacopies: 1, or 2 for a second metadata area at the
+  // device's end, placed as lvm2 places it (second_mda_area()).
+  uint32_t metadata_copies = 1;
 };
+
+// Where lvm2 2.03 puts a PV's second metadata area: as large as the first
+// (`first_mda_bytes`), ending at the device's end, its start aligned down
+// to 1 MiB (lvm2's default data alignment) — so it is usually a little
+// larger than the first. EINVAL when it would not lie past pe_start.
+Result<DiskArea> second_mda_area(uint64_t device_bytes, uint64_t pe_start_bytes, uint64_t first_mda_bytes);
 
 // What is on a PV. `mdas` has one entry per metadata area of the header,
 // in order.
@@ -49,9 +58,11 @@ struct PvOnDisk {
 Result<PvHeader> format_pv(BlockDevice& dev, const std::string& name, const PvCreateOptions& options);
 
 // Reads and verifies everything. Errors: ENODATA "NAME: not an LVM2 PV: no
-// label in sectors 0-3"; EINVAL for checksum/magic errors ("NAME: label
-// checksum mismatch", "NAME: metadata text checksum mismatch", ...);
-// EINVAL "NAME: truncated: device is N bytes, header says M".
+// label in sectors 0-3"; EINVAL for label checksum/magic errors ("NAME:
+// label checksum mismatch", ...); EINVAL "NAME: truncated: device is N
+// bytes, header says M". A bad metadata area (header or text) is not an
+// error of the PV: its MetadataText carries the problem (see
+// metadata_area.h) and pv_metadata.h turns it into lvm2's warnings.
 Result<PvOnDisk> read_pv(BlockDevice& dev, const std::string& name);
 
 // Does the device carry an LVM2 label (without verifying the rest)?

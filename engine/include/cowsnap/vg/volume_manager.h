@@ -60,6 +60,10 @@ struct ScannedDevice {
   Status status;  // why it is not usable as a PV (ok when it is one)
   std::optional<PvOnDisk> pv;
   std::string vg_name;  // empty: an orphan PV (in no VG)
+  // lvm2's "WARNING: ..." lines for bad or stale metadata areas of this PV,
+  // naming it and the area (pv_metadata.h); the VG is read from the good
+  // area when there is one. Every command prints them.
+  std::vector<std::string> warnings;
 };
 
 // A VG as found by a scan.
@@ -154,6 +158,33 @@ class VolumeManager {
   // shrinking a snapshot.
   Result<CommitResult> lvresize(const std::string& vg_name, const std::string& lv_name, uint64_t new_extents);
 
+  // ---- metadata backups, restore and repair (vg_recovery.cc) ----
+  // Every commit also keeps lvm2's backups (metadata_backup.h): before
+  // writing a metadata area, the version in force goes to ROOT/archive (the
+  // change is refused when that fails); after the commit, the new version
+  // to ROOT/backup/VG (a failure there is a notice only).
+
+  // vgcfgbackup: the VG's metadata to `file`, or ROOT/backup/VG when empty.
+  Status vgcfgbackup(const std::string& vg_name, const std::string& file = "");
+  // vgcfgrestore: writes the VG of `file` (ROOT/backup/VG when empty) to
+  // every metadata area of its PVs, found by uuid, whatever their areas
+  // hold now (bad, or a newer version). The restored seqno is one above the
+  // highest of the file's and any on the PVs, so it is in force
+  // everywhere. The current version, if readable, is archived first.
+  // Errors (lvm2's words): EINVAL "'FILE' does not contain volume group
+  // 'VG'."; ENOENT "Couldn't find device with uuid X."; EBUSY when a PV now
+  // belongs to another VG.
+  Result<CommitResult> vgcfgrestore(const std::string& vg_name, const std::string& file = "");
+  // vgck: the VG must be readable; `warnings` are its PVs' bad or stale
+  // metadata areas. With update_metadata (vgck --updatemetadata) each such
+  // area gets the VG's current metadata (same seqno), one "WARNING:
+  // repairing bad metadata (0xN) in mdaK at OFFSET on PATH." per area.
+  struct VgckReport {
+    std::vector<std::string> warnings;
+    std::vector<std::string> repaired;
+  };
+  Result<VgckReport> vgck(const std::string& vg_name, bool update_metadata);
+
   // ---- activation ----
   // The linear map of an LV (see lv_map.h) with current device paths.
   Result<std::vector<LinearPiece>> lv_map(const std::string& vg_name, const std::string& lv_name) const;
@@ -166,6 +197,11 @@ class VolumeManager {
   using EditFn = std::function<Status(VolumeGroup&, CommitResult&, const PvPaths&)>;
   // Runs `edit` on the VG's metadata under its lock and commits the result.
   Result<CommitResult> edit_vg(const std::string& vg_name, const EditFn& edit);
+
+  // lvm2's archive() and backup() around a commit (vg_recovery.cc).
+  Status archive_before_change(const VolumeGroup& current) const;
+  void backup_after_change(const VolumeGroup& committed, CommitResult* result) const;
+  [[nodiscard]] std::string command_text() const;
 
   int64_t now() const;
   std::string host() const;
