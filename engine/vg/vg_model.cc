@@ -252,23 +252,29 @@ class SectionReader {
     }
     return out;
   }
+  // The first entry of that key. Later ones are taken too, so they are
+  // dropped rather than kept in rest(): lvm2 ignores a duplicate key
+  // ("Ignoring duplicate config node"), and kept as extra it would be
+  // written before the model's own value and win when read back.
   const ConfigValue* take(std::string_view key) {
+    const ConfigValue* first = nullptr;
     for (size_t i = 0; i < s_.entries.size(); ++i) {
       if (!s_.entries[i].is_section && s_.entries[i].key == key) {
         taken_.insert(i);
-        return &s_.entries[i].value;
+        if (first == nullptr) first = &s_.entries[i].value;
       }
     }
-    return nullptr;
+    return first;
   }
   const ConfigSection* take_section(std::string_view key) {
+    const ConfigSection* first = nullptr;
     for (size_t i = 0; i < s_.entries.size(); ++i) {
       if (s_.entries[i].is_section && s_.entries[i].key == key) {
         taken_.insert(i);
-        return &s_.entries[i].section;
+        if (first == nullptr) first = &s_.entries[i].section;
       }
     }
-    return nullptr;
+    return first;
   }
   void mark_taken(size_t i) { taken_.insert(i); }
   [[nodiscard]] const ConfigSection& section() const { return s_; }

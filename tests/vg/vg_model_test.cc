@@ -177,6 +177,30 @@ TEST_CASE("model: unknown keys, flags and segment types survive a round trip", "
   }
 }
 
+TEST_CASE("model: a duplicate key is ignored, as lvm2 does, also when written back", "[vg][model]") {
+  // Found by fuzz/fuzz_config_text: the duplicates were kept as unknown
+  // keys and written before the model's own, so the text cowsnap wrote
+  // read back differently ("segment_count is 2 but 1 segments are listed").
+  // lvm2 uses the first and warns "Ignoring duplicate config node".
+  std::string text(kText);
+  // Each first occurrence gets a second one, with another value, after it.
+  const std::pair<std::string_view, std::string_view> dups[] = {
+      {"segment_count = 1\n", "segment_count = 2\n"},
+      {"flags = []\n", "flags = [\"x\"]\n"},
+      {"extent_size = 65536\n", "extent_size = 8\n"}};
+  for (const auto& [first, second] : dups) text.insert(text.find(first) + first.size(), second);
+  auto vg = parse_vg_text(text);
+  REQUIRE(vg.ok());
+  REQUIRE(validate_vg(*vg).ok());
+  CHECK(*vg == parse_vg_text(kText).value());
+  for (TextStyle style : {TextStyle::kDisk, TextStyle::kFile}) {
+    auto again = parse_vg_text(vg_to_text(*vg, style, {"test", "host", 1}));
+    INFO(again.status().to_string());
+    REQUIRE(again.ok());
+    CHECK(*again == *vg);
+  }
+}
+
 TEST_CASE("model: validation catches broken metadata", "[vg][model]") {
   VolumeGroup vg = parse_vg_text(kText).value();
   SECTION("double use of an extent") {
