@@ -132,13 +132,19 @@ TEST_CASE("attributes", "[report][attr]") {
   LvLiveState inactive;
   CHECK(lv_attr(vg, *vg.find_lv("b64m"), inactive) == "owi---s---");
   CHECK(lv_attr(vg, *vg.find_lv("sb64m"), inactive) == "swi---s---");
-  LvLiveState active{.active = true, .open = true, .snapshot_valid = true, .usage = {}};
+  LvLiveState active{.active = true, .open = true, .snapshot_valid = true, .usage = {}, .failure = {}};
   CHECK(lv_attr(vg, *vg.find_lv("b64m"), active) == "owi-aos---");
   active.open = false;
   CHECK(lv_attr(vg, *vg.find_lv("sb64m2"), active) == "swi-a-s---");
   LvLiveState invalid;
   invalid.snapshot_valid = false;
   CHECK(lv_attr(vg, *vg.find_lv("sb64m"), invalid) == "swi-I-s---");
+  // A store that failed to load: served, a device without a table (d).
+  LvLiveState failed;
+  failed.failure = "Failed to read snapshot metadata: bad magic";
+  CHECK(lv_attr(vg, *vg.find_lv("sb64m"), failed) == "swi---s---");
+  failed.active = true;
+  CHECK(lv_attr(vg, *vg.find_lv("sb64m"), failed) == "swi-d-s---");
   vg::VolumeGroup plain = vg;
   plain.lvs.resize(1);
   CHECK(lv_attr(plain, plain.lvs[0], inactive) == "-wi-------");

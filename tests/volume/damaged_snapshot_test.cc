@@ -114,4 +114,19 @@ TEST_CASE("a damaged snapshot store fails that snapshot only; the origin and oth
   }
   // Like the kernel, nothing wrote the store it could not read.
   CHECK(file_bytes(bad_cow, 12 * kMiB) == bad_store_before);
+
+  // It can be renamed (it fails again under its new name), not extended,
+  // and removed; the origin keeps its healthy snapshot throughout.
+  auto active = must(ActiveVolumeGroup::activate(must(vm.read_vg("vg"))));
+  must(active->rename_volume(vm, "bad", "bad2"));
+  REQUIRE(active->find("bad2"));
+  CHECK(active->find("bad2")->failed());
+  CHECK(active->find("bad") == nullptr);
+  auto grown = active->grow_snapshot(vm, "bad2", 4);
+  CHECK_THAT(grown.status().message(), Catch::Contains(damage.reason));
+  must(active->remove_volume(vm, "bad2", false));
+  CHECK(active->find("bad2") == nullptr);
+  CHECK(must(vm.read_vg("vg")).vg.find_lv("bad2") == nullptr);
+  CHECK(active->find("data")->origin->snapshots().size() == 1);
+  CHECK(read_bytes(*active->find("good")->device, 0, 8 * kMiB) == before);
 }
