@@ -2,8 +2,9 @@
 // (parse_config), then the VG model (parse_vg_text, validate_vg) and what
 // activation asks of it. Round trips the headers promise are checked:
 // parse_config(write_config(s)) == s, and a valid VG written and read back
-// equals itself.
+// is valid and writes the same text.
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "cowsnap/vg/config_tree.h"
@@ -29,7 +30,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)snapshot_for(*vg, lv.name);
   }
   (void)snapshots(*vg);
-  auto back = parse_vg_text(vg_to_text(*vg, TextStyle::kDisk, TextTrailer{}));
-  fuzz::check(back.ok() && *back == *vg, "a valid VG written and read back equals itself");
+  // What cowsnap writes must read back as a valid VG that it writes the
+  // same way (unknown keys may move: values before, sections after the
+  // modelled ones, so the models themselves need not compare equal).
+  const std::string written = vg_to_text(*vg, TextStyle::kDisk, TextTrailer{});
+  auto back = parse_vg_text(written);
+  fuzz::check(back.ok() && validate_vg(*back).ok(), "a valid VG written reads back valid");
+  fuzz::check(vg_to_text(*back, TextStyle::kDisk, TextTrailer{}) == written,
+              "a VG read back writes the same text");
   return 0;
 }
