@@ -116,7 +116,7 @@ Result<std::unique_ptr<ControlServer>> ControlServer::listen(const std::string& 
     ::close(fd);
     return s;
   }
-  if (::chmod(path.c_str(), 0600) != 0 || ::listen(fd, 16) != 0) {
+  if (::chmod(path.c_str(), 0600) != 0 || ::listen(fd, SOMAXCONN) != 0) {
     Status s = Status::FromErrno(fmt::format("cannot listen on control socket {}", path));
     ::close(fd);
     ::unlink(path.c_str());
