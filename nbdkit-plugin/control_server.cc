@@ -116,7 +116,7 @@ Result<std::unique_ptr<ControlServer>> ControlServer::listen(const std::string& 
     ::close(fd);
     return s;
   }
-  if (::chmod(path.c_str(), 0600) != 0 || ::listen(fd, 16) != 0) {
+  if (::chmod(path.c_str(), 0600) != 0 || ::listen(fd, SOMAXCONN) != 0) {
     Status s = Status::FromErrno(fmt::format("cannot listen on control socket {}", path));
     ::close(fd);
     ::unlink(path.c_str());
@@ -244,13 +244,15 @@ ControlServer::PausePoint ControlServer::pause_point_from_env() {
   return p;
 }
 
-void ControlServer::maybe_pause(const nlohmann::json& request, bool after) const {
-  if (pause_.op.empty() || pause_.after != after) return;
+int ControlServer::pause_ticket(const nlohmann::json& request) const {
+  if (pause_.op.empty()) return 0;
   auto op = request.find("op");
-  if (op == request.end() || !op->is_string() || op->get<std::string>() != pause_.op) return;
-  // Counted once per request, before the handler.
-  if (!after && pause_seen_.fetch_add(1) + 1 != pause_.nth) return;
-  if (after && pause_seen_.load() != pause_.nth) return;
+  if (op == request.end() || !op->is_string() || op->get<std::string>() != pause_.op) return 0;
+  return pause_seen_.fetch_add(1) + 1;
+}
+
+void ControlServer::maybe_pause(int ticket, bool after) const {
+  if (ticket == 0 || ticket != pause_.nth || pause_.after != after) return;
   log_error_(fmt::format("COWSNAP_TEST_PAUSE_AT: pausing {} {}", after ? "after" : "before", pause_.op));
   std::this_thread::sleep_for(std::chrono::hours(1));
 }
@@ -263,9 +265,10 @@ control::Response ControlServer::answer(const std::string& line) const {
     }
     auto request = control::parse_line(line);
     if (!request.ok()) return control::Response::from_status(request.status());
-    maybe_pause(*request, false);
+    const int ticket = pause_ticket(*request);
+    maybe_pause(ticket, false);
     control::Response response = handler_(*request);
-    maybe_pause(*request, true);
+    maybe_pause(ticket, true);
     return response;
   } catch (const std::bad_alloc&) {
     return control::Response::from_status(Status::Error(ENOMEM, "out of memory"));

@@ -77,7 +77,10 @@ class ControlServer {
     int nth = 1;
   };
   static PausePoint pause_point_from_env();
-  void maybe_pause(const nlohmann::json& request, bool after) const;
+  // The request's number among OP requests (1, 2, ...); 0 when it is not
+  // OP or no hook is set.
+  int pause_ticket(const nlohmann::json& request) const;
+  void maybe_pause(int ticket, bool after) const;
 
   ControlServer(std::string path, int listen_fd, int stop_fd, Handler handler, Logger log_error)
       : path_(std::move(path)),

@@ -18,8 +18,10 @@ write needs no flush to outlive the process), that a block holds either its
 last acknowledged version or the one in flight at the kill, and that each
 snapshot reads exactly as it did before the kill.
 
-With --crash PID --op JSON [--kill-after S] the control request JSON is
-sent instead of the snapshots, and the server is killed S seconds later
+With --crash PID --op JSON [--kill-after S] [--kill-on-log LOG] the control
+request JSON is sent instead of the snapshots, and the server is killed S
+seconds later (and not before LOG shows the server paused at its
+COWSNAP_TEST_PAUSE_AT point)
 (the fault matrix: "during" that operation); when the op creates a
 snapshot, --check also checks it, if it survived, against the versions
 that were acknowledged before the request or written while it ran.
@@ -39,6 +41,8 @@ ap.add_argument("--state", help="where --crash leaves the model")
 ap.add_argument("--check", metavar="STATE", help="check a restarted server against a --crash model")
 ap.add_argument("--op", help="with --crash: this control request instead of the snapshots")
 ap.add_argument("--kill-after", type=float, default=0.0, help="with --op: seconds from the request to the kill")
+ap.add_argument("--kill-on-log", metavar="LOG",
+                help="with --op: kill once the server's LOG shows one more COWSNAP_TEST_PAUSE_AT pause")
 args = ap.parse_args()
 BLOCK, WRITERS, SNAPSHOTS = 4096, 4, 3
 uri = lambda name: f"nbd+unix:///{args.vg}/{name}?socket={args.sock}"
@@ -158,9 +162,18 @@ if args.crash and args.op:
     def send_op():
         try: control_call(op)
         except OSError: pass
+    PAUSED = b"COWSNAP_TEST_PAUSE_AT: pausing"
+    def pauses():
+        with open(args.kill_on_log, "rb") as f: return f.read().count(PAUSED)
+    seen = pauses() if args.kill_on_log else 0
     t_op = time.monotonic()
     threading.Thread(target=send_op, daemon=True).start()
     time.sleep(args.kill_after)
+    # Paused: the request has reached the hook (the handler may take long
+    # under load, so a fixed delay could kill it mid-way instead).
+    while args.kill_on_log and pauses() == seen:
+        if time.monotonic() - t_op > 60: sys.exit("the server never reached its pause point")
+        time.sleep(0.02)
     with clock:
         killed.set()
         os.kill(args.crash, signal.SIGKILL)

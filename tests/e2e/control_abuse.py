@@ -25,8 +25,10 @@ def fail(msg):
 
 def connect():
     s = socket.socket(socket.AF_UNIX)
-    s.settimeout(30)
+    # A blocking connect, as the CLI's: it waits while the listen queue is
+    # full (a non-blocking one would fail with EAGAIN), then a timeout.
     s.connect(ctl)
+    s.settimeout(30)
     return s
 
 

@@ -33,8 +33,9 @@ csq lvcreate -L 4M -n plain vgf >/dev/null
 e2e_server_start
 head -c 8M /dev/urandom >"$WORK/data0.img"
 nbdcopy "$WORK/data0.img" "$(uri vgf/data)"
-csq lvcreate -L 8M -s -n keep vgf/data >/dev/null
-csq lvcreate -L 8M -s -n victim vgf/data >/dev/null
+# Stores larger than the origin: the writers never overflow them.
+csq lvcreate -L 12M -s -n keep vgf/data >/dev/null
+csq lvcreate -L 12M -s -n victim vgf/data >/dev/null
 e2e_server_stop
 cp --sparse=always "$WORK/pv0.img" "$WORK/template.img"
 lv_set() { csq lvs --noheadings -o lv_name,lv_size vgf | awk '{print $1, $2}' | sort; }
@@ -45,7 +46,7 @@ after_set() {
   case $1 in
     snapshot) printf '%s\nnew 8.00m\n' "$BEFORE" | sort ;;
     remove) grep -v '^victim ' <<<"$BEFORE" ;;
-    extend) sed 's/^victim 8.00m$/victim 12.00m/' <<<"$BEFORE" ;;
+    extend) sed 's/^victim 12.00m$/victim 16.00m/' <<<"$BEFORE" ;;
     rename) sed 's/^victim /renamed /' <<<"$BEFORE" | sort ;;
     deactivate | activate) echo "$BEFORE" ;;
     create) printf '%s\nfresh 4.00m\n' "$BEFORE" | sort ;;
@@ -56,7 +57,7 @@ op_json() {
   case $1 in
     snapshot) echo "{\"op\": \"lvcreate_snapshot\", \"vg\": \"vgf\", \"origin\": \"data\", \"lv\": \"new\", \"size_bytes\": $((8 * M))}" ;;
     remove) echo '{"op": "lvremove", "vg": "vgf", "lv": "victim", "force": true}' ;;
-    extend) echo "{\"op\": \"lvextend\", \"vg\": \"vgf\", \"lv\": \"victim\", \"size_bytes\": $((12 * M))}" ;;
+    extend) echo "{\"op\": \"lvextend\", \"vg\": \"vgf\", \"lv\": \"victim\", \"size_bytes\": $((16 * M))}" ;;
     rename) echo '{"op": "lvrename", "vg": "vgf", "lv": "victim", "new_lv": "renamed"}' ;;
     deactivate) echo '{"op": "lvchange", "vg": "vgf", "lv": "plain", "active": false}' ;;
     activate) echo '{"op": "lvchange", "vg": "vgf", "lv": "plain", "active": true}' ;;
@@ -69,11 +70,11 @@ op_name() { op_json "$1" | sed 's/.*"op": "\([a-z_]*\)".*/\1/'; }
 # round OP MODE: MODE before|after (paused there) or a delay in seconds.
 ROUNDS=0
 round() {
-  local op=$1 mode=$2 delay pause="" got snap
+  local op=$1 mode=$2 delay pause="" got snap wait_pause=()
   cp --sparse=always "$WORK/template.img" "$WORK/pv0.img"
   case $mode in
     before | after)
-      pause="$(op_name "$op"):$mode" delay=0.5
+      pause="$(op_name "$op"):$mode" delay=0.2 wait_pause=(--kill-on-log "$WORK/nbdkit.log")
       # activate: the lvchange -an that prepares it is the first lvchange.
       if [[ $op == activate ]]; then pause+=":2"; fi
       ;;
@@ -82,7 +83,7 @@ round() {
   COWSNAP_TEST_PAUSE_AT=$pause e2e_server_start
   if [[ $op == activate ]]; then csq lvchange -a n vgf/plain || e2e_fail "$op/$mode: lvchange -an first"; fi
   /usr/bin/python3 "$here/concurrent_model.py" "$SOCK" "$ROOT/control.sock" vgf data $((8 * M)) \
-    --crash "$SERVER_PID" --op "$(op_json "$op")" --kill-after "$delay" --state "$WORK/model.json" \
+    --crash "$SERVER_PID" --op "$(op_json "$op")" --kill-after "$delay" "${wait_pause[@]}" --state "$WORK/model.json" \
     >"$WORK/model.log" 2>&1 || e2e_fail "$op/$mode: the writers failed: $(cat "$WORK/model.log")"
   wait "$SERVER_PID" 2>/dev/null || true
   SERVER_PID=""
