@@ -14,6 +14,7 @@
 #include <random>
 #include <sstream>
 
+#include "atomic_file.h"
 #include "cowsnap/vg/config_tree.h"
 
 namespace cowsnap::vg {
@@ -40,30 +41,6 @@ Status make_dir(const std::string& path) {
     return Status::FromErrno(fmt::format("{}: mkdir", path));
   }
   return Status::Ok();
-}
-
-Status fsync_path(const std::string& path, int flags) {
-  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
-  if (fd < 0) return Status::FromErrno(fmt::format("{}: open", path));
-  const int rc = ::fsync(fd);
-  Status st = rc == 0 ? Status::Ok() : Status::FromErrno(fmt::format("{}: fsync", path));
-  ::close(fd);
-  return st;
-}
-
-// Whole or absent: temporary file, fsync, rename, fsync of the directory.
-Status write_atomically(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << content;
-    out.close();
-    if (!out) return Status::Error(EIO, fmt::format("{}: cannot write", tmp));
-  }
-  COWSNAP_RETURN_IF_ERROR(fsync_path(tmp, O_RDONLY));
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return Status::FromErrno(fmt::format("{}: rename", path));
-  const size_t slash = path.rfind('/');
-  return fsync_path(slash == std::string::npos ? "." : path.substr(0, slash), O_RDONLY | O_DIRECTORY);
 }
 
 std::vector<std::string> dir_entries(const std::string& dir) {
@@ -126,7 +103,7 @@ std::string backup_file_text(const VolumeGroup& vg, const BackupInfo& info) {
 }
 
 Status write_backup_file(const std::string& path, const VolumeGroup& vg, const BackupInfo& info) {
-  return write_atomically(path, backup_file_text(vg, info));
+  return write_file_atomically(path, backup_file_text(vg, info));
 }
 
 std::string backup_path(const std::string& root_dir, const std::string& vg_name) {

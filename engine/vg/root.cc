@@ -11,6 +11,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "atomic_file.h"
+
 namespace cowsnap::vg {
 namespace {
 
@@ -22,31 +24,6 @@ Status make_dir(const std::string& path) {
   if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
     return Status::FromErrno(fmt::format("{}: mkdir", path));
   }
-  return Status::Ok();
-}
-
-Status write_file_atomically(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::FromErrno(fmt::format("{}: create", tmp));
-  size_t done = 0;
-  while (done < content.size()) {
-    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      Status st = Status::FromErrno(fmt::format("{}: write", tmp));
-      ::close(fd);
-      return st;
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    Status st = Status::FromErrno(fmt::format("{}: fsync", tmp));
-    ::close(fd);
-    return st;
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return Status::FromErrno(fmt::format("{}: rename", path));
   return Status::Ok();
 }
 
