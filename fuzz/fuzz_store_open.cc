@@ -38,13 +38,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::check(s.usage().total_sectors == size / 512, "usage: total is the device's size");
   if (!s.valid()) return 0;
   // A table naming one COW chunk twice is corrupt (more entries than data
-  // chunks, so a commit can fill an area that has no successor on the
-  // device). Refusing it at open is being added on its own (helper A's
-  // change); until then such tables are only opened, not committed to.
+  // chunks, so a commit could fill an area that has no successor on the
+  // device): open must refuse it.
   std::vector<uint64_t> cow_chunks;
   for (const auto& [old_chunk, cow_chunk] : seen) cow_chunks.push_back(cow_chunk);
   std::sort(cow_chunks.begin(), cow_chunks.end());
-  if (std::adjacent_find(cow_chunks.begin(), cow_chunks.end()) != cow_chunks.end()) return 0;
+  fuzz::check(std::adjacent_find(cow_chunks.begin(), cow_chunks.end()) == cow_chunks.end(),
+              "an open store names no COW chunk twice");
 
   auto chunk = s.prepare_exception();
   if (!chunk.ok()) return 0;
