@@ -123,8 +123,10 @@ fi
 cp --sparse=always "$WORK/pv0.good" "$WORK/pv0.img"
 
 # Damaged PVs: each on a copy of the VG, so the damage is the only change.
-damage() {  # damage NAME FILE OFFSET
-  printf '\x5a' | dd of="$2" bs=1 seek="$3" conv=notrunc status=none
+damage() {  # damage NAME FILE OFFSET: flips every bit of one byte, so it always changes
+  local byte
+  byte=$(dd if="$2" bs=1 skip="$3" count=1 status=none | od -An -tu1 | tr -d ' ')
+  printf "\\$(printf '%03o' $((byte ^ 0xff)))" | dd of="$2" bs=1 seek="$3" conv=notrunc status=none
 }
 cp --sparse=always "$WORK/pv0.img" "$WORK/pv0.good"
 
