@@ -7,6 +7,8 @@
 // restoring a VG with active LVs, cowsnap refuses.
 #include <fmt/format.h>
 
+#include <functional>
+
 #include <cerrno>
 #include <ctime>
 
@@ -44,21 +46,28 @@ Result<std::vector<std::string>> vg_names(vg::VolumeManager& vm, const std::vect
   return names;
 }
 
-int run_vgcfgbackup(Context& ctx, const BackupArgs& args) {
+// Runs `one` on every VG named (all, when none is); a VG it fails on is
+// reported and the others are still processed, as lvm2 does.
+int for_each_vg(Context& ctx, const BackupArgs& args,
+                const std::function<Status(vg::VolumeManager&, const std::string&)>& one) {
   auto vm = open_manager(ctx);
   if (!vm.ok()) return fail(vm.status());
   auto names = vg_names(*vm, args.vgs);
   if (!names.ok()) return fail(names.status());
   int rc = kExitOk;
   for (const std::string& name : *names) {
-    Status s = vm->vgcfgbackup(name, args.file);
-    if (!s.ok()) {
-      rc = vg_not_processed(s, name);
-      continue;
-    }
-    say(fmt::format("Volume group \"{}\" successfully backed up.", name));
+    Status s = one(*vm, name);
+    if (!s.ok()) rc = vg_not_processed(s, name);
   }
   return rc;
+}
+
+int run_vgcfgbackup(Context& ctx, const BackupArgs& args) {
+  return for_each_vg(ctx, args, [&](vg::VolumeManager& vm, const std::string& name) {
+    COWSNAP_RETURN_IF_ERROR(vm.vgcfgbackup(name, args.file));
+    say(fmt::format("Volume group \"{}\" successfully backed up.", name));
+    return Status::Ok();
+  });
 }
 
 // lvm2's ctime layout, local time.
@@ -143,21 +152,12 @@ int run_vgcfgrestore(Context& ctx, const BackupArgs& args) {
 }
 
 int run_vgck(Context& ctx, const BackupArgs& args) {
-  auto vm = open_manager(ctx);
-  if (!vm.ok()) return fail(vm.status());
-  auto names = vg_names(*vm, args.vgs);
-  if (!names.ok()) return fail(names.status());
-  int rc = kExitOk;
-  for (const std::string& name : *names) {
-    auto report = vm->vgck(name, args.update_metadata);
-    if (!report.ok()) {
-      rc = vg_not_processed(report.status(), name);
-      continue;
-    }
-    for (const std::string& w : report->warnings) complain(w);
-    for (const std::string& w : report->repaired) complain(w);
-  }
-  return rc;
+  return for_each_vg(ctx, args, [&](vg::VolumeManager& vm, const std::string& name) {
+    COWSNAP_ASSIGN_OR_RETURN(auto report, vm.vgck(name, args.update_metadata));
+    for (const std::string& w : report.warnings) complain(w);
+    for (const std::string& w : report.repaired) complain(w);
+    return Status::Ok();
+  });
 }
 
 }  // namespace
