@@ -65,8 +65,8 @@
 #include <thread>
 #include <vector>
 
-#include "cowsnap/io.h"
-#include "cowsnap/snapshot.h"
+#include "cowsnap/dm/snapshot.h"
+#include "cowsnap/io/devices.h"
 #include "guarded_main.h"
 
 namespace {

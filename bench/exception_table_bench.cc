@@ -24,9 +24,9 @@
 #include <utility>
 #include <vector>
 
-#include "cowsnap/exception_store.h"
-#include "cowsnap/exception_table.h"
-#include "cowsnap/io.h"
+#include "cowsnap/io/devices.h"
+#include "cowsnap/store/exception_store.h"
+#include "cowsnap/store/exception_table.h"
 #include "guarded_main.h"
 
 namespace {

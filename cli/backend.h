@@ -21,9 +21,9 @@
 #include <string>
 #include <vector>
 
-#include "cowsnap/exception_store.h"
+#include "cowsnap/common/status.h"
 #include "cowsnap/report/attrs.h"
-#include "cowsnap/status.h"
+#include "cowsnap/store/exception_store.h"
 #include "cowsnap/vg/volume_manager.h"
 
 namespace cowsnap::cli {

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "backend.h"
-#include "cowsnap/status.h"
+#include "cowsnap/common/status.h"
 
 namespace cowsnap::cli {
 

@@ -7,8 +7,8 @@
 #include <cerrno>
 
 #include "backend.h"
-#include "cowsnap/dm.h"
-#include "cowsnap/io.h"
+#include "cowsnap/dm/mapped_device.h"
+#include "cowsnap/io/devices.h"
 #include "cowsnap/volume/active_vg.h"
 
 namespace cowsnap::cli {

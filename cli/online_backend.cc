@@ -11,7 +11,7 @@
 
 #include <cerrno>
 
-#include "control/client.h"
+#include "cowsnap/control/client.h"
 #include "online_backend.h"
 
 namespace cowsnap::cli {

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "control/client.h"
+#include "cowsnap/control/client.h"
 #include "cowsnap/vg/root.h"
 #include "online_backend.h"
 

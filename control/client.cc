@@ -1,4 +1,4 @@
-#include "control/client.h"
+#include "cowsnap/control/client.h"
 
 #include <sys/socket.h>
 #include <sys/un.h>

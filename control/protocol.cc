@@ -1,4 +1,4 @@
-#include "control/protocol.h"
+#include "cowsnap/control/protocol.h"
 
 #include <cerrno>
 #include <limits>

@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <string>
 
-#include "control/protocol.h"
+#include "cowsnap/control/protocol.h"
 #include "fuzz_util.h"
 
 using namespace cowsnap;

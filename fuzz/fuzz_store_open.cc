@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "cowsnap/exception_store.h"
+#include "cowsnap/store/exception_store.h"
 #include "fuzz_util.h"
 
 using namespace cowsnap;

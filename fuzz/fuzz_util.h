@@ -9,7 +9,7 @@
 #include <span>
 #include <string>
 
-#include "cowsnap/io.h"
+#include "cowsnap/io/devices.h"
 
 namespace cowsnap::fuzz {
 

@@ -16,9 +16,9 @@
 #include <string>
 #include <vector>
 
-#include "control/protocol.h"
-#include "cowsnap/exception_store.h"
-#include "cowsnap/io.h"
+#include "cowsnap/control/protocol.h"
+#include "cowsnap/io/devices.h"
+#include "cowsnap/store/exception_store.h"
 #include "cowsnap/vg/metadata_area.h"
 #include "cowsnap/vg/pv_format.h"
 #include "persistent_format.h"

@@ -17,7 +17,7 @@
 
 #include <fmt/format.h>
 
-#include "control/client.h"
+#include "cowsnap/control/client.h"
 
 namespace cowsnap::server {
 

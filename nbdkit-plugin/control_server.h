@@ -27,8 +27,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "control/protocol.h"
-#include "cowsnap/status.h"
+#include "cowsnap/common/status.h"
+#include "cowsnap/control/protocol.h"
 
 namespace cowsnap::server {
 

@@ -15,8 +15,8 @@
 #include <span>
 #include <string>
 
-#include "control/protocol.h"
 #include "control_server.h"
+#include "cowsnap/control/protocol.h"
 #include "volume_service.h"
 
 // Every connection gets its own handle; all requests of all connections

@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "cowsnap/report/data_percent.h"
+
 namespace cowsnap::server {
 
 using nlohmann::json;
@@ -189,7 +191,7 @@ control::LvState VolumeService::state_of(const Export& exp) const {
     s.valid = v.snapshot->valid();
     s.chunk_sectors = v.snapshot->geometry().chunk_sectors();
     s.usage = control::Usage{usage.total_sectors, usage.allocated_sectors, usage.metadata_sectors};
-    s.data_percent = snapshot_data_percent(usage, s.valid);
+    s.data_percent = report::snapshot_data_percent(usage, s.valid);
   } else if (v.origin) {
     s.snapshot_count = static_cast<int64_t>(v.origin->snapshots().size());
   }

@@ -39,8 +39,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "control/protocol.h"
-#include "cowsnap/status.h"
+#include "cowsnap/common/status.h"
+#include "cowsnap/control/protocol.h"
 #include "cowsnap/vg/lock.h"
 #include "cowsnap/vg/volume_manager.h"
 #include "cowsnap/volume/active_vg.h"

@@ -1,4 +1,4 @@
-#include "cowsnap/block_device.h"
+#include "cowsnap/common/block_device.h"
 
 #include <fmt/format.h>
 

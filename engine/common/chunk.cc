@@ -1,4 +1,4 @@
-#include "cowsnap/chunk.h"
+#include "cowsnap/common/chunk.h"
 
 #include <fmt/format.h>
 

@@ -1,4 +1,4 @@
-#include "cowsnap/status.h"
+#include "cowsnap/common/status.h"
 
 #include <fmt/format.h>
 

@@ -4,7 +4,7 @@
 #include <cerrno>
 #include <set>
 
-#include "cowsnap/dm.h"
+#include "cowsnap/dm/mapped_device.h"
 
 namespace cowsnap {
 

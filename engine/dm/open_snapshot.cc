@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "cowsnap/snapshot.h"
+#include "cowsnap/dm/snapshot.h"
 
 namespace cowsnap {
 namespace {

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "copy_out_pool.h"
-#include "cowsnap/snapshot.h"
+#include "cowsnap/dm/snapshot.h"
 
 namespace cowsnap {
 

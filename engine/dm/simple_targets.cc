@@ -5,7 +5,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "cowsnap/dm.h"
+#include "cowsnap/dm/mapped_device.h"
 
 namespace cowsnap {
 namespace {

@@ -1,4 +1,4 @@
-#include "cowsnap/io.h"
+#include "cowsnap/io/devices.h"
 
 namespace cowsnap {
 

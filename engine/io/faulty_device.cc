@@ -2,7 +2,7 @@
 
 #include <cerrno>
 
-#include "cowsnap/io.h"
+#include "cowsnap/io/devices.h"
 
 namespace cowsnap {
 

@@ -10,7 +10,7 @@
 #include <cerrno>
 #include <vector>
 
-#include "cowsnap/io.h"
+#include "cowsnap/io/devices.h"
 
 namespace cowsnap {
 namespace {

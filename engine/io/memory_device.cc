@@ -1,7 +1,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "cowsnap/io.h"
+#include "cowsnap/io/devices.h"
 
 namespace cowsnap {
 

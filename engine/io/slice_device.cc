@@ -2,7 +2,7 @@
 
 #include <cassert>
 
-#include "cowsnap/io.h"
+#include "cowsnap/io/devices.h"
 
 namespace cowsnap {
 

@@ -4,8 +4,8 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "cowsnap/report/data_percent.h"
 #include "cowsnap/report/report.h"
-#include "cowsnap/snapshot.h"
 #include "cowsnap/vg/allocation.h"
 
 namespace cowsnap::report {

@@ -21,7 +21,7 @@
 // Memory: 16 bytes per run plus, per leaf of 64..128 runs, the vector's
 // slack and a malloc header: about 17-18 bytes per random exception, and
 // one run per 65535 exceptions for sequential ones.
-#include "cowsnap/exception_table.h"
+#include "cowsnap/store/exception_table.h"
 
 #include <algorithm>
 #include <array>

@@ -22,7 +22,7 @@
 #include <utility>
 #include <vector>
 
-#include "cowsnap/status.h"
+#include "cowsnap/common/status.h"
 
 namespace cowsnap {
 

@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "cowsnap/exception_store.h"
+#include "cowsnap/store/exception_store.h"
 #include "group_commit.h"
 #include "persistent_format.h"
 #include "store_base.h"

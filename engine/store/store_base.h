@@ -10,7 +10,7 @@
 #include <new>
 #include <vector>
 
-#include "cowsnap/exception_store.h"
+#include "cowsnap/store/exception_store.h"
 
 namespace cowsnap {
 

@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <mutex>
 
-#include "cowsnap/exception_store.h"
+#include "cowsnap/store/exception_store.h"
 #include "group_commit.h"
 #include "store_base.h"
 

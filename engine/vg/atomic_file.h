@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "cowsnap/status.h"
+#include "cowsnap/common/status.h"
 
 namespace cowsnap::vg {
 

@@ -5,7 +5,7 @@
 #include <cerrno>
 #include <vector>
 
-#include "cowsnap/io.h"
+#include "cowsnap/io/devices.h"
 #include "cowsnap/vg/lvm_id.h"
 
 namespace cowsnap::vg {

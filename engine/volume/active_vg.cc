@@ -4,7 +4,7 @@
 
 #include <cerrno>
 
-#include "cowsnap/io.h"
+#include "cowsnap/io/devices.h"
 #include "failed_snapshot.h"
 
 namespace cowsnap {

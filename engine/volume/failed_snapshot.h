@@ -7,8 +7,8 @@
 #include <memory>
 #include <string>
 
-#include "cowsnap/dm.h"
-#include "cowsnap/status.h"
+#include "cowsnap/common/status.h"
+#include "cowsnap/dm/mapped_device.h"
 
 namespace cowsnap {
 

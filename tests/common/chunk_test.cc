@@ -2,7 +2,7 @@
 
 #include <cerrno>
 
-#include "cowsnap/chunk.h"
+#include "cowsnap/common/chunk.h"
 
 using namespace cowsnap;
 

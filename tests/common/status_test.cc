@@ -2,7 +2,7 @@
 
 #include <cerrno>
 
-#include "cowsnap/status.h"
+#include "cowsnap/common/status.h"
 
 using cowsnap::Result;
 using cowsnap::Status;

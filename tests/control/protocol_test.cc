@@ -1,6 +1,6 @@
 // Decoding control-protocol lines: every input gives a Result, never an
 // exception or undefined behaviour (inputs found by fuzz/fuzz_control).
-#include "control/protocol.h"
+#include "cowsnap/control/protocol.h"
 
 #include <catch2/catch.hpp>
 

@@ -10,8 +10,8 @@
 #include <cerrno>
 #include <filesystem>
 
-#include "cowsnap/io.h"
-#include "cowsnap/snapshot.h"
+#include "cowsnap/dm/snapshot.h"
+#include "cowsnap/io/devices.h"
 #include "dm/gate_device.h"
 #include "support/patterns.h"
 #include "support/system.h"

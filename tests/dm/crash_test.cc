@@ -8,8 +8,8 @@
 #include <thread>
 #include <tuple>
 
-#include "cowsnap/io.h"
-#include "cowsnap/snapshot.h"
+#include "cowsnap/dm/snapshot.h"
+#include "cowsnap/io/devices.h"
 #include "support/patterns.h"
 
 using namespace cowsnap;

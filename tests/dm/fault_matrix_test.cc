@@ -16,8 +16,8 @@
 #include <string>
 #include <thread>
 
-#include "cowsnap/io.h"
-#include "cowsnap/snapshot.h"
+#include "cowsnap/dm/snapshot.h"
+#include "cowsnap/io/devices.h"
 #include "support/patterns.h"
 
 using namespace cowsnap;

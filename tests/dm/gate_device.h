@@ -11,7 +11,7 @@
 #include <mutex>
 #include <optional>
 
-#include "cowsnap/io.h"
+#include "cowsnap/io/devices.h"
 
 namespace cowsnap::testing {
 

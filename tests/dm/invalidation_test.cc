@@ -11,8 +11,8 @@
 #include <future>
 #include <thread>
 
-#include "cowsnap/io.h"
-#include "cowsnap/snapshot.h"
+#include "cowsnap/dm/snapshot.h"
+#include "cowsnap/io/devices.h"
 #include "dm/gate_device.h"
 #include "support/patterns.h"
 

@@ -2,8 +2,8 @@
 
 #include <cerrno>
 
-#include "cowsnap/dm.h"
-#include "cowsnap/io.h"
+#include "cowsnap/dm/mapped_device.h"
+#include "cowsnap/io/devices.h"
 #include "support/patterns.h"
 
 using namespace cowsnap;

@@ -9,8 +9,8 @@
 #include <random>
 #include <set>
 
-#include "cowsnap/io.h"
-#include "cowsnap/snapshot.h"
+#include "cowsnap/dm/snapshot.h"
+#include "cowsnap/io/devices.h"
 #include "support/patterns.h"
 
 using namespace cowsnap;

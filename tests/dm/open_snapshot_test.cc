@@ -4,8 +4,8 @@
 
 #include <cerrno>
 
-#include "cowsnap/io.h"
-#include "cowsnap/snapshot.h"
+#include "cowsnap/dm/snapshot.h"
+#include "cowsnap/io/devices.h"
 #include "store/store_test_util.h"
 #include "support/patterns.h"
 

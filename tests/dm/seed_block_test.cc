@@ -4,8 +4,9 @@
 
 #include <cerrno>
 
-#include "cowsnap/io.h"
-#include "cowsnap/snapshot.h"
+#include "cowsnap/dm/snapshot.h"
+#include "cowsnap/io/devices.h"
+#include "cowsnap/report/data_percent.h"
 #include "support/patterns.h"
 
 using namespace cowsnap;
@@ -25,7 +26,7 @@ TEST_CASE("seed: the 32 MiB snapshot overflows, the 64 MiB one keeps the photogr
   REQUIRE(sb64m.ok());
   REQUIRE(sb64m2.ok());
   CHECK((*sb64m)->status_params() == "16/65536 16");
-  CHECK(snapshot_data_percent((*sb64m2)->usage(), true) == 0.0);
+  CHECK(report::snapshot_data_percent((*sb64m2)->usage(), true) == 0.0);
 
   // dd if=/dev/zero of=40M.img bs=40M: 40 MiB at 8 MiB into the origin.
   const uint64_t at = 8 * kMiB;
@@ -36,12 +37,12 @@ TEST_CASE("seed: the 32 MiB snapshot overflows, the 64 MiB one keeps the photogr
   CHECK((*sb64m)->status_params() == "Invalid");
   std::vector<uint8_t> block(4096);
   CHECK((*sb64m)->read(0, block).errnum() == EIO);
-  CHECK(snapshot_data_percent((*sb64m)->usage(), false) == 100.0);
+  CHECK(report::snapshot_data_percent((*sb64m)->usage(), false) == 100.0);
 
   // 64 MiB: 10240 data chunks + 40 more metadata areas: next_free = 2 + 10240 + 40.
   REQUIRE((*sb64m2)->valid());
   CHECK((*sb64m2)->status_params() == "82256/131072 336");
-  CHECK(snapshot_data_percent((*sb64m2)->usage(), true) == Approx(62.7563).epsilon(1e-4));
+  CHECK(report::snapshot_data_percent((*sb64m2)->usage(), true) == Approx(62.7563).epsilon(1e-4));
   std::vector<uint8_t> all(64 * kMiB);
   REQUIRE((*sb64m2)->read(0, all).ok());
   CHECK(byte_diff(all, pattern(0, 64 * kMiB, 0)) == "");

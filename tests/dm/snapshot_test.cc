@@ -2,8 +2,8 @@
 
 #include <cerrno>
 
-#include "cowsnap/io.h"
-#include "cowsnap/snapshot.h"
+#include "cowsnap/dm/snapshot.h"
+#include "cowsnap/io/devices.h"
 #include "support/checks.h"
 #include "support/patterns.h"
 
@@ -132,15 +132,6 @@ TEST_CASE("a snapshot write that fills the store fails with EIO and invalidates 
   REQUIRE(snap->write(0, pattern(0, 14 * 4096, 5)).ok());
   CHECK(snap->write(14 * 4096, pattern(0, 4096, 5)).errnum() == EIO);
   CHECK_FALSE(snap->valid());
-}
-
-TEST_CASE("snapshot percentages follow lvm2") {
-  CHECK(snapshot_data_percent({131072, 16, 16}, true) == 0.0);
-  CHECK(snapshot_data_percent({131072, 24, 16}, true) == Approx(0.018310546875));
-  CHECK(snapshot_data_percent({131072, 131072, 400}, true) == 100.0);
-  CHECK(snapshot_data_percent({131072, 131071, 400}, true) == 99.99);
-  CHECK(snapshot_data_percent({8388608, 17, 16}, true) == 0.01);
-  CHECK(snapshot_data_percent({131072, 24, 16}, false) == 100.0);
 }
 
 TEST_CASE("a detached snapshot stops getting copies and fails I/O") {

@@ -7,8 +7,8 @@
 #include <random>
 #include <thread>
 
-#include "cowsnap/io.h"
-#include "cowsnap/snapshot.h"
+#include "cowsnap/dm/snapshot.h"
+#include "cowsnap/io/devices.h"
 #include "support/patterns.h"
 
 using namespace cowsnap;

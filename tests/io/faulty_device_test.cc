@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "cowsnap/io.h"
+#include "cowsnap/io/devices.h"
 
 using cowsnap::BlockDevice;
 using cowsnap::DeviceWrapper;

@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "cowsnap/io.h"
+#include "cowsnap/io/devices.h"
 #include "support/system.h"
 
 using cowsnap::FileDevice;

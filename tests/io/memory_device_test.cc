@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "cowsnap/io.h"
+#include "cowsnap/io/devices.h"
 
 using cowsnap::MemoryDevice;
 

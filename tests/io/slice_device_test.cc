@@ -5,7 +5,7 @@
 #include <memory>
 #include <vector>
 
-#include "cowsnap/io.h"
+#include "cowsnap/io/devices.h"
 
 using cowsnap::MemoryDevice;
 using cowsnap::SliceDevice;

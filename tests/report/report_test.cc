@@ -2,6 +2,7 @@
 // checked against what lvm2 2.03.16 prints.
 #include <catch2/catch.hpp>
 
+#include "cowsnap/report/data_percent.h"
 #include "cowsnap/report/report.h"
 
 using namespace cowsnap;
@@ -271,4 +272,13 @@ TEST_CASE("JSON layout matches lvm2", "[report][json]") {
   CHECK(render(ReportKind::kLv, default_fields(ReportKind::kLv), {}, json) ==
         "  {\n      \"report\": [\n          {\n              \"lv\": [\n              ]\n          }\n      "
         "]\n  }\n");
+}
+
+TEST_CASE("snapshot percentages follow lvm2") {
+  CHECK(report::snapshot_data_percent({131072, 16, 16}, true) == 0.0);
+  CHECK(report::snapshot_data_percent({131072, 24, 16}, true) == Approx(0.018310546875));
+  CHECK(report::snapshot_data_percent({131072, 131072, 400}, true) == 100.0);
+  CHECK(report::snapshot_data_percent({131072, 131071, 400}, true) == 99.99);
+  CHECK(report::snapshot_data_percent({8388608, 17, 16}, true) == 0.01);
+  CHECK(report::snapshot_data_percent({131072, 24, 16}, false) == 100.0);
 }

@@ -7,8 +7,8 @@
 #include <set>
 #include <thread>
 
-#include "cowsnap/exception_store.h"
-#include "cowsnap/io.h"
+#include "cowsnap/io/devices.h"
+#include "cowsnap/store/exception_store.h"
 #include "store_test_util.h"
 
 using namespace cowsnap;

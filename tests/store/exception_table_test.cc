@@ -7,7 +7,7 @@
 #include <random>
 #include <vector>
 
-#include "cowsnap/exception_table.h"
+#include "cowsnap/store/exception_table.h"
 
 using namespace cowsnap;
 

@@ -10,8 +10,8 @@
 
 #include <catch2/catch.hpp>
 
-#include "cowsnap/block_device.h"
-#include "cowsnap/exception_store.h"
+#include "cowsnap/common/block_device.h"
+#include "cowsnap/store/exception_store.h"
 
 namespace cowsnap::testing {
 

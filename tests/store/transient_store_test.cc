@@ -3,8 +3,8 @@
 
 #include <cerrno>
 
-#include "cowsnap/exception_store.h"
-#include "cowsnap/io.h"
+#include "cowsnap/io/devices.h"
+#include "cowsnap/store/exception_store.h"
 #include "store_test_util.h"
 
 using namespace cowsnap;

@@ -7,8 +7,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "cowsnap/block_device.h"
-#include "cowsnap/status.h"
+#include "cowsnap/common/block_device.h"
+#include "cowsnap/common/status.h"
 
 namespace cowsnap::testing {
 

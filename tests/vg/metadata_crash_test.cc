@@ -13,7 +13,7 @@
 #include <filesystem>
 #include <limits>
 
-#include "cowsnap/io.h"
+#include "cowsnap/io/devices.h"
 #include "cowsnap/vg/vg_commit.h"
 #include "cowsnap/vg/volume_manager.h"
 #include "support/system.h"

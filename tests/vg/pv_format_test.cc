@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "cowsnap/io.h"
+#include "cowsnap/io/devices.h"
 #include "cowsnap/vg/crc.h"
 #include "cowsnap/vg/metadata_area.h"
 #include "cowsnap/vg/physical_volume.h"

@@ -9,7 +9,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "cowsnap/io.h"
+#include "cowsnap/io/devices.h"
 #include "cowsnap/vg/lock.h"
 #include "cowsnap/vg/root.h"
 #include "support/system.h"

@@ -9,7 +9,7 @@
 #include <fstream>
 #include <thread>
 
-#include "cowsnap/io.h"
+#include "cowsnap/io/devices.h"
 #include "cowsnap/vg/allocation.h"
 #include "cowsnap/vg/lvm_id.h"
 #include "vg_test_util.h"

@@ -9,7 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "cowsnap/io.h"
+#include "cowsnap/io/devices.h"
 #include "cowsnap/volume/active_vg.h"
 #include "support/checks.h"
 #include "support/patterns.h"

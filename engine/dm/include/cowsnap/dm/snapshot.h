@@ -1,0 +1,294 @@
+// Copy-on-write snapshots: the `snapshot-origin` and `snapshot` targets.
+//
+// An Origin owns the origin's real device (dm's "-real" device) and the
+// snapshots taken of it (strongly: a snapshot never silently stops getting
+// copies because a handle to it was dropped). A snapshot refers back to its
+// origin weakly and fails I/O with ENODEV once the origin is gone. SnapshotOriginTarget is the origin as
+// users see it; each SnapshotTarget is one snapshot, with its own exception store.
+//
+// Invariants, enforced in origin.cc and snapshot_target.cc:
+//  1. An origin change (write, write-zeroes, discard) of a chunk that some
+//     valid snapshot has no exception for first copies the old chunk into
+//     every such snapshot's store and commits the exception durably (data
+//     flushed, then metadata flushed); only then is the origin changed. So
+//     a crash never leaves a snapshot reading data written after it was
+//     taken.
+//  2. Per-region locks order copy-outs against snapshot reads and writes:
+//     a snapshot read of a chunk without an exception reads the origin
+//     under the region's lock, so it returns the old data, never the new.
+//     A region is the largest chunk size among the origin's snapshots,
+//     fixed while any request is in flight (changed only at the barrier).
+//     Region locks are striped; a request that needs several takes every
+//     stripe it needs at once, in ascending stripe order, and nothing else
+//     while it holds them, so lock holders cannot deadlock.
+//  3. A store that cannot take one more exception, or whose metadata
+//     commit fails, invalidates its own snapshot, persistently; the other
+//     snapshots carry on. Invalidation is serialised per snapshot
+//     (invalidate_mu_): the in-memory flag drops first, then the valid = 0
+//     header is written and flushed. An origin change may skip a snapshot
+//     only while that snapshot has exceptions for the whole range, or once
+//     its invalid header is durable (durably_invalid()); a change that
+//     finds it invalid but not yet durable waits for the invalidation in
+//     progress, or retries the header write, and fails with EIO (the
+//     origin unchanged) when the header cannot be written. So no crash
+//     brings back a valid snapshot whose uncopied chunk the origin changed.
+//     Every later read or write of an invalid snapshot fails with EIO; a
+//     read checks validity after reading, so it never returns data the
+//     origin overwrote after invalidation.
+//  4. Exceptions enter a snapshot's ExceptionTable only after their store
+//     committed them, so a lock-free table hit always means durable data.
+//  5. A copy-out whose data write fails (ENOSPC from a full host
+//     filesystem, EIO) fails the origin change with that errno before the
+//     origin is touched, and leaves the snapshot valid: the chunk simply
+//     stays uncopied and its reserved COW chunk is reused by the next
+//     copy-out. Nothing on disk names that chunk, so reuse is safe.
+//  6. The barrier prefers the suspender: once hold_io() waits, new
+//     requests wait at a gate (enter_io) and those in flight drain, so
+//     hold_io() returns in bounded time under any load, as dm's suspend.
+//  7. Copy-outs to several snapshots run on a fixed pool of threads
+//     (copy_out_pool.h) with the requesting thread taking part, so a
+//     request never waits for a thread that cannot be had, and no
+//     exception leaves the engine.
+//
+// Locking order: barrier (shared for I/O, exclusive for attach/detach) ->
+// region lock -> a snapshot's invalidation mutex -> its table lock -> the
+// store's own locks.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "cowsnap/common/chunk.h"
+#include "cowsnap/dm/mapped_device.h"
+#include "cowsnap/store/exception_store.h"
+#include "cowsnap/store/exception_table.h"
+
+namespace cowsnap {
+
+class SnapshotTarget;
+
+class Origin : public std::enable_shared_from_this<Origin> {
+ public:
+  // `real_name` is the name table lines use for the real device.
+  static std::shared_ptr<Origin> create(std::shared_ptr<BlockDevice> real, std::string real_name);
+
+  [[nodiscard]] BlockDevice& real() { return *real_; }
+  [[nodiscard]] const std::string& real_name() const { return real_name_; }
+  [[nodiscard]] uint64_t size_bytes() const { return real_->size_bytes(); }
+
+  // Attaches a snapshot over `store`, whose committed exceptions are
+  // `exceptions`. Holds origin I/O at the barrier while it attaches, after
+  // flushing the origin: every origin write acknowledged before the call is
+  // in the snapshot, none issued after it returns.
+  // `cow_name` is the name table lines use for the COW device.
+  // `held`, when given, is a barrier lock the caller already holds from
+  // hold_io() (an online snapshot does more work behind the same barrier).
+  Result<std::shared_ptr<SnapshotTarget>> attach_snapshot(
+      std::unique_ptr<ExceptionStore> store, ExceptionTable exceptions, std::string cow_name,
+      std::unique_lock<std::shared_mutex>* held = nullptr);
+  // Detaches a snapshot (at the barrier, or under `held`). Its target fails
+  // I/O with ENODEV afterwards.
+  void detach_snapshot(const std::shared_ptr<SnapshotTarget>& snapshot,
+                       std::unique_lock<std::shared_mutex>* held = nullptr);
+  [[nodiscard]] std::vector<std::shared_ptr<SnapshotTarget>> snapshots() const;
+
+  // Holds all origin and snapshot I/O until the returned lock is released:
+  // the barrier an online snapshot is taken behind. New requests wait from
+  // the moment this is called, so it returns once those in flight finish.
+  [[nodiscard]] std::unique_lock<std::shared_mutex> hold_io();
+
+  // The I/O paths of the two targets (see the invariants above).
+  Status read_origin(uint64_t offset, std::span<uint8_t> buf);
+  Status write_origin(uint64_t offset, std::span<const uint8_t> buf);
+  Status write_zeroes_origin(uint64_t offset, uint64_t length);
+  Status discard_origin(uint64_t offset, uint64_t length);
+  Status flush_origin();
+
+  [[nodiscard]] uint32_t region_bytes() const;
+
+  Origin(std::shared_ptr<BlockDevice> real, std::string real_name);
+
+ private:
+  friend class SnapshotTarget;
+  using ChangeFn = std::function<Status()>;
+  // Applies `change` to [offset, offset+length) of the origin after
+  // copying old chunks out where invariant 1 requires; all copy-outs of the
+  // request share one commit per snapshot.
+  Status change_origin(uint64_t offset, uint64_t length, const ChangeFn& change);
+  // Copies the range's old chunks into every valid snapshot lacking them.
+  // REQUIRES: the region locks for [offset, offset+length) are held.
+  Status copy_out_locked(uint64_t offset, uint64_t length,
+                         const std::vector<std::shared_ptr<SnapshotTarget>>& snapshots);
+  // REQUIRES: the barrier is held (shared), so the region size is fixed.
+  [[nodiscard]] size_t stripe_of(uint64_t byte_offset) const;
+  // Takes the region locks covering [offset, offset+length) (invariant 2).
+  // REQUIRES: the barrier is held (shared).
+  [[nodiscard]] std::vector<std::unique_lock<std::mutex>> lock_regions(uint64_t offset, uint64_t length);
+  // Takes the barrier for one request, waiting first while a hold_io() is
+  // pending (invariant 6). Not reentrant with a pending hold_io(): a
+  // request takes it once, at its start.
+  [[nodiscard]] std::shared_lock<std::shared_mutex> enter_io();
+
+  std::shared_ptr<BlockDevice> real_;
+  std::string real_name_;
+  mutable std::shared_mutex barrier_;
+  std::mutex suspend_mu_;
+  std::condition_variable suspend_cv_;
+  uint32_t suspends_waiting_ = 0;                           // guarded by suspend_mu_
+  std::atomic<bool> suspend_pending_{false};                // suspends_waiting_ != 0, read without the lock
+  std::vector<std::shared_ptr<SnapshotTarget>> snapshots_;  // guarded by barrier_
+  uint32_t region_shift_ = 12;                              // guarded by barrier_
+  static constexpr size_t kRegionLocks = 1024;
+  std::array<std::mutex, kRegionLocks> region_locks_;
+};
+
+// `snapshot-origin <origin-real>`.
+class SnapshotOriginTarget final : public Target {
+ public:
+  explicit SnapshotOriginTarget(std::shared_ptr<Origin> origin) : origin_(std::move(origin)) {}
+  [[nodiscard]] uint64_t size_bytes() const override { return origin_->size_bytes(); }
+  Status read(uint64_t offset, std::span<uint8_t> buf) override { return origin_->read_origin(offset, buf); }
+  Status write(uint64_t offset, std::span<const uint8_t> buf) override {
+    return origin_->write_origin(offset, buf);
+  }
+  Status flush() override { return origin_->flush_origin(); }
+  Status write_zeroes(uint64_t offset, uint64_t length) override {
+    return origin_->write_zeroes_origin(offset, length);
+  }
+  Status discard(uint64_t offset, uint64_t length) override {
+    return origin_->discard_origin(offset, length);
+  }
+  [[nodiscard]] std::string_view type_name() const override { return "snapshot-origin"; }
+  [[nodiscard]] std::string table_params() const override { return origin_->real_name(); }
+  [[nodiscard]] uint32_t preferred_block_bytes() const override { return origin_->region_bytes(); }
+  [[nodiscard]] const std::shared_ptr<Origin>& origin() const { return origin_; }
+
+ private:
+  std::shared_ptr<Origin> origin_;
+};
+
+// `snapshot <origin-real> <cow> <P|N> <chunk-sectors>`: one snapshot.
+// Reads see the origin as it was when the snapshot was attached; writes go
+// to the COW store (a partial-chunk write copies the rest of the chunk from
+// the origin first).
+class SnapshotTarget final : public Target {
+ public:
+  SnapshotTarget(const std::shared_ptr<Origin>& origin, std::unique_ptr<ExceptionStore> store,
+                 ExceptionTable exceptions, std::string cow_name);
+
+  [[nodiscard]] uint64_t size_bytes() const override { return size_bytes_; }
+  Status read(uint64_t offset, std::span<uint8_t> buf) override;
+  Status write(uint64_t offset, std::span<const uint8_t> buf) override;
+  Status flush() override;
+  // Both allocate exceptions and write zeroes into the COW store.
+  Status write_zeroes(uint64_t offset, uint64_t length) override;
+  Status discard(uint64_t offset, uint64_t length) override { return write_zeroes(offset, length); }
+  [[nodiscard]] std::string_view type_name() const override { return "snapshot"; }
+  [[nodiscard]] std::string table_params() const override;
+  // "<allocated>/<total> <metadata>" in sectors, or "Invalid".
+  [[nodiscard]] std::string status_params() const override;
+  [[nodiscard]] uint32_t preferred_block_bytes() const override {
+    return static_cast<uint32_t>(geometry_.chunk_bytes());
+  }
+
+  [[nodiscard]] bool valid() const { return valid_.load(std::memory_order_acquire); }
+  [[nodiscard]] StoreUsage usage() const { return store()->usage(); }
+  [[nodiscard]] const ChunkGeometry& geometry() const { return geometry_; }
+  [[nodiscard]] bool has_exception(ChunkIndex chunk) const;
+  [[nodiscard]] uint64_t exception_count() const;
+  [[nodiscard]] size_t exception_table_bytes() const;
+  // Swaps in `store`, a store over the same COW data on a grown device
+  // (lvextend of a snapshot: the admin's rescue of a filling snapshot).
+  // REQUIRES: `held` holds the origin's barrier (hold_io()), so no request
+  // uses the old store; `store` has the same chunk size. EINVAL otherwise.
+  Status replace_store(std::unique_ptr<ExceptionStore> store,
+                       const std::unique_lock<std::shared_mutex>& held);
+
+  // Persistently invalidates the snapshot (idempotent); `why` is logged in
+  // the error messages of later requests. Returns once the valid = 0 header
+  // is durable, or with EIO naming the store when it cannot be written (the
+  // snapshot is invalid in memory then, and origin changes that would skip
+  // it retry the header write and fail until it lands: invariant 3). The
+  // engine calls it on overflow and failed commits; an owner calls it for a
+  // snapshot it can no longer keep in step with its origin.
+  Status invalidate_durably(const Status& why);
+  // invalidate_durably() for callers with no use for the outcome.
+  void invalidate(const Status& why) { (void)invalidate_durably(why); }
+  // Invalid, and the store's valid = 0 header is durable.
+  [[nodiscard]] bool durably_invalid() const { return invalid_durable_.load(std::memory_order_acquire); }
+
+  // Null once the origin is gone.
+  [[nodiscard]] std::shared_ptr<Origin> origin() const { return origin_.lock(); }
+  [[nodiscard]] const std::string& cow_name() const { return cow_name_; }
+
+ private:
+  friend class Origin;
+  [[nodiscard]] std::optional<ChunkIndex> find_exception(ChunkIndex chunk) const;
+  [[nodiscard]] bool has_all_exceptions(uint64_t offset, uint64_t length) const;
+  using ChunkDataFn = std::function<std::span<const uint8_t>(ChunkIndex chunk)>;
+  // Adds exceptions for `chunks` (none of which has one), copying
+  // chunk_data(c) (one whole chunk each) into the store and committing them
+  // as one batch. A full store or a failed commit invalidates the snapshot
+  // (durably, before this returns) and returns EIO; a failed data write
+  // returns its own errno and leaves the snapshot valid (invariant 5).
+  // REQUIRES: the chunks' region locks are held.
+  Status add_exceptions_locked(std::span<const ChunkIndex> chunks, const ChunkDataFn& chunk_data);
+  Status invalid_error() const;
+  // Before an origin change skips this invalid snapshot: waits for an
+  // invalidation in progress, retrying the header write if it failed.
+  // REQUIRES: !valid().
+  Status await_durably_invalid();
+  // Writes and flushes the valid = 0 header unless already durable.
+  // REQUIRES: invalidate_mu_ held.
+  Status persist_invalid_locked();
+  // Pins the origin for one request, after the validity checks.
+  Result<std::shared_ptr<Origin>> begin_request(uint64_t offset, uint64_t length) const;
+  // Writes `buf` at `offset`, allocating exceptions (copying the rest of a
+  // partly written chunk from the origin) for chunks that have none.
+  Status write_range(Origin& origin, uint64_t offset, std::span<const uint8_t> buf);
+
+  // Requests load the store once each; it changes only at the barrier.
+  [[nodiscard]] std::shared_ptr<ExceptionStore> store() const {
+    return store_.load(std::memory_order_acquire);
+  }
+
+  std::weak_ptr<Origin> origin_;
+  uint64_t size_bytes_;
+  std::atomic<std::shared_ptr<ExceptionStore>> store_;
+  ChunkGeometry geometry_;
+  std::string cow_name_;
+  mutable std::shared_mutex table_mu_;
+  ExceptionTable exceptions_;          // guarded by table_mu_
+  std::mutex invalidate_mu_;           // serialises invalidation (invariant 3)
+  std::atomic<bool> valid_;            // written under invalidate_mu_ (after construction)
+  std::atomic<bool> invalid_durable_;  // written under invalidate_mu_; implies !valid_
+  std::atomic<bool> detached_{false};
+  mutable std::mutex why_mu_;
+  std::string invalid_reason_;  // guarded by why_mu_
+};
+
+// Opens the snapshot stored on `cow` and attaches it to `origin`.
+// "P": a new store when `create`; otherwise the existing one — or a new one
+// when its header is all zeroes, as the kernel does (lvm2 creates a COW LV
+// with its first chunk zeroed). "N": always new.
+// `held`: see Origin::attach_snapshot.
+struct SnapshotSpec {
+  std::shared_ptr<BlockDevice> cow;
+  std::string cow_name;
+  char store_type = 'P';  // 'P' persistent or 'N' transient
+  uint32_t chunk_sectors = 8;
+  bool create = false;
+};
+Result<std::shared_ptr<SnapshotTarget>> open_snapshot(const std::shared_ptr<Origin>& origin,
+                                                      const SnapshotSpec& spec,
+                                                      std::unique_lock<std::shared_mutex>* held = nullptr);
+
+}  // namespace cowsnap

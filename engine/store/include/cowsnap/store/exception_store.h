@@ -1,0 +1,123 @@
+// Exception stores: where a snapshot keeps the origin chunks it saved.
+//
+// As in the kernel's dm-exception-store, the copy-on-write logic (dm layer)
+// talks to this interface only; it never knows the on-disk format. Two
+// implementations: persistent ("P", the kernel's on-disk format byte for
+// byte, see docs/dm-snapshot.md) and transient ("N", memory only).
+//
+// The store does not keep the in-memory lookup table; the snapshot does
+// (ExceptionTable). The store allocates COW chunks, makes exceptions
+// durable, reports usage and remembers validity.
+//
+// Thread safety: every method may be called concurrently.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "cowsnap/common/block_device.h"
+#include "cowsnap/common/chunk.h"
+#include "cowsnap/common/status.h"
+
+namespace cowsnap {
+
+// What dm's snapshot status line reports, in 512-byte sectors.
+struct StoreUsage {
+  uint64_t total_sectors = 0;      // size of the COW device
+  uint64_t allocated_sectors = 0;  // header + metadata + data chunks in use
+  uint64_t metadata_sectors = 0;   // header + metadata chunks
+};
+
+// One exception: origin chunk `old_chunk` is saved at COW chunk `cow_chunk`.
+struct NewException {
+  ChunkIndex old_chunk;
+  ChunkIndex cow_chunk;
+};
+
+// Called once per committed exception found on the device, in on-disk order.
+using ExceptionVisitor = std::function<void(ChunkIndex old_chunk, ChunkIndex cow_chunk)>;
+
+class ExceptionStore {
+ public:
+  ExceptionStore() = default;
+  ExceptionStore(const ExceptionStore&) = delete;
+  ExceptionStore& operator=(const ExceptionStore&) = delete;
+  virtual ~ExceptionStore() = default;
+
+  // "P" or "N", as in the dm snapshot table line.
+  [[nodiscard]] virtual std::string_view type_code() const = 0;
+  [[nodiscard]] virtual const ChunkGeometry& geometry() const = 0;
+  // Exception data live at geometry().offset_of(cow_chunk) on this device.
+  [[nodiscard]] virtual BlockDevice& cow_device() = 0;
+  // False once the store overflowed or was invalidated (and, for a
+  // persistent store, when its header says valid = 0).
+  [[nodiscard]] virtual bool valid() const = 0;
+
+  // Reserves a COW chunk for a new exception. ENOSPC when the store has no
+  // room for one more (the caller then invalidates the snapshot); EIO when
+  // the store is invalid.
+  virtual Result<ChunkIndex> prepare_exception() = 0;
+  // Gives back a chunk from prepare_exception() that will not be committed
+  // (writing its data failed), so that the next prepare_exception() hands
+  // it out again and a failed copy-out costs no space. Crash-safe because
+  // no metadata on disk names the chunk. REQUIRES: no commit names it.
+  virtual void abandon_exception(ChunkIndex cow_chunk) noexcept = 0;
+
+  // Makes `old_chunk -> cow_chunk` durable and returns only then.
+  // REQUIRES: cow_chunk came from prepare_exception() and its data were
+  // written to cow_device() before this call.
+  // Crash safety: the data chunk is flushed before the metadata naming it
+  // is written, and the metadata is flushed before this returns, so a crash
+  // never leaves an exception pointing at unwritten data.
+  // Group commit: concurrent callers share one metadata write and flush.
+  virtual Status commit_exception(ChunkIndex old_chunk, ChunkIndex cow_chunk) = 0;
+  // Commits several exceptions as one batch (one metadata write and flush,
+  // shared with concurrent callers too), with commit_exception's contract
+  // for each. All or none become durable-and-acknowledged: on an error the
+  // store is invalid.
+  virtual Status commit_exceptions(std::span<const NewException> exceptions) = 0;
+
+  // Marks the store invalid, durably (persistent: header valid = 0 written
+  // and flushed). Later prepare/commit calls fail with EIO.
+  virtual Status invalidate() = 0;
+
+  [[nodiscard]] virtual StoreUsage usage() const = 0;
+};
+
+// Persistent store ("P").
+// Creates a new store on `cow`: header (valid = 1) and a zeroed first
+// metadata area, flushed. EINVAL for a bad chunk size or a device smaller
+// than header + one metadata area + one data chunk.
+Result<std::unique_ptr<ExceptionStore>> create_persistent_store(std::shared_ptr<BlockDevice> cow,
+                                                                uint32_t chunk_sectors);
+
+// Opens an existing persistent store and reports its exceptions to `visit`.
+// `chunk_sectors` must match the header's; 0 accepts the header's.
+// Errors (EINVAL, naming the device and the problem): bad magic ("not a
+// snapshot store"), version other than 1, chunk size mismatch or invalid,
+// metadata beyond the device's end (truncated device), and a corrupt
+// table, named by metadata area and entry: an entry naming a COW chunk
+// beyond the device's end or one holding the header or metadata, a COW
+// chunk two entries name, an origin chunk with new_chunk 0 (no writer ends
+// a table so). Entries after the end marker are debris a torn commit can
+// leave and are ignored; two entries for one origin chunk are both
+// reported (the kernel's lookup takes the first). A store whose header says
+// valid = 0 opens fine and reports valid() == false, its table unread. On
+// an error, `visit` may already have seen some exceptions: discard them.
+Result<std::unique_ptr<ExceptionStore>> open_persistent_store(std::shared_ptr<BlockDevice> cow,
+                                                              uint32_t chunk_sectors,
+                                                              const ExceptionVisitor& visit);
+// The same, and an entry naming an origin chunk that starts at or beyond
+// `origin_bytes` (the origin's size) is corrupt too.
+Result<std::unique_ptr<ExceptionStore>> open_persistent_store(std::shared_ptr<BlockDevice> cow,
+                                                              uint32_t chunk_sectors, uint64_t origin_bytes,
+                                                              const ExceptionVisitor& visit);
+
+// Transient store ("N"): allocation from chunk 0, nothing on disk but the
+// data; commit_exception only flushes the data.
+Result<std::unique_ptr<ExceptionStore>> create_transient_store(std::shared_ptr<BlockDevice> cow,
+                                                               uint32_t chunk_sectors);
+
+}  // namespace cowsnap
