@@ -24,7 +24,7 @@ using namespace cowsnap::vg;
 
 namespace {
 
-// Field offsets from lvm2's format (shared/docs/lvm2-format.md).
+// Field offsets from lvm2's format (docs/lvm2-metadata.md).
 constexpr size_t kLabelCrcAt = 16;
 constexpr size_t kLabelCrcFrom = 20;  // the label CRC covers bytes 20..511
 constexpr size_t kMdaCrcFrom = 4;     // the mda header CRC covers bytes 4..511

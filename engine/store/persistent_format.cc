@@ -2,7 +2,7 @@
 
 #include <cassert>
 
-#include "little_endian.h"
+#include "cowsnap/common/little_endian.h"
 
 namespace cowsnap::pstore {
 

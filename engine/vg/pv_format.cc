@@ -5,16 +5,11 @@
 #include <cerrno>
 #include <cstring>
 
+#include "cowsnap/common/little_endian.h"
 #include "cowsnap/vg/crc.h"
-#include "le_bytes.h"
 
 namespace cowsnap::vg {
 namespace {
-
-using detail::get_le32;
-using detail::get_le64;
-using detail::put_le32;
-using detail::put_le64;
 
 constexpr std::string_view kLabelId = "LABELONE";
 constexpr std::string_view kLabelType = "LVM2 001";
@@ -41,8 +36,8 @@ constexpr size_t kRawLocnBytes = 24;
 bool put_areas(std::span<uint8_t> b, size_t& at, const std::vector<DiskArea>& areas) {
   for (const DiskArea& a : areas) {
     if (at + kAreaBytes > b.size()) return false;
-    put_le64(b, at, a.offset_bytes);
-    put_le64(b, at + 8, a.size_bytes);
+    le::store64(b, at, a.offset_bytes);
+    le::store64(b, at + 8, a.size_bytes);
     at += kAreaBytes;
   }
   if (at + kAreaBytes > b.size()) return false;
@@ -52,7 +47,7 @@ bool put_areas(std::span<uint8_t> b, size_t& at, const std::vector<DiskArea>& ar
 
 bool get_areas(std::span<const uint8_t> b, size_t& at, std::vector<DiskArea>& areas) {
   while (at + kAreaBytes <= b.size()) {
-    DiskArea a{get_le64(b, at), get_le64(b, at + 8)};
+    DiskArea a{le::load64(b, at), le::load64(b, at + 8)};
     at += kAreaBytes;
     if (a.offset_bytes == 0 && a.size_bytes == 0) return true;
     areas.push_back(a);
@@ -69,31 +64,31 @@ Result<std::array<uint8_t, kLvmSector>> encode_label_sector(const PvHeader& head
     return Status::Error(EINVAL, fmt::format("PV uuid \"{}\" is not 32 characters", header.uuid));
   }
   std::memcpy(out.data(), kLabelId.data(), kLabelId.size());
-  put_le64(b, kLabelSectorAt, sector);
-  put_le32(b, kLabelOffsetAt, kPvHeaderOffset);
+  le::store64(b, kLabelSectorAt, sector);
+  le::store32(b, kLabelOffsetAt, kPvHeaderOffset);
   std::memcpy(out.data() + kLabelTypeAt, kLabelType.data(), kLabelType.size());
   std::span<uint8_t> pvh = b.subspan(kPvHeaderOffset);
   std::memcpy(pvh.data() + kUuidAt, header.uuid.data(), 32);
-  put_le64(pvh, kDeviceSizeAt, header.device_size_bytes);
+  le::store64(pvh, kDeviceSizeAt, header.device_size_bytes);
   size_t at = kAreasAt;
   bool fits = put_areas(pvh, at, header.data_areas) && put_areas(pvh, at, header.metadata_areas);
   if (fits && header.extension_version != 0) {
     fits = at + 8 <= pvh.size();
     if (fits) {
-      put_le32(pvh, at, header.extension_version);
-      put_le32(pvh, at + 4, header.extension_flags);
+      le::store32(pvh, at, header.extension_version);
+      le::store32(pvh, at + 4, header.extension_flags);
       at += 8;
       fits = put_areas(pvh, at, header.bootloader_areas);
     }
   }
   if (!fits) return Status::Error(EINVAL, "PV header does not fit in one sector");
-  put_le32(b, kLabelCrcAt, lvm_crc32(b.subspan(kLabelOffsetAt)));
+  le::store32(b, kLabelCrcAt, lvm_crc32(b.subspan(kLabelOffsetAt)));
   return out;
 }
 
 bool looks_like_label(std::span<const uint8_t> sector, uint64_t sector_number) {
   return sector.size() >= kLvmSector && std::memcmp(sector.data(), kLabelId.data(), kLabelId.size()) == 0 &&
-         get_le64(sector, kLabelSectorAt) == sector_number;
+         le::load64(sector, kLabelSectorAt) == sector_number;
 }
 
 Result<PvHeader> decode_label_sector(std::span<const uint8_t> sector, uint64_t sector_number,
@@ -102,7 +97,7 @@ Result<PvHeader> decode_label_sector(std::span<const uint8_t> sector, uint64_t s
     return Status::Error(EINVAL, fmt::format("{}: no label in sector {}", name, sector_number));
   }
   std::span<const uint8_t> b = sector.first(kLvmSector);
-  if (get_le32(b, kLabelCrcAt) != lvm_crc32(b.subspan(kLabelOffsetAt))) {
+  if (le::load32(b, kLabelCrcAt) != lvm_crc32(b.subspan(kLabelOffsetAt))) {
     return Status::Error(EINVAL, fmt::format("{}: label checksum mismatch", name));
   }
   if (std::memcmp(b.data() + kLabelTypeAt, kLabelType.data(), kLabelType.size()) != 0) {
@@ -110,14 +105,14 @@ Result<PvHeader> decode_label_sector(std::span<const uint8_t> sector, uint64_t s
         EINVAL, fmt::format("{}: unsupported label type \"{}\"", name,
                             std::string_view(reinterpret_cast<const char*>(b.data() + kLabelTypeAt), 8)));
   }
-  const uint32_t offset = get_le32(b, kLabelOffsetAt);
+  const uint32_t offset = le::load32(b, kLabelOffsetAt);
   if (offset < kLabelTypeAt + 8 || offset + kAreasAt > kLvmSector) {
     return Status::Error(EINVAL, fmt::format("{}: bad PV header offset {}", name, offset));
   }
   std::span<const uint8_t> pvh = b.subspan(offset);
   PvHeader h;
   h.uuid.assign(reinterpret_cast<const char*>(pvh.data() + kUuidAt), 32);
-  h.device_size_bytes = get_le64(pvh, kDeviceSizeAt);
+  h.device_size_bytes = le::load64(pvh, kDeviceSizeAt);
   size_t at = kAreasAt;
   if (!get_areas(pvh, at, h.data_areas) || !get_areas(pvh, at, h.metadata_areas)) {
     return Status::Error(EINVAL, fmt::format("{}: bad PV header: unterminated area list", name));
@@ -125,8 +120,8 @@ Result<PvHeader> decode_label_sector(std::span<const uint8_t> sector, uint64_t s
   h.extension_version = 0;
   h.extension_flags = 0;
   if (at + 8 <= pvh.size()) {
-    h.extension_version = get_le32(pvh, at);
-    h.extension_flags = get_le32(pvh, at + 4);
+    h.extension_version = le::load32(pvh, at);
+    h.extension_flags = le::load32(pvh, at + 4);
     at += 8;
     if (h.extension_version != 0 && !get_areas(pvh, at, h.bootloader_areas)) {
       return Status::Error(EINVAL, fmt::format("{}: bad PV header: unterminated bootloader area list", name));
@@ -139,45 +134,45 @@ std::array<uint8_t, kMdaHeaderSize> encode_mda_header(const MdaHeader& header) {
   std::array<uint8_t, kMdaHeaderSize> out{};
   std::span<uint8_t> b(out);
   std::memcpy(out.data() + kMdaMagicAt, kMdaMagic.data(), kMdaMagic.size());
-  put_le32(b, kMdaVersionAt, header.version);
-  put_le64(b, kMdaStartAt, header.start);
-  put_le64(b, kMdaSizeAt, header.size);
+  le::store32(b, kMdaVersionAt, header.version);
+  le::store64(b, kMdaStartAt, header.start);
+  le::store64(b, kMdaSizeAt, header.size);
   size_t at = kRawLocnsAt;
   for (const RawLocn& r : header.raw_locns) {
     // The last slot must stay zero as the terminator.
     assert(at + 2 * kRawLocnBytes <= kMdaHeaderSize);
-    put_le64(b, at, r.offset);
-    put_le64(b, at + 8, r.size);
-    put_le32(b, at + 16, r.checksum);
-    put_le32(b, at + 20, r.flags);
+    le::store64(b, at, r.offset);
+    le::store64(b, at + 8, r.size);
+    le::store32(b, at + 16, r.checksum);
+    le::store32(b, at + 20, r.flags);
     at += kRawLocnBytes;
   }
-  put_le32(b, 0, lvm_crc32(b.subspan(4)));
+  le::store32(b, 0, lvm_crc32(b.subspan(4)));
   return out;
 }
 
 Result<MdaHeader> decode_mda_header(std::span<const uint8_t> sector, uint64_t expected_start,
                                     std::string_view name) {
   std::span<const uint8_t> b = sector.first(kMdaHeaderSize);
-  if (get_le32(b, 0) != lvm_crc32(b.subspan(4))) {
+  if (le::load32(b, 0) != lvm_crc32(b.subspan(4))) {
     return Status::Error(EINVAL, fmt::format("{}: metadata area header checksum mismatch", name));
   }
   if (std::memcmp(b.data() + kMdaMagicAt, kMdaMagic.data(), kMdaMagic.size()) != 0) {
     return Status::Error(EINVAL, fmt::format("{}: bad metadata area magic", name));
   }
   MdaHeader h;
-  h.version = get_le32(b, kMdaVersionAt);
+  h.version = le::load32(b, kMdaVersionAt);
   if (h.version != kMdaHeaderVersion) {
     return Status::Error(EINVAL, fmt::format("{}: unsupported metadata area version {}", name, h.version));
   }
-  h.start = get_le64(b, kMdaStartAt);
-  h.size = get_le64(b, kMdaSizeAt);
+  h.start = le::load64(b, kMdaStartAt);
+  h.size = le::load64(b, kMdaSizeAt);
   if (h.start != expected_start) {
     return Status::Error(EINVAL, fmt::format("{}: metadata area header says start {}, expected {}", name,
                                              h.start, expected_start));
   }
   for (size_t at = kRawLocnsAt; at + kRawLocnBytes <= kMdaHeaderSize; at += kRawLocnBytes) {
-    RawLocn r{get_le64(b, at), get_le64(b, at + 8), get_le32(b, at + 16), get_le32(b, at + 20)};
+    RawLocn r{le::load64(b, at), le::load64(b, at + 8), le::load32(b, at + 16), le::load32(b, at + 20)};
     if (r.offset == 0) break;  // lvm2 ends the list at the first zero offset
     h.raw_locns.push_back(r);
   }

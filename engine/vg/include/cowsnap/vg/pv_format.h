@@ -1,7 +1,7 @@
 // The binary structures at the start of an LVM2 physical volume: the label
 // (one sector, in sector 0..3, normally 1), the PV header that follows it in
 // the same sector, and the 512-byte mda_header at the start of each metadata
-// area. All little-endian; see /work/shared/docs/lvm2-format.md.
+// area. All little-endian; the layout is described in docs/lvm2-metadata.md.
 //
 // These functions only encode and decode bytes; reading and writing devices
 // is physical_volume.h's job. Decoders verify every checksum and magic and
