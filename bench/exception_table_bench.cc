@@ -19,6 +19,7 @@
 #include <ctime>
 #include <numeric>
 #include <random>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -163,7 +164,8 @@ nlohmann::json bench_open(uint64_t count, const std::string& dir) {
   const Timer commit_timer;
   for (uint64_t old_chunk : olds) {
     const ChunkIndex cow = must(store->prepare_exception(), "prepare");
-    must(store->commit_exception(ChunkIndex{old_chunk}, cow), "commit");
+    const cowsnap::NewException one{ChunkIndex{old_chunk}, cow};
+    must(store->commit_exceptions(std::span(&one, 1)), "commit");
   }
   const double commit_s = commit_timer.cpu();
   const uint64_t areas = count / 256 + 1;

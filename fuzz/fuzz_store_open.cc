@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -49,7 +50,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto chunk = s.prepare_exception();
   if (!chunk.ok()) return 0;
   constexpr uint64_t kOldChunk = 0x5eed;
-  if (!s.commit_exception(ChunkIndex{kOldChunk}, *chunk).ok()) return 0;
+  const NewException one{ChunkIndex{kOldChunk}, *chunk};
+  if (!s.commit_exceptions(std::span(&one, 1)).ok()) return 0;
   Seen before = std::move(seen);
   store->reset();
   auto again = open(dev, seen);

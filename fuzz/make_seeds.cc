@@ -60,7 +60,8 @@ void store_seeds(const std::string& dir) {
     for (uint64_t old_chunk : {uint64_t{7}, uint64_t{0}, uint64_t{123456}}) {
       auto c = (*store)->prepare_exception();
       require(c.status(), "prepare");
-      require((*store)->commit_exception(ChunkIndex{old_chunk}, *c), "commit");
+      const NewException one{ChunkIndex{old_chunk}, *c};
+      require((*store)->commit_exceptions(std::span(&one, 1)), "commit");
     }
     write_file(dir + "/chunk4k.img", image_of(*dev));
     require((*store)->invalidate(), "invalidate");

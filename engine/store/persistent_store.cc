@@ -58,11 +58,6 @@ class PersistentStore final : public StoreBase {
   }
 
   [[nodiscard]] std::string_view type_code() const override { return "P"; }
-  Status commit_exception(ChunkIndex old_chunk, ChunkIndex cow_chunk) override {
-    const Pending one{old_chunk, cow_chunk};
-    return commit_exceptions(std::span(&one, 1));
-  }
-
   Status commit_exceptions(std::span<const NewException> exceptions) override {
     for (const NewException& e : exceptions) {
       // prepare_exception never hands out these; an entry naming one would

@@ -21,11 +21,6 @@ class TransientStore final : public StoreBase {
 
   [[nodiscard]] std::string_view type_code() const override { return "N"; }
 
-  Status commit_exception(ChunkIndex old_chunk, ChunkIndex cow_chunk) override {
-    const NewException one{old_chunk, cow_chunk};
-    return commit_exceptions(std::span(&one, 1));
-  }
-
   Status commit_exceptions(std::span<const NewException> /*exceptions*/) override {
     static constexpr int kFlushRequest = 0;
     return flushes_.commit(std::span(&kFlushRequest, 1), [this](std::span<const int> /*batch*/) -> Status {

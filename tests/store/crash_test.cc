@@ -89,7 +89,7 @@ void commit_run(ExceptionStore& store, BlockDevice& dev, uint64_t first_old, uin
     auto cow = store.prepare_exception();
     if (!cow.ok()) return;
     if (!dev.write(cow->value * kChunkBytes, data_pattern(old_chunk)).ok()) return;
-    if (!store.commit_exception(ChunkIndex{old_chunk}, *cow).ok()) return;
+    if (!commit_one(store, ChunkIndex{old_chunk}, *cow).ok()) return;
     std::lock_guard lock(mu);
     acknowledged.emplace_back(old_chunk, cow->value);
   }
@@ -120,7 +120,7 @@ void check_after_crash(const std::shared_ptr<MemoryDevice>& mem, const std::vect
   auto cow = opened.store->prepare_exception();
   REQUIRE(cow.ok());
   CHECK(cows.count(cow->value) == 0);
-  REQUIRE(opened.store->commit_exception(ChunkIndex{999999}, *cow).ok());
+  REQUIRE(commit_one(*opened.store, ChunkIndex{999999}, *cow).ok());
 }
 
 }  // namespace

@@ -111,7 +111,7 @@ TEST_CASE("concurrent commits share metadata writes and flushes, and all survive
         return;
       }
       if (!mem->write(cow->value * kChunkBytes, data_pattern(old_chunk)).ok()) ++failures;
-      if (!store->commit_exception(ChunkIndex{old_chunk}, *cow).ok()) ++failures;
+      if (!commit_one(*store, ChunkIndex{old_chunk}, *cow).ok()) ++failures;
     }
   });
   REQUIRE(failures == 0);
@@ -156,7 +156,7 @@ TEST_CASE("a failed metadata write fails its whole batch and invalidates the sto
         CHECK(cow.status().errnum() == EIO);
         return;
       }
-      Status s = store->commit_exception(ChunkIndex{uint64_t(t) * 1000 + i}, *cow);
+      Status s = commit_one(*store, ChunkIndex{uint64_t(t) * 1000 + i}, *cow);
       if (!s.ok()) {
         CHECK(s.errnum() == EIO);
         CHECK_THAT(s.message(), Catch::Contains("cow-f"));

@@ -62,7 +62,7 @@ TEST_CASE("usage follows the kernel's formulas") {
   CHECK(u.metadata_sectors == 2 * 8);
   for (uint64_t i = 0; i < kPerArea; ++i) {
     auto cow = store->prepare_exception();
-    REQUIRE(store->commit_exception(ChunkIndex{i}, *cow).ok());
+    REQUIRE(commit_one(*store, ChunkIndex{i}, *cow).ok());
   }
   u = store->usage();
   CHECK(u.allocated_sectors == 259 * 8);  // chunks 2..257 used; 258 is area 1, so next_free is 259
@@ -96,14 +96,14 @@ TEST_CASE("invalidate: durable, and later calls fail with EIO") {
   auto dev = std::make_shared<MemoryDevice>(100 * kChunkBytes, "cow-i");
   auto store = std::move(create_persistent_store(dev, kChunkSectors)).value();
   auto cow = store->prepare_exception();
-  REQUIRE(store->commit_exception(ChunkIndex{9}, *cow).ok());
+  REQUIRE(commit_one(*store, ChunkIndex{9}, *cow).ok());
   auto pending = store->prepare_exception();
   REQUIRE(pending.ok());
 
   REQUIRE(store->invalidate().ok());
   CHECK_FALSE(store->valid());
   CHECK(store->prepare_exception().status().errnum() == EIO);
-  Status late = store->commit_exception(ChunkIndex{10}, *pending);
+  Status late = commit_one(*store, ChunkIndex{10}, *pending);
   CHECK(late.errnum() == EIO);
   CHECK_THAT(late.message(), Catch::Contains("cow-i") && Catch::Contains("invalid"));
   CHECK(read_chunk(*dev, 0) == header_chunk(0));
@@ -130,7 +130,7 @@ TEST_CASE("commit refuses chunks that are not data chunks of the store") {
   auto store = std::move(create_persistent_store(dev, kChunkSectors)).value();
   for (uint64_t bad : {0u, 1u, 258u, 600u, 700u}) {
     INFO("chunk " << bad);
-    Status s = store->commit_exception(ChunkIndex{3}, ChunkIndex{bad});
+    Status s = commit_one(*store, ChunkIndex{3}, ChunkIndex{bad});
     CHECK(s.errnum() == EINVAL);
     CHECK_THAT(s.message(), Catch::Contains("cow-d") && Catch::Contains("not a data chunk"));
   }

@@ -45,7 +45,7 @@ TEST_CASE("open: full areas and a partly filled last area") {
   CHECK(store.prepare_exception()->value == 873);
 
   // New commits continue area 3 after its 100 entries.
-  REQUIRE(store.commit_exception(ChunkIndex{42}, ChunkIndex{873}).ok());
+  REQUIRE(commit_one(store, ChunkIndex{42}, ChunkIndex{873}).ok());
   auto area3 = read_chunk(*dev, 772);
   std::vector<uint8_t> entry(16, 0);
   put_le64(entry, 0, 42);
@@ -105,7 +105,7 @@ TEST_CASE("open: an invalid store opens, reports invalid and refuses work") {
   CHECK_FALSE(opened.store->valid());
   auto prepared = opened.store->prepare_exception();
   CHECK(prepared.status().errnum() == EIO);
-  CHECK(opened.store->commit_exception(ChunkIndex{1}, ChunkIndex{2}).errnum() == EIO);
+  CHECK(commit_one(*opened.store, ChunkIndex{1}, ChunkIndex{2}).errnum() == EIO);
 }
 
 TEST_CASE("open: format errors name the device and the problem") {
@@ -195,7 +195,7 @@ TEST_CASE("open: a store filled to the last chunk ends its walk at the device's 
       CHECK(cow.status().errnum() == ENOSPC);
       break;
     }
-    REQUIRE(store->commit_exception(ChunkIndex{committed++}, *cow).ok());
+    REQUIRE(commit_one(*store, ChunkIndex{committed++}, *cow).ok());
   }
   CHECK(committed == 512);
   Opened opened = open_store(dev);
@@ -223,7 +223,7 @@ TEST_CASE("create then open round-trips every exception") {
   for (uint64_t i = 0; i < 700; ++i) {
     auto cow = store->prepare_exception();
     REQUIRE(cow.ok());
-    REQUIRE(store->commit_exception(ChunkIndex{i * 3}, *cow).ok());
+    REQUIRE(commit_one(*store, ChunkIndex{i * 3}, *cow).ok());
     committed.emplace_back(i * 3, cow->value);
   }
   const StoreUsage before = store->usage();
@@ -251,7 +251,7 @@ TEST_CASE("open: debris past the end marker is dropped by the next commit") {
   CHECK(opened.seen == std::vector<Mapping>{{10, 2}, {11, 3}});
   auto cow = opened.store->prepare_exception();
   REQUIRE(cow->value == 4);
-  REQUIRE(opened.store->commit_exception(ChunkIndex{12}, *cow).ok());
+  REQUIRE(commit_one(*opened.store, ChunkIndex{12}, *cow).ok());
 
   std::vector<uint8_t> expected(kChunkBytes, 0);
   const std::vector<Mapping> entries = {{10, 2}, {11, 3}, {12, 4}};

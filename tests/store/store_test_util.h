@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -116,6 +117,12 @@ inline std::vector<uint8_t> data_pattern(uint64_t old_chunk) {
   std::vector<uint8_t> bytes(kChunkBytes);
   for (size_t at = 0; at < bytes.size(); at += 8) put_le64(bytes, at, old_chunk * 0x9E3779B97F4A7C15ULL + at);
   return bytes;
+}
+
+// One exception as a batch of one: most store tests commit one at a time.
+inline Status commit_one(ExceptionStore& store, ChunkIndex old_chunk, ChunkIndex cow_chunk) {
+  const NewException one{old_chunk, cow_chunk};
+  return store.commit_exceptions(std::span(&one, 1));
 }
 
 }  // namespace cowsnap::testing

@@ -24,7 +24,7 @@ TEST_CASE("transient: allocation from chunk 0 until the device is full") {
     auto cow = store->prepare_exception();
     REQUIRE(cow.ok());
     CHECK(cow->value == i);
-    REQUIRE(store->commit_exception(ChunkIndex{100 + i}, *cow).ok());
+    REQUIRE(commit_one(*store, ChunkIndex{100 + i}, *cow).ok());
     CHECK(counting->counters().flushes == i + 1);
   }
   const StoreUsage u = store->usage();
@@ -46,7 +46,7 @@ TEST_CASE("transient: invalidate is in memory only") {
   REQUIRE(cow.ok());
   REQUIRE(store->invalidate().ok());
   CHECK_FALSE(store->valid());
-  CHECK(store->commit_exception(ChunkIndex{1}, *cow).errnum() == EIO);
+  CHECK(commit_one(*store, ChunkIndex{1}, *cow).errnum() == EIO);
   CHECK(store->prepare_exception().status().errnum() == EIO);
   const auto c = counting->counters();
   CHECK(c.writes == 0);
@@ -58,7 +58,7 @@ TEST_CASE("transient: a failed flush fails the commit with EIO and invalidates")
   auto store = std::move(create_transient_store(faulty, kChunkSectors)).value();
   auto cow = store->prepare_exception();
   faulty->power_cut_after(0);
-  Status s = store->commit_exception(ChunkIndex{1}, *cow);
+  Status s = commit_one(*store, ChunkIndex{1}, *cow);
   CHECK(s.errnum() == EIO);
   CHECK_FALSE(store->valid());
 }

@@ -65,18 +65,15 @@ class ExceptionStore {
   // no metadata on disk names the chunk. REQUIRES: no commit names it.
   virtual void abandon_exception(ChunkIndex cow_chunk) noexcept = 0;
 
-  // Makes `old_chunk -> cow_chunk` durable and returns only then.
-  // REQUIRES: cow_chunk came from prepare_exception() and its data were
-  // written to cow_device() before this call.
-  // Crash safety: the data chunk is flushed before the metadata naming it
-  // is written, and the metadata is flushed before this returns, so a crash
-  // never leaves an exception pointing at unwritten data.
+  // Makes each `old_chunk -> cow_chunk` durable and returns only then.
+  // REQUIRES: every cow_chunk came from prepare_exception() and its data
+  // were written to cow_device() before this call.
+  // Crash safety: the data chunks are flushed before the metadata naming
+  // them is written, and the metadata is flushed before this returns, so a
+  // crash never leaves an exception pointing at unwritten data.
   // Group commit: concurrent callers share one metadata write and flush.
-  virtual Status commit_exception(ChunkIndex old_chunk, ChunkIndex cow_chunk) = 0;
-  // Commits several exceptions as one batch (one metadata write and flush,
-  // shared with concurrent callers too), with commit_exception's contract
-  // for each. All or none become durable-and-acknowledged: on an error the
-  // store is invalid.
+  // All or none become durable-and-acknowledged: on an error the store is
+  // invalid.
   virtual Status commit_exceptions(std::span<const NewException> exceptions) = 0;
 
   // Marks the store invalid, durably (persistent: header valid = 0 written
@@ -116,7 +113,7 @@ Result<std::unique_ptr<ExceptionStore>> open_persistent_store(std::shared_ptr<Bl
                                                               const ExceptionVisitor& visit);
 
 // Transient store ("N"): allocation from chunk 0, nothing on disk but the
-// data; commit_exception only flushes the data.
+// data; commit_exceptions only flushes the data.
 Result<std::unique_ptr<ExceptionStore>> create_transient_store(std::shared_ptr<BlockDevice> cow,
                                                                uint32_t chunk_sectors);
 
