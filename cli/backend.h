@@ -4,10 +4,10 @@
 //  - OfflineBackend (offline_backend.cc): edits the PVs directly through
 //    vg::VolumeManager under its file locks. Nothing is active offline; a
 //    snapshot's validity and usage are read from its COW store on disk.
-//  - an online backend (to come, online_backend.cc): forwards each call to
-//    a running server over ROOT/control.sock, so that changes to live
-//    volumes (lvcreate -s on a mounted origin) happen behind the server's
-//    I/O barrier and live state (active, open) is real.
+//  - OnlineBackend (online_backend.cc): forwards each call to a running
+//    server over ROOT/control.sock, so that changes to live volumes
+//    (lvcreate -s on a mounted origin) happen behind the server's I/O
+//    barrier and live state (active, open) is real.
 // Which one runs is decided in one place: select_backend() in
 // backend_select.cc.
 //
@@ -88,8 +88,8 @@ class Backend {
 Result<std::unique_ptr<Backend>> make_offline_backend(const std::string& root_dir,
                                                       const std::string& command_line);
 
-// The online backend when a server listens on ROOT/control.sock, else
-// nullptr. Implemented by the online-backend issue; returns nullptr today.
+// The online backend when a server answers on ROOT/control.sock, else
+// nullptr (no socket, or nobody listening on it).
 std::unique_ptr<Backend> connect_online_backend(const std::string& root_dir, const std::string& command_line);
 
 // Online when connect_online_backend() succeeds, else offline.
