@@ -55,6 +55,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <numeric>
@@ -566,27 +567,54 @@ class Bench {
     return ops;
   }
 
+  // What the writer threads of one case measured.
+  struct Drive {
+    std::vector<uint32_t> sorted_ns;  // every op's latency, ascending
+    uint64_t client_bytes = 0;
+    double elapsed_s = 0;
+    double cpu_s = 0;
+  };
+
   // `reference`: a 0-snapshot reference run for the case that follows; not
   // printed as a case of its own.
   nlohmann::json run_case(Setup& s, uint64_t n, uint64_t chunk, const std::string& w, uint64_t threads,
                           bool reference = false) {
     std::mt19937_64 rng(o_.seed ^ (n * 1000003 + chunk * 31 + threads));
     const std::vector<Op> ops = plan(w, chunk, n, rng);
+    const std::vector<uint64_t> exceptions_before = start_counting(s);
+    const Drive d = drive(s, ops, threads, [&](const std::string& error) {
+      die(fmt::format("{} snapshots={} chunk={} threads={}: write failed: {}", w, n, chunk, threads, error));
+    });
+    for (const auto& snap : s.snapshots) {
+      if (!snap->valid()) die(fmt::format("{}: a snapshot became invalid (COW store too small?)", w));
+    }
+    nlohmann::json j = case_json(s, n, chunk, w, threads, d, exceptions_before);
+    if (!reference) print_case(j, d);
+    return j;
+  }
 
-    // No dirty backlog from the previous case: it would be written back
-    // during this one and bias the order of cases.
+  // Flushes every device and zeroes every counter, so that neither the
+  // previous case's dirty backlog (written back during this one, it would
+  // bias the order of cases) nor the set-up (store creation, the copied
+  // span) is part of the case. Returns each snapshot's exception count.
+  std::vector<uint64_t> start_counting(Setup& s) {
     check(origin_.gate->flush(), "flushing the origin before a case");
     for (auto& b : s.cows) check(b.gate->flush(), "flushing a COW device before a case");
-    // Counters start now: set-up (store creation, the copied span) is not
-    // part of the case.
     origin_.counting->reset();
     for (auto& b : s.cows) {
       b.counting->reset();
       b.classifier->reset();
     }
-    std::vector<uint64_t> exceptions_before;
-    for (const auto& snap : s.snapshots) exceptions_before.push_back(snap->exception_count());
+    std::vector<uint64_t> exceptions;
+    for (const auto& snap : s.snapshots) exceptions.push_back(snap->exception_count());
+    return exceptions;
+  }
 
+  // Runs `ops` on `threads` writer threads until they are done or the time
+  // budget is spent. `fail` is called (and must not return) with the first
+  // write error.
+  Drive drive(Setup& s, const std::vector<Op>& ops, uint64_t threads,
+              const std::function<void(const std::string&)>& fail) {
     std::atomic<uint64_t> next{0};
     std::atomic<bool> failed{false};
     std::atomic<bool> stop{false};
@@ -643,20 +671,23 @@ class Bench {
       std::this_thread::sleep_for(std::chrono::microseconds(500));
     }
     for (auto& th : pool) th.join();
-    const double elapsed = std::chrono::duration<double>(*std::max_element(ended.begin(), ended.end()) -
-                                                         *std::min_element(started.begin(), started.end()))
-                               .count();
-    const double cpu = process_cpu_seconds() - cpu0;
-    if (failed)
-      die(fmt::format("{} snapshots={} chunk={} threads={}: write failed: {}", w, n, chunk, threads, error));
-    for (const auto& snap : s.snapshots) {
-      if (!snap->valid()) die(fmt::format("{}: a snapshot became invalid (COW store too small?)", w));
-    }
+    Drive d;
+    d.elapsed_s = std::chrono::duration<double>(*std::max_element(ended.begin(), ended.end()) -
+                                                *std::min_element(started.begin(), started.end()))
+                      .count();
+    d.cpu_s = process_cpu_seconds() - cpu0;
+    if (failed) fail(error);
+    for (auto& l : lat) d.sorted_ns.insert(d.sorted_ns.end(), l.ns_per_op.begin(), l.ns_per_op.end());
+    std::sort(d.sorted_ns.begin(), d.sorted_ns.end());
+    d.client_bytes = std::accumulate(done_bytes.begin(), done_bytes.end(), uint64_t{0});
+    return d;
+  }
 
-    std::vector<uint32_t> all;
-    for (auto& l : lat) all.insert(all.end(), l.ns_per_op.begin(), l.ns_per_op.end());
-    std::sort(all.begin(), all.end());
-    const uint64_t client = std::accumulate(done_bytes.begin(), done_bytes.end(), uint64_t{0});
+  // One case as a JSON object: what the clients did and what reached every
+  // backing device (write amplification, metadata, flushes).
+  nlohmann::json case_json(const Setup& s, uint64_t n, uint64_t chunk, const std::string& w, uint64_t threads,
+                           const Drive& d, const std::vector<uint64_t>& exceptions_before) const {
+    const std::vector<uint32_t>& all = d.sorted_ns;
     const double mean_us =
         all.empty() ? 0
                     : std::accumulate(all.begin(), all.end(), 0.0) / static_cast<double>(all.size()) / 1000.0;
@@ -681,8 +712,8 @@ class Bench {
     auto ratio = [](uint64_t a, uint64_t b) {
       return b == 0 ? 0.0 : static_cast<double>(a) / static_cast<double>(b);
     };
-
-    nlohmann::json j = {
+    const double elapsed = d.elapsed_s;
+    return {
         {"bench", "cow_bench"},
         {"device", o_.memory ? "memory" : "file"},
         {"snapshots", n},
@@ -690,9 +721,9 @@ class Bench {
         {"workload", w},
         {"concurrency", threads},
         {"ops", all.size()},
-        {"client_bytes", client},
+        {"client_bytes", d.client_bytes},
         {"elapsed_s", elapsed},
-        {"cpu_s", cpu},
+        {"cpu_s", d.cpu_s},
         {"origin_bytes", oc.bytes_written + oc.bytes_zeroed},
         {"cow_data_bytes", cow_data},
         {"cow_metadata_bytes", cow_meta + cow_zeroed},
@@ -704,9 +735,9 @@ class Bench {
         {"origin_flushes", oc.flushes},
         {"cow_flushes", cow_flushes},
         {"flushes", oc.flushes + cow_flushes},
-        {"write_amplification", ratio(backing, client)},
+        {"write_amplification", ratio(backing, d.client_bytes)},
         {"throughput_mib_s",
-         elapsed > 0 ? static_cast<double>(client) / static_cast<double>(kMiB) / elapsed : 0.0},
+         elapsed > 0 ? static_cast<double>(d.client_bytes) / static_cast<double>(kMiB) / elapsed : 0.0},
         {"iops", elapsed > 0 ? static_cast<double>(all.size()) / elapsed : 0.0},
         {"lat_us",
          {{"p50", percentile_us(all, 50)},
@@ -719,18 +750,22 @@ class Bench {
                                : static_cast<double>(table_bytes) / static_cast<double>(table_exceptions)},
         {"table_exceptions", table_exceptions},
     };
-    if (reference) return j;
+  }
+
+  // The case as a JSON line on stdout and, unless --quiet, a summary line
+  // on stderr.
+  void print_case(const nlohmann::json& j, const Drive& d) const {
     (void)std::printf("%s\n", j.dump().c_str());
     (void)std::fflush(stdout);
-    if (!o_.quiet) {
-      (void)std::fprintf(stderr,
-                         "%-14s snaps=%" PRIu64 " chunk=%4" PRIu64 "K T=%-2" PRIu64
-                         " ops=%-6zu %9.2f MiB/s  WA=%7.3f  p50=%9.1fus p99=%9.1fus\n",
-                         w.c_str(), n, n == 0 ? 0 : chunk / kKiB, threads, all.size(),
-                         j["throughput_mib_s"].get<double>(), j["write_amplification"].get<double>(),
-                         percentile_us(all, 50), percentile_us(all, 99));
-    }
-    return j;
+    if (o_.quiet) return;
+    const uint64_t n = j["snapshots"].get<uint64_t>();
+    (void)std::fprintf(stderr,
+                       "%-14s snaps=%" PRIu64 " chunk=%4" PRIu64 "K T=%-2" PRIu64
+                       " ops=%-6zu %9.2f MiB/s  WA=%7.3f  p50=%9.1fus p99=%9.1fus\n",
+                       j["workload"].get<std::string>().c_str(), n, j["chunk_bytes"].get<uint64_t>() / kKiB,
+                       j["concurrency"].get<uint64_t>(), d.sorted_ns.size(),
+                       j["throughput_mib_s"].get<double>(), j["write_amplification"].get<double>(),
+                       percentile_us(d.sorted_ns, 50), percentile_us(d.sorted_ns, 99));
   }
 
   Options o_;
