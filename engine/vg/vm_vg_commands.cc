@@ -8,7 +8,12 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <charconv>
+#include <cstdint>
+#include <limits>
+#include <optional>
 #include <set>
+#include <string_view>
 
 #include "cowsnap/vg/lvm_id.h"
 #include "cowsnap/vg/metadata_backup.h"
@@ -87,6 +92,44 @@ Result<PhysicalVolume> new_vg_pv(const ScannedDevice& d, std::string name, uint6
   return p;
 }
 
+// The N of a PV name "pvN" that new PVs may be numbered after, or none.
+// The names come from metadata any writer may have made, so a number too
+// large for 64 bits, or the largest one (it has no successor), must not
+// throw or wrap: such names are passed over. They cannot collide with the
+// names new_pv_names makes, whose numbers are all smaller.
+std::optional<uint64_t> pv_number(std::string_view name) {
+  if (name.size() <= 2 || name.substr(0, 2) != "pv") return std::nullopt;
+  const std::string_view digits = name.substr(2);
+  if (!std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  uint64_t n = 0;
+  const char* end = digits.data() + digits.size();
+  const auto [stop, ec] = std::from_chars(digits.data(), end, n);
+  if (ec != std::errc() || stop != end || n == std::numeric_limits<uint64_t>::max()) return std::nullopt;
+  return n;
+}
+
+// lvm2 names the PVs in a VG's metadata pv0, pv1, ...: `count` new PVs get
+// the numbers after the highest one in use, as cowsnap always did (gaps
+// stay gaps).
+Result<std::vector<std::string>> new_pv_names(const VolumeGroup& vg, size_t count) {
+  uint64_t next = 0;
+  for (const PhysicalVolume& p : vg.pvs) {
+    if (std::optional<uint64_t> n = pv_number(p.name)) next = std::max(next, *n + 1);
+  }
+  std::vector<std::string> out;
+  for (size_t i = 0; i < count; ++i) {
+    if (next == std::numeric_limits<uint64_t>::max()) {
+      return Status::Error(EINVAL, fmt::format("Cannot add a physical volume to volume group \"{}\": no PV "
+                                               "number is left after pv{}",
+                                               vg.name, next - 1));
+    }
+    out.push_back(fmt::format("pv{}", next++));
+  }
+  return out;
+}
+
 }  // namespace
 
 Status validate_extent_size(uint64_t sectors) {
@@ -152,19 +195,10 @@ Result<CommitResult> VolumeManager::vgextend(const std::string& vg_name,
                                                    "\"{}\"",
                                                    vg.max_pv, vg_name));
         }
-        uint64_t next = 0;
-        for (const PhysicalVolume& p : vg.pvs) {
-          uint64_t n = 0;
-          if (p.name.size() > 2 && p.name.substr(0, 2) == "pv" &&
-              std::all_of(p.name.begin() + 2, p.name.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-            n = std::stoull(p.name.substr(2)) + 1;
-          }
-          next = std::max(next, n);
-        }
-        for (const ScannedDevice* d : devs) {
-          COWSNAP_ASSIGN_OR_RETURN(PhysicalVolume p,
-                                   new_vg_pv(*d, fmt::format("pv{}", next++), vg.extent_size));
-          added_paths.push_back(d->path);
+        COWSNAP_ASSIGN_OR_RETURN(std::vector<std::string> names, new_pv_names(vg, devs.size()));
+        for (size_t i = 0; i < devs.size(); ++i) {
+          COWSNAP_ASSIGN_OR_RETURN(PhysicalVolume p, new_vg_pv(*devs[i], names[i], vg.extent_size));
+          added_paths.push_back(devs[i]->path);
           vg.pvs.push_back(std::move(p));
         }
         return Status::Ok();
