@@ -1,8 +1,9 @@
-// What the VolumeManager reads without taking a VG's lock: the devices
-// file (lvmdevices --adddev/--deldev, which take only the global lock), the
-// scan of the listed devices that assembles each VG from its PVs' newest
-// metadata and names the broken ones, read_vg on top of it, and the linear
-// map an LV is activated from.
+// How the VolumeManager finds its PVs and VGs: the devices file
+// (lvmdevices --adddev/--deldev, under the global lock only), the scan of
+// the listed devices that assembles each VG from its PVs' newest metadata
+// and names the broken ones, read_vg on top of it, and the linear map an LV
+// is activated from. Nothing here takes a VG's lock: readers rely on
+// commits switching each metadata area with one header write.
 #include <fmt/format.h>
 
 #include <cerrno>
