@@ -9,7 +9,7 @@
 namespace cowsnap::vg {
 namespace {
 
-constexpr uint64_t kMiB = 1024 * 1024;
+constexpr uint64_t kMiB = uint64_t{1024} * 1024;
 
 Segment linear(uint64_t start, uint64_t count, const std::string& pv, uint64_t first_pe) {
   Segment s;
@@ -70,19 +70,19 @@ TEST_CASE("lv_map: each linear segment maps to pe_start + first_pe extents on it
   auto map = linear_map(vg, "data", path_of);
   REQUIRE(map.ok());
   REQUIRE(map->size() == 2);
-  CHECK((*map)[0] == LinearPiece{0, 8 * kMiB, "/dev/pv0", 1 * kMiB + 3 * 4 * kMiB});
-  CHECK((*map)[1] == LinearPiece{8 * kMiB, 12 * kMiB, "/dev/pv1", 384 * 512});
+  CHECK((*map)[0] == LinearPiece{0, 8 * kMiB, "/dev/pv0", 1 * kMiB + 12 * kMiB});
+  CHECK((*map)[1] == LinearPiece{8 * kMiB, 12 * kMiB, "/dev/pv1", uint64_t{384} * 512});
 
   auto cow = linear_map(vg, "cow", path_of);
   REQUIRE(cow.ok());
-  CHECK(*cow == std::vector<LinearPiece>{{0, 4 * kMiB, "/dev/pv0", 1 * kMiB + 9 * 4 * kMiB}});
+  CHECK(*cow == std::vector<LinearPiece>{{0, 4 * kMiB, "/dev/pv0", 1 * kMiB + 36 * kMiB}});
 
   // The extent size is the VG's, not a constant.
   VolumeGroup small = vg;
   small.extent_size = 2048;  // 1 MiB
   map = linear_map(small, "data", path_of);
   REQUIRE(map.ok());
-  CHECK((*map)[1] == LinearPiece{2 * kMiB, 3 * kMiB, "/dev/pv1", 384 * 512});
+  CHECK((*map)[1] == LinearPiece{2 * kMiB, 3 * kMiB, "/dev/pv1", uint64_t{384} * 512});
   CHECK((*map)[0].pv_offset_bytes == 1 * kMiB + 3 * kMiB);
 }
 
