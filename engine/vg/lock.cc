@@ -155,6 +155,8 @@ Result<PvLock> PvLock::acquire(const std::string& pv_path, const std::string& ro
   // The marker first, so that whoever sees the PV's lock can find the root.
   COWSNAP_ASSIGN_OR_RETURN(
       lock.owner_, FileLock::open_and_lock(owner_marker(root_dir), O_RDWR | O_CREAT, LOCK_SH | LOCK_NB));
+  constexpr auto kPoll = std::chrono::milliseconds(20);
+  bool looked_again = false;
   for (;;) {
     Result<FileLock> pv = FileLock::try_existing(pv_path, true);
     if (pv.ok()) {
@@ -163,9 +165,19 @@ Result<PvLock> PvLock::acquire(const std::string& pv_path, const std::string& ro
     }
     if (pv.status().errnum() != EWOULDBLOCK) return pv.status();
     const std::optional<PvHolder> holder = find_pv_holder(pv_path);
+    // A holder letting go can refuse the lock and then be gone from
+    // /proc/locks, or still be there with ROOT/locks/pv_owner closed (a
+    // dying process closes it before the PV). Look once more before taking
+    // it for another root's.
+    if ((!holder || holder->root.empty()) && !looked_again) {
+      looked_again = true;
+      std::this_thread::sleep_for(kPoll);
+      continue;
+    }
+    looked_again = false;
     if (!holder || !same_root(holder->root, root_dir) || std::chrono::steady_clock::now() >= deadline)
       return owned_elsewhere(pv_path, holder);
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(kPoll);
   }
 }
 

@@ -12,6 +12,7 @@
 #include "cowsnap/io/devices.h"
 #include "cowsnap/vg/allocation.h"
 #include "cowsnap/vg/lvm_id.h"
+#include "cowsnap/vg/vg_commit.h"
 #include "vg_test_util.h"
 
 namespace cowsnap::vg {
@@ -315,6 +316,86 @@ TEST_CASE("error catalogue", "[vg][vm][errors]") {
     CHECK(!vm.lvremove("vg", "nope").ok());
     CHECK(!vm.lvcreate_snapshot("vg", "lv", "s", 1, 3).ok());
     CHECK(file_bytes(pv, 2 * kMiB) == before);
+  }
+}
+
+// Commits the VG's metadata again with its PVs renamed (`names[i]` for the
+// i-th PV), as another writer of the metadata might have left them.
+void rename_pvs(VolumeManager& vm, const std::string& vg_name, const std::vector<std::string>& names) {
+  VgOnDisk v = vm.read_vg(vg_name).value();
+  REQUIRE(v.vg.pvs.size() == names.size());
+  std::map<std::string, std::string> new_name;
+  std::map<std::string, std::string> paths;
+  for (size_t i = 0; i < names.size(); ++i) {
+    PhysicalVolume& p = v.vg.pvs[i];
+    new_name[p.name] = names[i];
+    paths[names[i]] = v.pv_paths.at(p.name);
+    p.name = names[i];
+  }
+  for (LogicalVolume& lv : v.vg.lvs) {
+    for (Segment& s : lv.segments) {
+      for (Stripe& st : s.stripes) st.pv_name = new_name.at(st.pv_name);
+    }
+  }
+  v.vg.seqno += 1;
+  REQUIRE(validate_vg(v.vg).ok());
+  auto pvs = open_pvs_for_commit(v.vg, paths);
+  REQUIRE(pvs.ok());
+  REQUIRE(commit_vg_text(*pvs, vg_to_text(v.vg, TextStyle::kDisk, {"renamed", "h", 1})).ok());
+  REQUIRE(vm.read_vg(vg_name)->vg.pvs[0].name == names[0]);
+}
+
+std::vector<std::string> pv_names(const VolumeGroup& vg) {
+  std::vector<std::string> out;
+  for (const PhysicalVolume& p : vg.pvs) out.push_back(p.name);
+  return out;
+}
+
+TEST_CASE("vgextend: a new PV is numbered after the highest pvN, whatever names the metadata holds",
+          "[vg][vm][pvname]") {
+  TempDir dir;
+  VolumeManager vm = open_vm(dir);
+  for (const char* f : {"a.img", "b.img", "c.img"}) REQUIRE(vm.pvcreate(dir / f, 64 * kMiB).ok());
+
+  SECTION("ordinary names: one past the highest, gaps are not reused, leading zeros are numbers") {
+    REQUIRE(vm.vgcreate("vg", {dir / "a.img", dir / "b.img"}).ok());
+    rename_pvs(vm, "vg", {"pv07", "pv2"});
+    auto r = vm.vgextend("vg", {dir / "c.img"});
+    REQUIRE(r.ok());
+    CHECK(pv_names(r->vg) == std::vector<std::string>{"pv07", "pv2", "pv8"});
+  }
+  SECTION("a number too large for 64 bits is passed over") {
+    REQUIRE(vm.vgcreate("vg", {dir / "a.img"}).ok());
+    REQUIRE(vm.lvcreate("vg", "lv", 2).ok());
+    rename_pvs(vm, "vg", {"pv99999999999999999999999"});
+    auto r = vm.vgextend("vg", {dir / "b.img", dir / "c.img"});
+    REQUIRE(r.ok());
+    CHECK(pv_names(r->vg) == std::vector<std::string>{"pv99999999999999999999999", "pv0", "pv1"});
+    auto read = vm.read_vg("vg");
+    REQUIRE(read.ok());
+    CHECK(read->missing_pvs.empty());
+    CHECK(read->vg.find_lv("lv")->segments[0].stripes[0].pv_name == "pv99999999999999999999999");
+    CHECK(vm.lvcreate("vg", "spanning", 30).ok());
+  }
+  SECTION("the largest 64-bit number has no successor and is passed over") {
+    REQUIRE(vm.vgcreate("vg", {dir / "a.img", dir / "b.img"}).ok());
+    rename_pvs(vm, "vg", {"pv18446744073709551615", "pv3"});
+    auto r = vm.vgextend("vg", {dir / "c.img"});
+    REQUIRE(r.ok());
+    CHECK(pv_names(r->vg) == std::vector<std::string>{"pv18446744073709551615", "pv3", "pv4"});
+  }
+  SECTION("no number left after the highest: a clear error, and nothing changes") {
+    REQUIRE(vm.vgcreate("vg", {dir / "a.img", dir / "b.img"}).ok());
+    rename_pvs(vm, "vg", {"pv0", "pv18446744073709551614"});
+    const VolumeGroup before = vm.read_vg("vg")->vg;
+    auto r = vm.vgextend("vg", {dir / "c.img"});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().errnum() == EINVAL);
+    CHECK(r.status().message() ==
+          "Cannot add a physical volume to volume group \"vg\": no PV number is left after "
+          "pv18446744073709551614");
+    CHECK(vm.read_vg("vg")->vg == before);
+    CHECK(vm.vgcreate("vg2", {dir / "c.img"}).ok());  // still an orphan
   }
 }
 

@@ -87,8 +87,11 @@ class PvLock {
 
  private:
   std::string path_;
-  FileLock pv_;     // flock on the PV itself
-  FileLock owner_;  // ROOT/locks/pv_owner, open (shared) while pv_ is held
+  // ROOT/locks/pv_owner, open (shared) while pv_ is held. Declared first so
+  // that it is released last: while the PV is locked, a waiter must be able
+  // to find the holder's root.
+  FileLock owner_;
+  FileLock pv_;  // flock on the PV itself
 };
 
 // What an edit from `root_dir` needs before it writes the PVs at `paths`:
