@@ -8,7 +8,7 @@
 #include <map>
 #include <string>
 
-#include "cowsnap/status.h"
+#include "cowsnap/common/status.h"
 #include "cowsnap/vg/vg_model.h"
 
 namespace cowsnap::vg::detail {
