@@ -16,8 +16,8 @@
 #include <string>
 
 #include "control/protocol.h"
-#include "control_server.h"
-#include "volume_service.h"
+#include "cowsnap/server/control_server.h"
+#include "cowsnap/server/volume_service.h"
 
 // Every connection gets its own handle; all requests of all connections
 // may run in parallel (the engine is thread-safe, see block_device.h).

@@ -2,8 +2,8 @@
 // over ROOT, every VG activated into live devices, and the export map the
 // nbdkit callbacks and the control socket share.
 //
-// This file knows nothing of nbdkit: the callbacks (cowsnap.cc) and the
-// control socket (control_server.cc) are thin shells over it.
+// This file knows nothing of nbdkit: the callbacks (nbdkit-plugin/cowsnap.cc)
+// and the control socket (control_server.h) are thin shells over it.
 //
 // Locking:
 //   control_mu_  serialises control operations (one VolumeManager command

@@ -1,4 +1,4 @@
-#include "volume_service.h"
+#include "cowsnap/server/volume_service.h"
 
 #include <cerrno>
 #include <utility>
