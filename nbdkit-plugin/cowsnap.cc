@@ -133,6 +133,7 @@ int cowsnap_get_ready() {
     VolumeService::Options options;
     options.log_error = log_error;
     options.log_debug = log_debug;
+    options.command_line = "nbdkit cowsnap plugin (online change)";
     auto started = VolumeService::start(root_dir, options);
     if (!started.ok()) {
       return Status::Error(started.status().errnum(),

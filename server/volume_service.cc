@@ -23,7 +23,7 @@ std::string format_size(uint64_t bytes) {
 
 Result<std::unique_ptr<VolumeService>> VolumeService::start(const std::string& root_dir, Options options) {
   COWSNAP_ASSIGN_OR_RETURN(vg::VolumeManager vm, vg::VolumeManager::open(root_dir));
-  vm.set_command_line("nbdkit cowsnap plugin (online change)");
+  vm.set_command_line(options.command_line);
   std::unique_ptr<VolumeService> service(new VolumeService(root_dir, std::move(vm), std::move(options)));
   std::lock_guard control(service->control_mu_);
   std::unique_lock exports(service->exports_mu_);

@@ -92,7 +92,10 @@ class VolumeService {
   struct Options {
     bool read_only = false;
     Logger log_error;  // problems worth a line on stderr
-    Logger log_debug;  // nbdkit -v chatter
+    Logger log_debug;  // verbose chatter (nbdkit -v)
+    // What the VG metadata and its archives record as the command behind
+    // an online change: the host program names itself here.
+    std::string command_line = "cowsnap server (online change)";
   };
 
   // Opens ROOT, scans it and activates every VG. A VG that cannot be
