@@ -353,3 +353,20 @@ TEST_CASE("VolumeService does not serve a VG whose PV another root's server hold
   // The first server is untouched.
   CHECK(export_names(*first) == std::vector<std::string>{"vg0/data", "vg0/other"});
 }
+
+TEST_CASE("VolumeService prints sizes as lvm2's long form does: '<' marks a value rounded up") {
+  cowsnap::testing::TempDir tmp;
+  {
+    vg::VolumeManager vm = must(vg::VolumeManager::open(tmp / "root"));
+    REQUIRE(vm.pvcreate(tmp / "pv0.img", 32 * kMiB).ok());
+    must(vm.vgcreate("vg0", {tmp / "pv0.img"}, 16));  // 8 KiB extents
+    must(vm.lvcreate("vg0", "odd", 1003));            // 8024 KiB = 7.8359375 MiB
+    must(vm.lvcreate("vg0", "even", 1024));
+  }
+  auto service = must(VolumeService::start(tmp / "root", {}));
+  CHECK(description_of(*service, "vg0/odd") == "<7.84 MiB, linear");
+  CHECK(description_of(*service, "vg0/even") == "8.00 MiB, linear");
+  const control::Response created =
+      ok(*service, {{"op", "lvcreate"}, {"vg", "vg0"}, {"lv", "tiny"}, {"size_bytes", uint64_t{1}}});
+  CHECK(created.notices == std::vector<std::string>{"Rounding up size to full physical extent 8.00 KiB"});
+}

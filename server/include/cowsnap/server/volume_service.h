@@ -186,7 +186,4 @@ class VolumeService {
   std::map<std::string, vg::PvLock> pv_locks_;  // guarded by control_mu_, by PV path
 };
 
-// "64.00 MiB", lvm2's two-decimal binary units.
-std::string format_size(uint64_t bytes);
-
 }  // namespace cowsnap::server
