@@ -19,6 +19,12 @@
 #include "cowsnap/server/control_server.h"
 #include "cowsnap/server/volume_service.h"
 
+// The project's version (CMake's PROJECT_VERSION), so the plugin and the
+// CLI cannot disagree about which release they are.
+#ifndef COWSNAP_VERSION
+#error "COWSNAP_VERSION comes from nbdkit-plugin/CMakeLists.txt"
+#endif
+
 // Every connection gets its own handle; all requests of all connections
 // may run in parallel (the engine is thread-safe, see block_device.h).
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
@@ -322,7 +328,7 @@ nbdkit_plugin make_plugin() {
   nbdkit_plugin p{};
   p.name = "cowsnap";
   p.longname = "cowsnap copy-on-write snapshot volumes";
-  p.version = "0.1.0";
+  p.version = COWSNAP_VERSION;
   p.description = "Serves the LVM-style volumes and dm-snapshot-style snapshots of a cowsnap root";
   p.unload = cowsnap_unload;
   p.config = cowsnap_config;
