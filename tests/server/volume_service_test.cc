@@ -1,8 +1,10 @@
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <cerrno>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cowsnap/server/volume_service.h"
@@ -369,4 +371,66 @@ TEST_CASE("VolumeService prints sizes as lvm2's long form does: '<' marks a valu
   const control::Response created =
       ok(*service, {{"op", "lvcreate"}, {"vg", "vg0"}, {"lv", "tiny"}, {"size_bytes", uint64_t{1}}});
   CHECK(created.notices == std::vector<std::string>{"Rounding up size to full physical extent 8.00 KiB"});
+}
+
+TEST_CASE("VolumeService describes an overflowed snapshot as INVALID, and its I/O fails") {
+  TestRoot t;
+  auto service = t.start();
+  // A 4 MiB COW store under a 16 MiB origin: rewriting the origin fills it.
+  ok(*service,
+     {{"op", "lvcreate_snapshot"}, {"vg", "vg0"}, {"origin", "data"}, {"lv", "snap"}, {"extents", 1u}});
+  auto data = must(service->connect("vg0/data"));
+  REQUIRE(write_at(*data, 0, pattern(0, 16 * kMiB, 1)).ok());
+
+  const std::string description = description_of(*service, "vg0/snap");
+  CHECK_THAT(description, StartsWith("16.00 MiB, snapshot of vg0/data, Data% 100.00, INVALID (COW 4.00 MiB"));
+  CHECK(lvs_entry(*service, "snap").at("valid") == false);
+  auto snap = must(service->connect("vg0/snap"));
+  std::vector<uint8_t> buf(4096);
+  CHECK(snap->io([&](Target& dev) { return dev.read(0, buf); }).errnum() == EIO);
+  // The origin carries on.
+  CHECK(byte_diff(read_at(*data, 0, kMiB), pattern(0, kMiB, 1)) == "");
+  service->disconnect(snap);
+  service->disconnect(data);
+}
+
+TEST_CASE("VolumeService: clients' I/O and snapshot changes run at once without deadlock or error") {
+  TestRoot t;
+  auto service = t.start();
+  auto data = must(service->connect("vg0/data"));
+  auto other = must(service->connect("vg0/other"));
+  std::atomic<bool> stop{false};
+  std::atomic<int> io_errors{0};
+  std::atomic<int> writes{0};
+  std::vector<std::thread> clients;
+  for (const auto& exp : {data, other}) {
+    clients.emplace_back([&, exp] {
+      uint32_t generation = 0;
+      while (!stop.load()) {
+        const uint64_t offset = (generation % 16) * 64 * 1024;
+        if (!write_at(*exp, offset, pattern(offset, 64 * 1024, generation)).ok()) io_errors.fetch_add(1);
+        writes.fetch_add(1);
+        ++generation;
+      }
+    });
+  }
+  for (int round = 0; round < 8; ++round) {
+    ok(*service,
+       {{"op", "lvcreate_snapshot"}, {"vg", "vg0"}, {"origin", "data"}, {"lv", "snap"}, {"extents", 2u}});
+    // Each snapshot holds what the origin held when it was taken: it stays
+    // the same while the origin keeps changing.
+    auto snap = must(service->connect("vg0/snap"));
+    const std::vector<uint8_t> first = read_at(*snap, 0, kMiB);
+    ok(*service, {{"op", "lvs"}});
+    CHECK(byte_diff(read_at(*snap, 0, kMiB), first) == "");
+    service->disconnect(snap);
+    ok(*service, {{"op", "lvremove"}, {"vg", "vg0"}, {"lv", "snap"}});
+  }
+  stop = true;
+  for (std::thread& th : clients) th.join();
+  CHECK(io_errors == 0);
+  CHECK(writes > 0);
+  CHECK(service->flush_all().ok());
+  service->disconnect(data);
+  service->disconnect(other);
 }
