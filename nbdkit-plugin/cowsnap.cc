@@ -15,9 +15,15 @@
 #include <span>
 #include <string>
 
-#include "control_server.h"
 #include "cowsnap/control/protocol.h"
-#include "volume_service.h"
+#include "cowsnap/server/control_server.h"
+#include "cowsnap/server/volume_service.h"
+
+// The project's version (CMake's PROJECT_VERSION), so the plugin and the
+// CLI cannot disagree about which release they are.
+#ifndef COWSNAP_VERSION
+#error "COWSNAP_VERSION comes from nbdkit-plugin/CMakeLists.txt"
+#endif
 
 // Every connection gets its own handle; all requests of all connections
 // may run in parallel (the engine is thread-safe, see block_device.h).
@@ -133,6 +139,7 @@ int cowsnap_get_ready() {
     VolumeService::Options options;
     options.log_error = log_error;
     options.log_debug = log_debug;
+    options.command_line = "nbdkit cowsnap plugin (online change)";
     auto started = VolumeService::start(root_dir, options);
     if (!started.ok()) {
       return Status::Error(started.status().errnum(),
@@ -321,7 +328,7 @@ nbdkit_plugin make_plugin() {
   nbdkit_plugin p{};
   p.name = "cowsnap";
   p.longname = "cowsnap copy-on-write snapshot volumes";
-  p.version = "0.1.0";
+  p.version = COWSNAP_VERSION;
   p.description = "Serves the LVM-style volumes and dm-snapshot-style snapshots of a cowsnap root";
   p.unload = cowsnap_unload;
   p.config = cowsnap_config;

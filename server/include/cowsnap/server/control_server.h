@@ -1,9 +1,15 @@
 // The control socket of a running server: ROOT/control.sock, JSON lines
 // (see control/protocol.h), one thread per client connection.
 //
-// Lifecycle (nbdkit's): listen() in get_ready, before nbdkit forks, so a
-// second server on the same root fails at start-up; start() in after_fork,
-// because threads do not survive fork; stop() in cleanup.
+// Lifecycle: listen() before the host process forks into the background,
+// so a second server on the same root fails at start-up; start() after the
+// fork, because threads do not survive fork; stop() at shutdown. (nbdkit:
+// get_ready, after_fork, cleanup.)
+//
+// Threads: the handler runs on the client threads, concurrently for
+// different clients (one request at a time per client), so it must be
+// thread-safe itself; VolumeService::handle is. The logger may be called
+// from any of these threads. Neither is called after stop() returns.
 //
 // Security: the socket file is made mode 0600 right after bind, and every
 // peer is checked with SO_PEERCRED (our uid or root), which also covers the

@@ -2,8 +2,8 @@
 // over ROOT, every VG activated into live devices, and the export map the
 // nbdkit callbacks and the control socket share.
 //
-// This file knows nothing of nbdkit: the callbacks (cowsnap.cc) and the
-// control socket (control_server.cc) are thin shells over it.
+// This file knows nothing of nbdkit: the callbacks (nbdkit-plugin/cowsnap.cc)
+// and the control socket (control_server.h) are thin shells over it.
 //
 // Locking:
 //   control_mu_  serialises control operations (one VolumeManager command
@@ -92,7 +92,10 @@ class VolumeService {
   struct Options {
     bool read_only = false;
     Logger log_error;  // problems worth a line on stderr
-    Logger log_debug;  // nbdkit -v chatter
+    Logger log_debug;  // verbose chatter (nbdkit -v)
+    // What the VG metadata and its archives record as the command behind
+    // an online change: the host program names itself here.
+    std::string command_line = "cowsnap server (online change)";
   };
 
   // Opens ROOT, scans it and activates every VG. A VG that cannot be
@@ -182,8 +185,5 @@ class VolumeService {
   std::map<std::string, Status> unserved_;      // guarded by exports_mu_: VG name -> why it is not served
   std::map<std::string, vg::PvLock> pv_locks_;  // guarded by control_mu_, by PV path
 };
-
-// "64.00 MiB", lvm2's two-decimal binary units.
-std::string format_size(uint64_t bytes);
 
 }  // namespace cowsnap::server

@@ -1,4 +1,4 @@
-#include "control_server.h"
+#include "cowsnap/server/control_server.h"
 
 #include <poll.h>
 #include <sys/eventfd.h>

@@ -1,4 +1,4 @@
-#include "volume_service.h"
+#include "cowsnap/server/volume_service.h"
 
 #include <cerrno>
 #include <utility>
@@ -6,26 +6,16 @@
 #include <fmt/format.h>
 
 #include "cowsnap/report/data_percent.h"
+#include "cowsnap/report/size.h"
 
 namespace cowsnap::server {
 
 using nlohmann::json;
-
-std::string format_size(uint64_t bytes) {
-  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-  size_t unit = 0;
-  uint64_t scale = 1;
-  while (unit + 1 < std::size(kUnits) && bytes >= scale * 1024) {
-    scale *= 1024;
-    ++unit;
-  }
-  if (unit == 0) return fmt::format("{} B", bytes);
-  return fmt::format("{:.2f} {}", static_cast<double>(bytes) / static_cast<double>(scale), kUnits[unit]);
-}
+using report::format_size_long;
 
 Result<std::unique_ptr<VolumeService>> VolumeService::start(const std::string& root_dir, Options options) {
   COWSNAP_ASSIGN_OR_RETURN(vg::VolumeManager vm, vg::VolumeManager::open(root_dir));
-  vm.set_command_line("nbdkit cowsnap plugin (online change)");
+  vm.set_command_line(options.command_line);
   std::unique_ptr<VolumeService> service(new VolumeService(root_dir, std::move(vm), std::move(options)));
   std::lock_guard control(service->control_mu_);
   std::unique_lock exports(service->exports_mu_);
@@ -155,14 +145,14 @@ std::string VolumeService::describe(const Export& exp) const {
 
 std::string VolumeService::describe_locked(const Export& exp) const {
   const control::LvState s = state_of(exp);
-  const std::string size = format_size(s.size_bytes);
+  const std::string size = format_size_long(s.size_bytes);
   if (!s.failure.empty())
     return fmt::format("{}, snapshot of {}/{}, FAILED: {}", size, s.vg, s.origin, s.failure);
   if (s.is_snapshot) {
     const uint64_t cow_bytes = s.usage ? s.usage->total_sectors * kSectorBytes : 0;
     return fmt::format("{}, snapshot of {}/{}, Data% {:.2f}{} (COW {}, chunk {})", size, s.vg, s.origin,
-                       s.data_percent, s.valid ? "" : ", INVALID", format_size(cow_bytes),
-                       format_size(uint64_t{s.chunk_sectors} * kSectorBytes));
+                       s.data_percent, s.valid ? "" : ", INVALID", format_size_long(cow_bytes),
+                       format_size_long(uint64_t{s.chunk_sectors} * kSectorBytes));
   }
   if (s.snapshot_count > 0) {
     return fmt::format("{}, origin of {} snapshot{}", size, s.snapshot_count,
@@ -274,7 +264,7 @@ Result<uint64_t> VolumeService::extents_arg(const json& request, const std::stri
   const uint64_t extents = vg::extents_for_bytes(disk.vg, bytes);
   if (extents * disk.vg.extent_bytes() != bytes) {
     notices.push_back(fmt::format("Rounding up size to full physical extent {}",
-                                  format_size(extents * disk.vg.extent_bytes())));
+                                  format_size_long(extents * disk.vg.extent_bytes())));
   }
   return extents;
 }
