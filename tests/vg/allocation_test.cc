@@ -6,16 +6,13 @@
 
 #include <catch2/catch.hpp>
 
+#include "vg_builders.h"
+
 namespace cowsnap::vg {
 namespace {
 
-Segment linear(uint64_t start, uint64_t count, const std::string& pv, uint64_t first_pe) {
-  Segment s;
-  s.start_extent = start;
-  s.extent_count = count;
-  s.stripes = {{pv, first_pe}};
-  return s;
-}
+using testing::linear;
+using testing::lv_of;
 
 PhysicalVolume pv_of(const std::string& name, uint64_t pe_count, bool allocatable = true) {
   PhysicalVolume pv;
@@ -24,13 +21,6 @@ PhysicalVolume pv_of(const std::string& name, uint64_t pe_count, bool allocatabl
   pv.pe_count = pe_count;
   if (!allocatable) pv.status.clear();
   return pv;
-}
-
-LogicalVolume lv_of(const std::string& name, std::vector<Segment> segments) {
-  LogicalVolume lv;
-  lv.name = name;
-  lv.segments = std::move(segments);
-  return lv;
 }
 
 // pv0: 10 extents, "a" at 2-3, "b" at 6-9 -> free 0-1 and 4-5.

@@ -6,25 +6,15 @@
 
 #include <catch2/catch.hpp>
 
+#include "vg_builders.h"
+
 namespace cowsnap::vg {
 namespace {
 
+using testing::linear;
+using testing::lv_of;
+
 constexpr uint64_t kMiB = uint64_t{1024} * 1024;
-
-Segment linear(uint64_t start, uint64_t count, const std::string& pv, uint64_t first_pe) {
-  Segment s;
-  s.start_extent = start;
-  s.extent_count = count;
-  s.stripes = {{pv, first_pe}};
-  return s;
-}
-
-LogicalVolume lv_of(const std::string& name, std::vector<Segment> segments) {
-  LogicalVolume lv;
-  lv.name = name;
-  lv.segments = std::move(segments);
-  return lv;
-}
 
 // 4 MiB extents; pv0 starts its data at 1 MiB, pv1 at an odd 192 KiB so a
 // wrong pe_start or unit shows.
