@@ -10,9 +10,10 @@ vg=${1:?usage: store_write_guest.sh VG OUTDIR PATTERNS}
 out=${2:?usage: store_write_guest.sh VG OUTDIR PATTERNS}
 pat=${3:?usage: store_write_guest.sh VG OUTDIR PATTERNS}
 
-# put FILE LV SECTOR: FILE's bytes at 512-byte sector SECTOR of the LV.
+# put FILE LV SECTOR: FILE's bytes at 512-byte sector SECTOR of the LV, in
+# writes of up to 64 KiB.
 put() {
-  dd if="$1" of="/dev/$vg/$2" bs=512 seek="$3" oflag=direct conv=fsync status=none
+  dd if="$1" of="/dev/$vg/$2" bs=64K seek=$(($3 * 512)) oflag=direct,seek_bytes conv=fsync status=none
 }
 
 vgchange -ay "$vg"
