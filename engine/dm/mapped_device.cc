@@ -95,11 +95,12 @@ std::string MappedDevice::table_text() const {
 }
 
 std::string MappedDevice::status_text() const {
+  // As lvm2's dmsetup prints it: "start length type " and then the
+  // target's status, so a target with none (linear) ends in a blank.
   std::string out;
   for (const TableEntry& e : table_) {
-    const std::string status = e.target->status_params();
-    out += fmt::format("{} {} {}{}{}\n", e.start_sector, e.length_sectors, e.target->type_name(),
-                       status.empty() ? "" : " ", status);
+    out += fmt::format("{} {} {} {}\n", e.start_sector, e.length_sectors, e.target->type_name(),
+                       e.target->status_params());
   }
   return out;
 }

@@ -184,8 +184,10 @@ std::string ActiveVolumeGroup::dm_text(bool status) const {
                               status ? v->snapshot->status_params() : v->snapshot->table_params());
       lines[v->snapshot->cow_name()] = linear(v->snapshot->cow_name(), v->snapshot->cow_name());
     } else if (!v->origin->snapshots().empty()) {
-      lines[dm] = fmt::format("{}: 0 {} snapshot-origin{}\n", dm, sectors,
-                              status ? "" : " " + v->origin->real_name());
+      // snapshot-origin has no status: dmsetup's line ends in the blank
+      // after the type.
+      lines[dm] =
+          fmt::format("{}: 0 {} snapshot-origin {}\n", dm, sectors, status ? "" : v->origin->real_name());
       lines[v->origin->real_name()] = linear(v->origin->real_name(), v->origin->real_name());
     } else {
       lines[dm] = linear(dm, v->origin->real_name());

@@ -67,7 +67,8 @@ class MappedDevice final : public BlockDevice {
   [[nodiscard]] const std::vector<TableEntry>& table() const { return table_; }
   // `dmsetup table` lines: "<start> <length> <type> <params>", one per target.
   [[nodiscard]] std::string table_text() const;
-  // `dmsetup status` lines: "<start> <length> <type> <status>".
+  // `dmsetup status` lines: "<start> <length> <type> <status>", the blank
+  // before <status> kept when the target has none (as dmsetup prints it).
   [[nodiscard]] std::string status_text() const;
   [[nodiscard]] uint32_t preferred_block_bytes() const;
 
