@@ -114,7 +114,7 @@ e2e_expect_eq "$attrs" " origin owi-a-s---
  snap1 swi-a-s---
  snap2 swi-a-s---" "cowsnap's live LV states (all active, none open)"
 
-# Each command's output, stderr and exit code (compared too).
+# Each command's output (PV name normalised) and exit code (must be 0).
 while read -r tag args; do
   rc=0
   # shellcheck disable=SC2086 # the command's words
