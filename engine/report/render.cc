@@ -67,7 +67,8 @@ std::string render(ReportKind kind, const std::vector<const FieldDef*>& fields, 
   const std::string sep = options.separator.value_or(" ");
   std::vector<size_t> widths(fields.size(), 0);
   for (size_t c = 0; c < fields.size(); ++c) {
-    widths[c] = std::max(fields[c]->min_width, options.headings ? fields[c]->heading.size() : 0);
+    // As wide as the heading even with --noheadings, as in lvm2.
+    widths[c] = std::max(fields[c]->min_width, fields[c]->heading.size());
     for (const Row& row : rows) widths[c] = std::max(widths[c], row[c].size());
   }
   std::string out;
@@ -75,7 +76,7 @@ std::string render(ReportKind kind, const std::vector<const FieldDef*>& fields, 
     out += "  ";
     for (size_t c = 0; c < cells.size(); ++c) {
       if (c > 0) out += sep;
-      out += padded ? pad(cells[c], widths[c], !heading && fields[c]->right_aligned) : cells[c];
+      out += padded ? pad(cells[c], widths[c], !heading && right_aligned(*fields[c])) : cells[c];
     }
     out += '\n';
   };

@@ -22,7 +22,7 @@ std::optional<double> number(const std::string& text) {
 
 // <0, 0, >0 as a is below, equal to or above b.
 int compare_values(const FieldDef& field, const std::string& a, const std::string& b) {
-  if (field.right_aligned) {
+  if (field.numeric) {
     const auto x = number(a);
     const auto y = number(b);
     if (x != y) return !x ? -1 : !y ? 1 : (*x < *y ? -1 : 1);

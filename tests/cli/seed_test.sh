@@ -22,8 +22,8 @@ expect_eq "lvcreate sb64m2" '  Logical volume "sb64m2" created.' "$out"
 out=$(cs lvs 2>&1)
 expect_eq "lvs after the snapshots" "  LV     VG    Attr       LSize  Pool Origin Data%  Meta%  Move Log Cpy%Sync Convert
   b64m   vgsrv owi---s--- 64.00m                                                    
-  sb64m  vgsrv swi---s--- 32.00m      b64m     0.00                                 
-  sb64m2 vgsrv swi---s--- 64.00m      b64m     0.00                                 " "$out"
+  sb64m  vgsrv swi---s--- 32.00m      b64m   0.00                                   
+  sb64m2 vgsrv swi---s--- 64.00m      b64m   0.00                                   " "$out"
 
 "$SEED_WRITER" "$ROOT" vgsrv b64m 40 || fail "seed_writer"
 
@@ -31,7 +31,7 @@ out=$(cs lvs 2>&1)
 expect_eq "lvs after 40 MiB into the origin" "  LV     VG    Attr       LSize  Pool Origin Data%  Meta%  Move Log Cpy%Sync Convert
   b64m   vgsrv owi---s--- 64.00m                                                    
   sb64m  vgsrv swi-I-s--- 32.00m      b64m   100.00                                 
-  sb64m2 vgsrv swi---s--- 64.00m      b64m    62.76                                 " "$out"
+  sb64m2 vgsrv swi---s--- 64.00m      b64m   62.76                                  " "$out"
 echo "$out"
 
 out=$(cs lvs --noheadings -o lv_attr,snap_percent vgsrv/sb64m 2>&1)

@@ -201,6 +201,10 @@ TEST_CASE("sorting rows (-O) by field values, numbers as numbers", "[report][sor
   rows = {{"x"}, {"y"}};
   sort_rows(rows, {{"swi-a-s---"}, {"owi-aos---"}}, *select_sort_keys(ReportKind::kLv, {"lv_attr"}));
   CHECK(rows == std::vector<Row>{{"y"}, {"x"}});
+  // Percentages, though left-aligned, compare as numbers: 100.00 > 9.50.
+  rows = {{"x"}, {"y"}, {"z"}};
+  sort_rows(rows, {{"100.00"}, {"9.50"}, {""}}, *select_sort_keys(ReportKind::kLv, {"data_percent"}));
+  CHECK(rows == std::vector<Row>{{"z"}, {"y"}, {"x"}});
   CHECK(sort_units().unit == 'b');
   CHECK_FALSE(sort_units().suffix);
 }
@@ -242,16 +246,47 @@ TEST_CASE("text layout matches lvm2", "[report][render]") {
         "  LV     VG    Attr       LSize  Pool Origin Data%  Meta%  Move Log Cpy%Sync Convert\n"
         "  b64m   vgsrv owi---s--- 64.00m                                                    \n"
         "  sb64m  vgsrv swi-I-s--- 32.00m      b64m   100.00                                 \n"
-        "  sb64m2 vgsrv swi---s--- 64.00m      b64m    62.76                                 \n");
+        "  sb64m2 vgsrv swi---s--- 64.00m      b64m   62.76                                  \n");
+  // Percentages are left-aligned, as lvm2 aligns them (sizes and counts
+  // are right-aligned), also with --aligned.
+  OutputOptions aligned;
+  aligned.separator = "|";
+  aligned.aligned = true;
+  const auto pct = *select_fields(ReportKind::kLv, {"lv_name,data_percent,snap_percent,lv_size"});
+  LvLiveState empty_live;
+  empty_live.usage = StoreUsage{65536, 16, 16};
+  const std::vector<Row> pct_rows = {
+      lv_row(pct, {&vg, vg.find_lv("sb64m"), empty_live, path_of, false, std::nullopt}, Units{}),
+      lv_row(pct, {&vg, vg.find_lv("sb64m2"), snap_live, path_of, false, std::nullopt}, Units{})};
+  CHECK(render(ReportKind::kLv, pct, pct_rows, aligned) ==
+        "  LV    |Data% |Snap% |LSize \n"
+        "  sb64m |0.00  |0.00  |32.00m\n"
+        "  sb64m2|62.76 |62.76 |64.00m\n");
   OutputOptions sep;
   sep.separator = ",";
   sep.headings = false;
   CHECK(render(ReportKind::kLv, fields, {rows[0]}, sep) == "  b64m,vgsrv,owi---s---,64.00m,,,,,,,,\n");
+  // --noheadings: the columns are still as wide as their headings, as in
+  // lvm2 (Cpy%Sync: 8 wide, not the field's minimum of 6).
+  OutputOptions noheadings;
+  noheadings.headings = false;
+  CHECK(render(ReportKind::kLv, fields, {rows[0]}, noheadings) ==
+        "  b64m vgsrv owi---s--- 64.00m                                                    \n");
   CHECK(render(ReportKind::kLv, fields, {}, {}).empty());
   const auto vg_fields = default_fields(ReportKind::kVg);
   CHECK(render(ReportKind::kVg, vg_fields, {vg_row(vg_fields, {&vg}, Units{})}, {}) ==
         "  VG    #PV #LV #SN Attr   VSize  VFree\n"
         "  vgsrv   1   3   2 wz--n- <6.47g 6.31g\n");
+  // A short VG name: the VG column is as wide as the name or "VG" (lvm2
+  // 2.03 has no larger minimum for it).
+  vg::VolumeGroup short_vg = vg;
+  short_vg.name = "vgk";
+  CHECK(render(ReportKind::kVg, vg_fields, {vg_row(vg_fields, {&short_vg}, Units{})}, {}) ==
+        "  VG  #PV #LV #SN Attr   VSize  VFree\n"
+        "  vgk   1   3   2 wz--n- <6.47g 6.31g\n");
+  short_vg.name = "v";
+  CHECK(render(ReportKind::kVg, vg_fields, {vg_row(vg_fields, {&short_vg}, Units{})}, noheadings) ==
+        "  v    1   3   2 wz--n- <6.47g 6.31g\n");
 }
 
 TEST_CASE("JSON layout matches lvm2", "[report][json]") {

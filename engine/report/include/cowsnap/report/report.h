@@ -4,8 +4,9 @@
 //
 // Text layout (checked against lvm2 2.03.16): every line starts with two
 // spaces; a column is as wide as its widest value, its heading, and the
-// field's minimum width; headings are left-aligned, values of size, count
-// and percent fields right-aligned, others left-aligned; columns are
+// field's minimum width; headings are left-aligned, values of size and
+// count fields right-aligned, percentages (Data% "62.76 ") and text
+// left-aligned; columns are
 // joined by one space and the last one is padded too. A report without
 // rows prints nothing. With --separator columns are joined by it, not
 // padded (unless aligned).
@@ -34,9 +35,12 @@ struct FieldDef {
   std::string_view name;     // lvm2's field name, also the JSON key
   std::string_view heading;  // lvm2's column heading
   ReportKind kind;           // the object the field describes
-  bool right_aligned;        // sizes, counts, percentages
+  bool numeric;              // sizes, counts, percentages: -O compares them as numbers
   size_t min_width;          // lvm2's declared width
+  bool left_aligned;         // a number printed left-aligned, as lvm2 prints percentages
 };
+// Sizes and counts are right-aligned, percentages and text left-aligned.
+inline bool right_aligned(const FieldDef& f) { return f.numeric && !f.left_aligned; }
 
 // Every field cowsnap reports.
 const std::vector<FieldDef>& all_fields();
