@@ -407,9 +407,12 @@ int run_lvresize(Context& ctx, const LvArgs& args, bool extend_only) {
   auto result = (*backend)->lvresize(vg_name, lv_name, wanted);
   if (!result.ok()) return fail(result.status());
   for (const std::string& notice : result->notices) say(notice);
+  // The size now in force: a snapshot's COW stops at its maximum size.
+  const vg::LogicalVolume* resized = result->vg.find_lv(lv_name);
+  const uint64_t now_extents = resized != nullptr ? resized->extent_count() : wanted;
   say(fmt::format("Size of logical volume {}/{} changed from {} ({} extents) to {} ({} extents).", vg_name,
                   lv_name, report::format_size_long(current * ext), current,
-                  report::format_size_long(wanted * ext), wanted));
+                  report::format_size_long(now_extents * ext), now_extents));
   say(fmt::format("Logical volume {}/{} successfully resized.", vg_name, lv_name));
   return kExitOk;
 }

@@ -24,6 +24,7 @@ using detail::check_new_lv_name;
 using detail::kZeroNewLvBytes;
 using detail::lv_not_found;
 using detail::new_lv;
+using detail::size_string;
 using detail::zero_lv_start;
 
 namespace {
@@ -202,7 +203,7 @@ Result<CommitResult> VolumeManager::lvrename(const std::string& vg_name, const s
 
 Result<CommitResult> VolumeManager::lvresize(const std::string& vg_name, const std::string& lv_name,
                                              uint64_t new_extents) {
-  return edit_vg(vg_name, [&](VolumeGroup& vg, CommitResult&, const PvPaths&) -> Status {
+  return edit_vg(vg_name, [&](VolumeGroup& vg, CommitResult& result, const PvPaths&) -> Status {
     LogicalVolume* lv = vg.find_lv(lv_name);
     if (lv == nullptr) return lv_not_found(vg_name, lv_name);
     const LvRole role = lv_role(vg, lv_name);
@@ -221,6 +222,23 @@ Result<CommitResult> VolumeManager::lvresize(const std::string& vg_name, const s
       }
     }
     const uint64_t cur = lv->extent_count();
+    if (role == LvRole::kSnapshotCow && new_extents > cur) {
+      // As at lvcreate -s: a COW larger than the origin can ever fill is
+      // waste, so lvm2 grows it only to that size, and says so.
+      for (const LogicalVolume& internal : vg.lvs) {
+        if (internal.segments.size() != 1 || internal.segments[0].cow_store != lv_name) continue;
+        const Segment& snap = internal.segments[0];
+        const LogicalVolume* origin = vg.find_lv(snap.origin);
+        if (origin == nullptr) break;
+        const uint64_t max = cow_max_extents(vg, origin->extent_count(), snap.chunk_size);
+        if (new_extents > max) {
+          result.notices.push_back(fmt::format("Reached maximum COW size {} ({} extents).",
+                                               size_string(max * vg.extent_bytes()), max));
+          new_extents = max;
+        }
+        break;
+      }
+    }
     if (new_extents == cur) {
       return Status::Error(
           EINVAL, fmt::format("New size ({} extents) matches existing size ({} extents).", new_extents, cur));

@@ -187,6 +187,17 @@ TEST_CASE("snapshots: rename keeps references, remove takes both LVs, grow the C
   CHECK(big->notices[0].find("Reducing COW size") != std::string::npos);
   CHECK(big->vg.find_lv("full")->extent_count() == cow_max_extents(big->vg, 4, 8));
   CHECK(big->vg.find_lv("full")->extent_count() == 5);
+  // ...and so is a COW grown by lvresize, as lvm2 does ("Reached maximum
+  // COW size"); at the maximum already, growing it is no change.
+  REQUIRE(vm.lvcreate_snapshot("vg", "data", "part", 2).ok());
+  auto capped = vm.lvresize("vg", "part", 9);
+  REQUIRE(capped.ok());
+  CHECK(capped->vg.find_lv("part")->extent_count() == 5);
+  REQUIRE(capped->notices.size() == 1);
+  CHECK(capped->notices[0] == "Reached maximum COW size 20.00 MiB (5 extents).");
+  CHECK(vm.lvresize("vg", "part", 6).status().message() ==
+        "New size (5 extents) matches existing size (5 extents).");
+  REQUIRE(vm.lvremove("vg", "part").ok());
 
   auto removed = vm.lvremove("vg", "snap2");
   REQUIRE(removed.ok());
