@@ -23,19 +23,7 @@ e2e_init
 SCRATCH=$WORK/scratch
 mkdir -p "$SCRATCH"
 
-csq pvcreate --size 6625M "$WORK/pv0.img" >/dev/null
-csq vgcreate -s 32M vgsrv "$WORK/pv0.img" >/dev/null
-csq lvcreate -L 64M -n b64m vgsrv >/dev/null
-
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-nbdkit -f -i 127.0.0.1 -p "$port" "$PLUGIN" root="$ROOT" 2>>"$WORK/nbdkit.log" &
-SERVER_PID=$!
-for ((i = 0; i < 100; i++)); do
-  nbdinfo "nbd://127.0.0.1:$port/vgsrv/b64m" >/dev/null 2>&1 && [[ -S "$ROOT/control.sock" ]] && break
-  kill -0 "$SERVER_PID" 2>/dev/null || e2e_fail "nbdkit exited at start-up: $(tail -n 3 "$WORK/nbdkit.log")"
-  sleep 0.1
-done
-nbdinfo "nbd://127.0.0.1:$port/vgsrv/b64m" >/dev/null || e2e_fail "the server does not answer on 127.0.0.1:$port"
+kernel_seed_vg_on_tcp
 echo "host: cowsnap server on 127.0.0.1:$port serving vgsrv/b64m (64 MiB)"
 
 python3 "$KERNEL_TESTS_DIR/seed_files.py" "$SCRATCH/files"

@@ -25,17 +25,7 @@ SCRATCH=$WORK/scratch
 mkdir -p "$SCRATCH"
 TOLERANCE=1.00
 
-csq pvcreate --size 6625M "$WORK/pv0.img" >/dev/null
-csq vgcreate -s 32M vgsrv "$WORK/pv0.img" >/dev/null
-csq lvcreate -L 64M -n b64m vgsrv >/dev/null
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-nbdkit -f -i 127.0.0.1 -p "$port" "$PLUGIN" root="$ROOT" 2>>"$WORK/nbdkit.log" &
-SERVER_PID=$!
-for ((i = 0; i < 100; i++)); do
-  nbdinfo "nbd://127.0.0.1:$port/vgsrv/b64m" >/dev/null 2>&1 && [[ -S "$ROOT/control.sock" ]] && break
-  kill -0 "$SERVER_PID" 2>/dev/null || e2e_fail "nbdkit exited at start-up: $(tail -n 3 "$WORK/nbdkit.log")"
-  sleep 0.1
-done
+kernel_seed_vg_on_tcp
 python3 "$KERNEL_TESTS_DIR/seed_files.py" "$SCRATCH/files"
 (cd "$SCRATCH/files" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$SCRATCH/orig.sha256"
 truncate -s 512M "$WORK/kpv.img"

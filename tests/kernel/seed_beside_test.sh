@@ -34,17 +34,7 @@ for name, size in (("base.img", 64 << 20), ("w40.img", 40 << 20), ("w4k.img", 8 
         f.write(rng.randbytes(size))
 PY
 
-csq pvcreate --size 6625M "$WORK/pv0.img" >/dev/null
-csq vgcreate -s 32M vgsrv "$WORK/pv0.img" >/dev/null
-csq lvcreate -L 64M -n b64m vgsrv >/dev/null
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-nbdkit -f -i 127.0.0.1 -p "$port" "$PLUGIN" root="$ROOT" 2>>"$WORK/nbdkit.log" &
-SERVER_PID=$!
-for ((i = 0; i < 100; i++)); do
-  nbdinfo "nbd://127.0.0.1:$port/vgsrv/b64m" >/dev/null 2>&1 && [[ -S "$ROOT/control.sock" ]] && break
-  kill -0 "$SERVER_PID" 2>/dev/null || e2e_fail "nbdkit exited at start-up: $(tail -n 3 "$WORK/nbdkit.log")"
-  sleep 0.1
-done
+kernel_seed_vg_on_tcp
 nbdcopy "$SCRATCH/base.img" "nbd://127.0.0.1:$port/vgsrv/b64m" || e2e_fail "writing the base pattern into cowsnap's b64m"
 csq lvcreate -L 32M -s -c 4k -n sb64m vgsrv/b64m >/dev/null
 csq lvcreate -L 64M -s -c 4k -n sb64m2 vgsrv/b64m >/dev/null

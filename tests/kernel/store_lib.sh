@@ -79,3 +79,15 @@ store_check_sums() {
 store_expect_status() {
   grep -qE "^$2: $3\$" "$1/status" || e2e_fail "the kernel's status of $2 is not /$3/: $(grep "^$2: " "$1/status")"
 }
+
+# store_make_vg VG: VG on a 200 MiB PV file ($PV) with 1 MiB extents, a
+# 16 MiB origin and a 4 MiB plain LV, both filled with their patterns
+# (1 and 9) through a server, which is left running.
+store_make_vg() {
+  csq pvcreate --size 200M "$PV" >/dev/null
+  csq vgcreate -s 1M "$1" "$PV" >/dev/null
+  csq lvcreate -L 16M -n origin "$1" >/dev/null
+  csq lvcreate -L 4M -n plain "$1" >/dev/null
+  store_serve_start
+  store_write "$1/origin:0:$((16 << 20)):1" "$1/plain:0:$((4 << 20)):9"
+}

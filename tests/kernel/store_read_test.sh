@@ -28,13 +28,7 @@ e2e_init
 MiB=$((1 << 20))
 VG=vgk
 PV=$WORK/pv0.img
-csq pvcreate --size 200M "$PV" >/dev/null
-csq vgcreate -s 1M "$VG" "$PV" >/dev/null
-csq lvcreate -L 16M -n origin "$VG" >/dev/null
-csq lvcreate -L 4M -n plain "$VG" >/dev/null
-
-store_serve_start
-store_write "$VG/origin:0:$((16 * MiB)):1" "$VG/plain:0:$((4 * MiB)):9"
+store_make_vg "$VG"
 
 # Three snapshots of the first content; s8k has room for what comes next
 # but not for all of it, until it grows.

@@ -27,12 +27,7 @@ e2e_init
 MiB=$((1 << 20))
 VG=vgw
 PV=$WORK/pv0.img
-csq pvcreate --size 200M "$PV" >/dev/null
-csq vgcreate -s 1M "$VG" "$PV" >/dev/null
-csq lvcreate -L 16M -n origin "$VG" >/dev/null
-csq lvcreate -L 4M -n plain "$VG" >/dev/null
-store_serve_start
-store_write "$VG/origin:0:$((16 * MiB)):1" "$VG/plain:0:$((4 * MiB)):9"
+store_make_vg "$VG"
 store_serve_stop
 # Offline: the stores are made by the CLI, each with its header only.
 csq lvcreate -s -c 4K -L 20M -n s4k "$VG/origin" >/dev/null
