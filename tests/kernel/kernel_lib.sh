@@ -36,3 +36,24 @@ kernel_seed_vg_on_tcp() {
   done
   nbdinfo "nbd://127.0.0.1:$port/vgsrv/b64m" >/dev/null || e2e_fail "the server does not answer on 127.0.0.1:$port"
 }
+
+# kernel_snapshot_when_frozen GUEST_PID [LVCREATE_OPTION...]: the host's
+# half of the seed's online snapshots. Waits until the guest (GUEST_PID,
+# in_guest in the background) has frozen b64m's filesystem and says so in
+# $SCRATCH/frozen, takes sb64m (32 MiB) and sb64m2 (64 MiB) through the
+# running server, and answers in $SCRATCH: snapshots-taken or host-failed.
+# Returns at once if the guest ends without freezing.
+kernel_snapshot_when_frozen() {
+  local guest_pid=$1
+  shift
+  while [[ ! -e "$SCRATCH/frozen" ]]; do
+    kill -0 "$guest_pid" 2>/dev/null || return 0
+    sleep 0.2
+  done
+  echo "host: the guest froze b64m's filesystem; snapshots through the running server"
+  if csq lvcreate -L 32M -s "$@" -n sb64m vgsrv/b64m && csq lvcreate -L 64M -s "$@" -n sb64m2 vgsrv/b64m; then
+    touch "$SCRATCH/snapshots-taken"
+  else
+    touch "$SCRATCH/host-failed"
+  fi
+}

@@ -128,19 +128,8 @@ t0=$(e2e_now)
 in_guest --scratch "$SCRATCH" --timeout 420 "$WORK/guest.sh" "$KERNEL_TESTS_DIR" "$port" >"$WORK/guest.log" 2>&1 &
 guest_pid=$!
 # The host's half: wait for the frozen filesystem, snapshot it.
-while [[ ! -e "$SCRATCH/frozen" ]]; do
-  kill -0 "$guest_pid" 2>/dev/null || break
-  sleep 0.2
-done
-if [[ -e "$SCRATCH/frozen" ]]; then
-  echo "host: the guest froze b64m's filesystem; snapshots through the running server"
-  if csq lvcreate -L 32M -s -n sb64m vgsrv/b64m && csq lvcreate -L 64M -s -n sb64m2 vgsrv/b64m; then
-    csq lvs vgsrv
-    touch "$SCRATCH/snapshots-taken"
-  else
-    touch "$SCRATCH/host-failed"
-  fi
-fi
+kernel_snapshot_when_frozen "$guest_pid"
+[[ -e "$SCRATCH/snapshots-taken" ]] && csq lvs vgsrv
 rc=0
 wait "$guest_pid" || rc=$?
 cat "$WORK/guest.log"

@@ -97,17 +97,7 @@ chmod +x "$WORK/guest.sh"
 t0=$(e2e_now)
 in_guest --disk "$WORK/kpv.img" --scratch "$SCRATCH" --timeout 400 "$WORK/guest.sh" "$KERNEL_TESTS_DIR" "$port" >"$WORK/guest.log" 2>&1 &
 guest_pid=$!
-while [[ ! -e "$SCRATCH/frozen" ]]; do
-  kill -0 "$guest_pid" 2>/dev/null || break
-  sleep 0.2
-done
-if [[ -e "$SCRATCH/frozen" ]]; then
-  if csq lvcreate -L 32M -s -c 4k -n sb64m vgsrv/b64m >/dev/null && csq lvcreate -L 64M -s -c 4k -n sb64m2 vgsrv/b64m >/dev/null; then
-    touch "$SCRATCH/snapshots-taken"
-  else
-    touch "$SCRATCH/host-failed"
-  fi
-fi
+kernel_snapshot_when_frozen "$guest_pid" -c 4k
 rc=0
 wait "$guest_pid" || rc=$?
 cat "$WORK/guest.log"
