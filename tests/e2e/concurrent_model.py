@@ -41,6 +41,8 @@ ap.add_argument("--state", help="where --crash leaves the model")
 ap.add_argument("--check", metavar="STATE", help="check a restarted server against a --crash model")
 ap.add_argument("--op", help="with --crash: this control request instead of the snapshots")
 ap.add_argument("--kill-after", type=float, default=0.0, help="with --op: seconds from the request to the kill")
+ap.add_argument("--write-blocks", type=int, metavar="N",
+                help="the writers write only the first N blocks (so a store of N chunks never fills)")
 ap.add_argument("--kill-on-log", metavar="LOG",
                 help="with --op: kill once the server's LOG shows one more COWSNAP_TEST_PAUSE_AT pause")
 args = ap.parse_args()
@@ -112,6 +114,7 @@ h0 = connect(args.lv)
 blocks = h0.get_size() // BLOCK
 initial = [digest(h0.pread(BLOCK, b * BLOCK)) for b in range(blocks)]   # version 0
 h0.shutdown()
+written_blocks = min(blocks, args.write_blocks or blocks)
 clock = threading.Lock()
 log = []            # (block, version, start, end) of acknowledged writes
 version = [0] * blocks
@@ -125,7 +128,7 @@ def writer(seed):
         while not stop.is_set():
             # Each block has one writer: NBD orders nothing between
             # connections, so two writers of one block would race by design.
-            b = rnd.randrange(seed, blocks, WRITERS)
+            b = rnd.randrange(seed, written_blocks, WRITERS)
             with clock:
                 version[b] += 1
                 v = version[b]

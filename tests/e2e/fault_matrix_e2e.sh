@@ -33,9 +33,13 @@ csq lvcreate -L 4M -n plain vgf >/dev/null
 e2e_server_start
 head -c 8M /dev/urandom >"$WORK/data0.img"
 nbdcopy "$WORK/data0.img" "$(uri vgf/data)"
-# Stores larger than the origin: the writers never overflow them.
+# The writers write only the first half of the origin (WRITE_BLOCKS), so
+# no store of 8 MiB or more ever fills. "victim" starts below the maximum
+# COW size of an 8 MiB origin (12 MiB: 8 MiB and 9 chunks of metadata,
+# rounded up to extents) so that lvextend has room to grow it.
+WRITE_BLOCKS=1024
 csq lvcreate -L 12M -s -n keep vgf/data >/dev/null
-csq lvcreate -L 12M -s -n victim vgf/data >/dev/null
+csq lvcreate -L 8M -s -n victim vgf/data >/dev/null
 e2e_server_stop
 cp --sparse=always "$WORK/pv0.img" "$WORK/template.img"
 lv_set() { csq lvs --noheadings -o lv_name,lv_size vgf | awk '{print $1, $2}' | sort; }
@@ -46,7 +50,7 @@ after_set() {
   case $1 in
     snapshot) printf '%s\nnew 8.00m\n' "$BEFORE" | sort ;;
     remove) grep -v '^victim ' <<<"$BEFORE" ;;
-    extend) sed 's/^victim 12.00m$/victim 16.00m/' <<<"$BEFORE" ;;
+    extend) sed 's/^victim 8.00m$/victim 12.00m/' <<<"$BEFORE" ;;
     rename) sed 's/^victim /renamed /' <<<"$BEFORE" | sort ;;
     deactivate | activate) echo "$BEFORE" ;;
     create) printf '%s\nfresh 4.00m\n' "$BEFORE" | sort ;;
@@ -57,7 +61,7 @@ op_json() {
   case $1 in
     snapshot) echo "{\"op\": \"lvcreate_snapshot\", \"vg\": \"vgf\", \"origin\": \"data\", \"lv\": \"new\", \"size_bytes\": $((8 * M))}" ;;
     remove) echo '{"op": "lvremove", "vg": "vgf", "lv": "victim", "force": true}' ;;
-    extend) echo "{\"op\": \"lvextend\", \"vg\": \"vgf\", \"lv\": \"victim\", \"size_bytes\": $((16 * M))}" ;;
+    extend) echo "{\"op\": \"lvextend\", \"vg\": \"vgf\", \"lv\": \"victim\", \"size_bytes\": $((12 * M))}" ;;
     rename) echo '{"op": "lvrename", "vg": "vgf", "lv": "victim", "new_lv": "renamed"}' ;;
     deactivate) echo '{"op": "lvchange", "vg": "vgf", "lv": "plain", "active": false}' ;;
     activate) echo '{"op": "lvchange", "vg": "vgf", "lv": "plain", "active": true}' ;;
@@ -83,7 +87,7 @@ round() {
   COWSNAP_TEST_PAUSE_AT=$pause e2e_server_start
   if [[ $op == activate ]]; then csq lvchange -a n vgf/plain || e2e_fail "$op/$mode: lvchange -an first"; fi
   /usr/bin/python3 "$here/concurrent_model.py" "$SOCK" "$ROOT/control.sock" vgf data $((8 * M)) \
-    --crash "$SERVER_PID" --op "$(op_json "$op")" --kill-after "$delay" "${wait_pause[@]}" --state "$WORK/model.json" \
+    --crash "$SERVER_PID" --write-blocks "$WRITE_BLOCKS" --op "$(op_json "$op")" --kill-after "$delay" "${wait_pause[@]}" --state "$WORK/model.json" \
     >"$WORK/model.log" 2>&1 || e2e_fail "$op/$mode: the writers failed: $(cat "$WORK/model.log")"
   wait "$SERVER_PID" 2>/dev/null || true
   SERVER_PID=""
