@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <ctime>
 
 #include "cowsnap/report/report.h"
 #include "cowsnap/report/size.h"
@@ -25,12 +24,7 @@ void end_block() { fmt::print("   \n"); }
 
 std::string creation(const vg::LogicalVolume& lv) {
   if (!lv.creation_time) return "";
-  const auto t = static_cast<time_t>(*lv.creation_time);
-  std::tm tm{};
-  localtime_r(&t, &tm);
-  char buf[64];
-  if (std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S %z", &tm) == 0) buf[0] = '\0';
-  return fmt::format("{}, {}", lv.creation_host.value_or(""), buf);
+  return fmt::format("{}, {}", lv.creation_host.value_or(""), report::format_lv_time(lv));
 }
 
 }  // namespace
@@ -200,8 +194,9 @@ int run_lvdisplay(Context& ctx, const std::vector<std::string>& targets) {
         item("Current LE", std::to_string(snap->origin_extents), w);
         item("COW-table size", format_size_long(lv.extent_count() * ext), w);
         item("COW-table LE", std::to_string(lv.extent_count()), w);
+        // lvm2 leaves the line out for an invalid snapshot.
         const std::string pct = report::snapshot_percent_text(vg, lv, state);
-        if (!pct.empty()) item("Allocated to snapshot", pct + "%", w);
+        if (!pct.empty() && state.snapshot_valid) item("Allocated to snapshot", pct + "%", w);
         item("Snapshot chunk size", format_size_long(snap->chunk_size * 512), w);
       } else {
         item("LV Size", format_size_long(lv.extent_count() * ext), w);

@@ -2,7 +2,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
+#include <ctime>
 
 #include "cowsnap/report/data_percent.h"
 #include "cowsnap/report/report.h"
@@ -32,6 +34,10 @@ const std::vector<FieldDef> kFields = {
     {"devices", "Devices", K::kLv, false, 5, false},
     {"seg_pe_ranges", "PE Ranges", K::kLv, false, 5, false},
     {"chunk_size", "Chunk", K::kLv, true, 5, false},
+    {"lv_permissions", "LPerms", K::kLv, false, 8, false},
+    {"lv_active", "Active", K::kLv, false, 6, false},
+    {"lv_time", "CTime", K::kLv, false, 26, false},
+    {"lv_snapshot_invalid", "SnapInvalid", K::kLv, false, 15, false},
     {"seg_count", "#Seg", K::kLv, true, 4, false},
     {"pv_name", "PV", K::kPv, false, 10, false},
     {"pv_uuid", "PV UUID", K::kPv, false, 38, false},
@@ -180,6 +186,28 @@ uint64_t visible_lv_count(const vg::VolumeGroup& vg) {
   return n;
 }
 
+std::string format_lv_time(const vg::LogicalVolume& lv) {
+  if (!lv.creation_time) return "";
+  const auto t = static_cast<time_t>(*lv.creation_time);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  std::array<char, 64> buf{};
+  if (std::strftime(buf.data(), buf.size(), "%Y-%m-%d %H:%M:%S %z", &tm) == 0) return "";
+  return buf.data();
+}
+
+namespace {
+
+// lvm2's binary field snapshot_invalid: "unknown" where there is no
+// snapshot or its state cannot be read, the field's name where true.
+std::string snapshot_invalid_text(const vg::VolumeGroup& vg, const vg::LogicalVolume& lv,
+                                  const LvLiveState& live) {
+  if (vg::lv_role(vg, lv.name) != vg::LvRole::kSnapshotCow || !live.failure.empty()) return "unknown";
+  return live.snapshot_valid ? "" : "snapshot invalid";
+}
+
+}  // namespace
+
 std::string snapshot_percent_text(const vg::VolumeGroup& vg, const vg::LogicalVolume& lv,
                                   const LvLiveState& live) {
   if (vg::lv_role(vg, lv.name) != vg::LvRole::kSnapshotCow) return "";
@@ -231,6 +259,14 @@ Row lv_row(const std::vector<const FieldDef*>& fields, const LvRowInput& in, con
       v = format_size(is_cow ? snap->chunk_size * 512 : 0, units);
     else if (n == "seg_count")
       v = std::to_string(lv.segments.size());
+    else if (n == "lv_permissions")
+      v = lv.has_status("WRITE") ? "writeable" : "read-only";
+    else if (n == "lv_active")
+      v = in.live.active ? "active" : "";
+    else if (n == "lv_time")
+      v = format_lv_time(lv);
+    else if (n == "lv_snapshot_invalid")
+      v = snapshot_invalid_text(vg, lv, in.live);
     row.push_back(std::move(v));
   }
   return row;

@@ -38,4 +38,15 @@ out=$(cs lvs --noheadings -o lv_attr,snap_percent vgsrv/sb64m 2>&1)
 expect_eq "Snap% alias" "  swi-I-s--- 100.00" "$out"
 out=$(cs dmsetup status vgsrv-sb64m 2>&1)
 expect_eq "dmsetup status of the invalid snapshot" "0 131072 snapshot Invalid" "$out"
+# lvm2 2.03.16 leaves "Allocated to snapshot" out for an invalid snapshot.
+out=$(cs lvdisplay vgsrv/sb64m 2>&1)
+expect_eq "lvdisplay of the invalid snapshot" "  LV snapshot status     INACTIVE destination for b64m
+  COW-table LE           1
+  Snapshot chunk size    4.00 KiB" "$(grep -E 'snapshot status|COW-table LE|Allocated|chunk size' <<<"$out")"
+out=$(cs lvdisplay vgsrv/sb64m2 2>&1)
+expect_eq "lvdisplay of the valid one" "  Allocated to snapshot  62.76%" "$(grep Allocated <<<"$out")"
+out=$(cs lvs --noheadings -o lv_name,snapshot_invalid,lv_active,lv_permissions vgsrv 2>&1)
+expect_eq "snapshot_invalid" "  b64m   unknown                 writeable
+  sb64m  snapshot invalid        writeable
+  sb64m2                         writeable" "$out"
 finish

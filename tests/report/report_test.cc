@@ -2,6 +2,9 @@
 // checked against what lvm2 2.03.16 prints.
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+#include <ctime>
+
 #include "cowsnap/report/data_percent.h"
 #include "cowsnap/report/report.h"
 
@@ -226,6 +229,38 @@ TEST_CASE("segment fields report one segment of an LV", "[report][fields]") {
         Row{"b64m", "96.00m", "/dev/loop0(0),/dev/loop0(9)", "/dev/loop0:0-1 /dev/loop0:9-9", "2"});
   in.segment = 1;
   CHECK(lv_row(fields, in, Units{}) == Row{"b64m", "96.00m", "/dev/loop0(9)", "/dev/loop0:9-9", "2"});
+}
+
+// What lvm2 2.03.16 printed for `lvs -o lv_name,lv_permissions,lv_active,
+// lv_time,snapshot_invalid` of an origin, a read-only snapshot (lvcreate -s
+// -pr) and an overflowed one, under TZ=UTC.
+TEST_CASE("state fields: permissions, active, creation time, snapshot_invalid", "[report][fields]") {
+  vg::VolumeGroup vg = seed_vg();
+  vg.find_lv("b64m")->creation_time = 1796140082;
+  vg.find_lv("sb64m")->status = {"READ"};  // lvcreate -s -pr
+  const auto fields =
+      *select_fields(ReportKind::kLv, {"lv_name,lv_permissions,lv_active,lv_time,snapshot_invalid"});
+  REQUIRE(fields.size() == 5);
+  CHECK(fields[4]->name == "lv_snapshot_invalid");
+  CHECK(fields[4]->heading == "SnapInvalid");
+  CHECK(fields[3]->heading == "CTime");
+  CHECK(fields[4]->min_width == 15);
+  ::setenv("TZ", "UTC", 1);
+  ::tzset();
+  LvLiveState active{.active = true, .open = false, .snapshot_valid = true, .usage = {}, .failure = {}};
+  CHECK(lv_row(fields, LvRowInput{&vg, vg.find_lv("b64m"), active, {}, false, std::nullopt}, Units{}) ==
+        Row{"b64m", "writeable", "active", "2026-12-01 15:48:02 +0000", "unknown"});
+  CHECK(lv_row(fields, LvRowInput{&vg, vg.find_lv("sb64m"), active, {}, false, std::nullopt}, Units{}) ==
+        Row{"sb64m", "read-only", "active", "", ""});
+  LvLiveState invalid = active;
+  invalid.snapshot_valid = false;
+  CHECK(lv_row(fields, LvRowInput{&vg, vg.find_lv("sb64m2"), invalid, {}, false, std::nullopt}, Units{}) ==
+        Row{"sb64m2", "writeable", "active", "", "snapshot invalid"});
+  // Inactive, and a store that cannot be read.
+  LvLiveState failed;
+  failed.failure = "Failed to read snapshot metadata: bad magic";
+  CHECK(lv_row(fields, LvRowInput{&vg, vg.find_lv("sb64m2"), failed, {}, false, std::nullopt}, Units{}) ==
+        Row{"sb64m2", "writeable", "", "", "unknown"});
 }
 
 TEST_CASE("text layout matches lvm2", "[report][render]") {

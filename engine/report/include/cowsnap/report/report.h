@@ -122,6 +122,9 @@ uint64_t vg_free_extents(const vg::VolumeGroup& vg);
 uint64_t pv_free_extents(const vg::VolumeGroup& vg, const vg::PhysicalVolume& pv);
 // #LV as vgs counts it: user-visible LVs (snapshots included).
 uint64_t visible_lv_count(const vg::VolumeGroup& vg);
+// An LV's creation time as lvm2 prints it (lv_time, lvdisplay): local
+// time, "%Y-%m-%d %H:%M:%S %z"; "" when the metadata has none.
+std::string format_lv_time(const vg::LogicalVolume& lv);
 // Data% of a snapshot ("" when not a snapshot or usage unknown).
 std::string snapshot_percent_text(const vg::VolumeGroup& vg, const vg::LogicalVolume& lv,
                                   const LvLiveState& live);
