@@ -24,6 +24,7 @@ using detail::check_new_lv_name;
 using detail::kZeroNewLvBytes;
 using detail::lv_not_found;
 using detail::new_lv;
+using detail::set_permission;
 using detail::size_string;
 using detail::zero_lv_start;
 
@@ -62,6 +63,15 @@ uint64_t extents_for_bytes(const VolumeGroup& vg, uint64_t bytes) {
 }
 
 namespace detail {
+
+void set_permission(LogicalVolume& lv, LvPermission permission) {
+  std::erase(lv.status, "WRITE");
+  if (permission == LvPermission::kReadWrite) {
+    // lvm2 writes WRITE right after READ.
+    auto read = std::find(lv.status.begin(), lv.status.end(), "READ");
+    lv.status.insert(read == lv.status.end() ? lv.status.begin() : read + 1, "WRITE");
+  }
+}
 
 LogicalVolume new_lv(const std::string& name, int64_t time, const std::string& host) {
   LogicalVolume lv;
@@ -112,15 +122,36 @@ Status zero_lv_start(const VolumeGroup& vg, const LogicalVolume& lv,
 }  // namespace detail
 
 Result<CommitResult> VolumeManager::lvcreate(const std::string& vg_name, const std::string& lv_name,
-                                             uint64_t extents) {
+                                             uint64_t extents, LvPermission permission) {
   return edit_vg(vg_name, [&](VolumeGroup& vg, CommitResult&, const PvPaths& pv_paths) -> Status {
     COWSNAP_RETURN_IF_ERROR(check_new_lv_name(vg, lv_name));
     if (extents == 0) return Status::Error(EINVAL, "Unable to create new logical volume with no extents.");
     LogicalVolume lv = new_lv(lv_name, now(), host());
+    set_permission(lv, permission);
     COWSNAP_ASSIGN_OR_RETURN(std::vector<Segment> segs, allocate_linear(vg, lv, extents));
     append_segments(lv, segs);
     COWSNAP_RETURN_IF_ERROR(zero_lv_start(vg, lv, pv_paths, kZeroNewLvBytes));
     vg.lvs.push_back(std::move(lv));
+    return Status::Ok();
+  });
+}
+
+Result<CommitResult> VolumeManager::lvchange_permission(const std::string& vg_name,
+                                                        const std::string& lv_name, LvPermission permission) {
+  return edit_vg(vg_name, [&](VolumeGroup& vg, CommitResult&, const PvPaths&) -> Status {
+    LogicalVolume* lv = vg.find_lv(lv_name);
+    if (lv == nullptr || !lv_user_visible(vg, *lv)) return lv_not_found(vg_name, lv_name);
+    const bool writable = lv->has_status("WRITE");
+    // lvm2 2.03.16's words, and its exit code 5, for a change to nothing.
+    if (permission == LvPermission::kReadWrite && writable) {
+      return Status::Error(EEXIST,
+                           fmt::format("Logical volume {}/{} is already writable.", vg_name, lv_name));
+    }
+    if (permission == LvPermission::kReadOnly && !writable) {
+      return Status::Error(EEXIST,
+                           fmt::format("Logical volume \"{}/{}\" is already read only.", vg_name, lv_name));
+    }
+    set_permission(*lv, permission);
     return Status::Ok();
   });
 }

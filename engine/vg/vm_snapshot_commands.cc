@@ -19,6 +19,7 @@ using detail::check_new_lv_name;
 using detail::kZeroNewLvBytes;
 using detail::lv_not_found;
 using detail::new_lv;
+using detail::set_permission;
 using detail::size_string;
 using detail::zero_lv_start;
 
@@ -65,7 +66,7 @@ uint64_t cow_max_extents(const VolumeGroup& vg, uint64_t origin_extents, uint64_
 Result<CommitResult> VolumeManager::lvcreate_snapshot(const std::string& vg_name,
                                                       const std::string& origin_lv,
                                                       const std::string& snap_name, uint64_t cow_extents,
-                                                      uint64_t chunk_sectors) {
+                                                      uint64_t chunk_sectors, LvPermission permission) {
   return edit_vg(vg_name, [&](VolumeGroup& vg, CommitResult& result, const PvPaths& pv_paths) -> Status {
     COWSNAP_RETURN_IF_ERROR(validate_chunk_size(chunk_sectors));
     const LogicalVolume* origin = vg.find_lv(origin_lv);
@@ -103,6 +104,7 @@ Result<CommitResult> VolumeManager::lvcreate_snapshot(const std::string& vg_name
     }
     LogicalVolume cow = new_lv(snap_name, now(), host());
     cow.status = {"READ", "WRITE"};  // lvm2 hides the COW LV behind snapshotN
+    set_permission(cow, permission);
     COWSNAP_ASSIGN_OR_RETURN(std::vector<Segment> segs, allocate_linear(vg, cow, cow_extents));
     append_segments(cow, segs);
     LogicalVolume snap = new_lv(next_snapshot_name(vg), now(), host());

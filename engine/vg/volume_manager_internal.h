@@ -25,6 +25,8 @@ Status lv_not_found(const std::string& vg, const std::string& lv);
 // ---- shared by lvcreate and lvcreate -s (vm_lv_commands.cc) ----
 
 LogicalVolume new_lv(const std::string& name, int64_t time, const std::string& host);
+// Adds or drops WRITE in the LV's status (lvcreate -p, lvchange -p).
+void set_permission(LogicalVolume& lv, LvPermission permission);
 // lvm2's name rules plus: not taken in the VG, and the VG's max_lv not
 // reached.
 Status check_new_lv_name(const VolumeGroup& vg, const std::string& lv_name);

@@ -215,6 +215,48 @@ TEST_CASE("snapshots: rename keeps references, remove takes both LVs, grow the C
   CHECK(free_extent_count(forced->vg) == forced->vg.pe_total());
 }
 
+// What lvm2 2.03.16 wrote for `lvcreate -s -pr` and `lvchange -p` (its
+// vgcfgbackup): the COW LV's status is ["READ"], a read-only plain LV's
+// ["READ", "VISIBLE"]; a change to the permission in force is refused.
+TEST_CASE("permissions: lvcreate -p r, lvchange -p r|rw", "[vg][vm][permission]") {
+  TempDir dir;
+  VolumeManager vm = open_vm(dir);
+  const std::string pv = dir / "pv0.img";
+  REQUIRE(vm.pvcreate(pv, 64 * kMiB).ok());
+  REQUIRE(vm.vgcreate("vro", {pv}, 8192).ok());
+  REQUIRE(vm.lvcreate("vro", "o", 4).ok());
+  auto snap = vm.lvcreate_snapshot("vro", "o", "s", 2, kDefaultChunkSectors, LvPermission::kReadOnly);
+  REQUIRE(snap.ok());
+  CHECK(snap->vg.find_lv("s")->status == std::vector<std::string>{"READ"});
+  auto plain = vm.lvcreate("vro", "plainro", 2, LvPermission::kReadOnly);
+  REQUIRE(plain.ok());
+  CHECK(plain->vg.find_lv("plainro")->status == std::vector<std::string>{"READ", "VISIBLE"});
+  CHECK(plain->vg.find_lv("o")->status == std::vector<std::string>{"READ", "WRITE", "VISIBLE"});
+
+  auto again = vm.lvchange_permission("vro", "s", LvPermission::kReadOnly);
+  REQUIRE_FALSE(again.ok());
+  CHECK(again.status().errnum() == EEXIST);
+  CHECK(again.status().message() == "Logical volume \"vro/s\" is already read only.");
+  auto rw = vm.lvchange_permission("vro", "s", LvPermission::kReadWrite);
+  REQUIRE(rw.ok());
+  CHECK(rw->vg.find_lv("s")->status == std::vector<std::string>{"READ", "WRITE"});
+  auto rw_again = vm.lvchange_permission("vro", "s", LvPermission::kReadWrite);
+  REQUIRE_FALSE(rw_again.ok());
+  CHECK(rw_again.status().message() == "Logical volume vro/s is already writable.");
+  auto origin_ro = vm.lvchange_permission("vro", "o", LvPermission::kReadOnly);
+  REQUIRE(origin_ro.ok());
+  CHECK(origin_ro->vg.find_lv("o")->status == std::vector<std::string>{"READ", "VISIBLE"});
+  // The internal snapshotN LV is not the user's to change.
+  auto internal = vm.lvchange_permission("vro", "snapshot0", LvPermission::kReadOnly);
+  REQUIRE_FALSE(internal.ok());
+  CHECK(internal.status().errnum() == ENOENT);
+  // Read back from the PV: the words stay.
+  auto disk = vm.read_vg("vro");
+  REQUIRE(disk.ok());
+  CHECK(disk->vg.find_lv("plainro")->status == std::vector<std::string>{"READ", "VISIBLE"});
+  CHECK(disk->vg.find_lv("s")->status == std::vector<std::string>{"READ", "WRITE"});
+}
+
 TEST_CASE("error catalogue", "[vg][vm][errors]") {
   TempDir dir;
   VolumeManager vm = open_vm(dir);

@@ -83,6 +83,9 @@ struct ScanResult {
 };
 
 // What a command changed, for the CLI to print.
+// An LV's permission (lvcreate -p, lvchange -p): WRITE in its status or not.
+enum class LvPermission { kReadWrite, kReadOnly };
+
 struct CommitResult {
   VolumeGroup vg;                    // the metadata now in force
   std::vector<std::string> notices;  // e.g. "Rounding up size to full physical extent 64.00 MiB"
@@ -138,15 +141,22 @@ class VolumeManager {
 
   // ---- LVs ----
   // A linear LV of `extents` extents (lvcreate -l; use extents_for_bytes
-  // for -L).
-  Result<CommitResult> lvcreate(const std::string& vg_name, const std::string& lv_name, uint64_t extents);
+  // for -L). kReadOnly (lvcreate -p r): the LV's status lacks WRITE.
+  Result<CommitResult> lvcreate(const std::string& vg_name, const std::string& lv_name, uint64_t extents,
+                                LvPermission permission = LvPermission::kReadWrite);
   // lvcreate -s: a COW LV `snap_name` of `cow_extents` extents plus the
   // internal snapshotN LV. cow_extents above the useful maximum are trimmed
   // (with a notice) as lvm2 does. EINVAL for a snapshot of a snapshot, a bad
-  // chunk size, a COW smaller than 3 chunks.
+  // chunk size, a COW smaller than 3 chunks. kReadOnly (lvcreate -s -p r):
+  // the COW LV, which users see as the snapshot, lacks WRITE.
   Result<CommitResult> lvcreate_snapshot(const std::string& vg_name, const std::string& origin_lv,
                                          const std::string& snap_name, uint64_t cow_extents,
-                                         uint64_t chunk_sectors = kDefaultChunkSectors);
+                                         uint64_t chunk_sectors = kDefaultChunkSectors,
+                                         LvPermission permission = LvPermission::kReadWrite);
+  // lvchange -p r|rw of a user-visible LV (a snapshot: its COW LV). EEXIST
+  // with lvm2's message when the LV has that permission already.
+  Result<CommitResult> lvchange_permission(const std::string& vg_name, const std::string& lv_name,
+                                           LvPermission permission);
   // Removes an LV. A snapshot (its COW LV name) goes with its snapshotN LV.
   // An origin with snapshots: EBUSY unless force, which removes the
   // snapshots too.
