@@ -69,10 +69,10 @@ class Backend {
                                             const std::vector<std::string>& pv_paths) = 0;
   virtual Status vgremove(const std::string& vg_name, bool force) = 0;
   virtual Result<vg::CommitResult> lvcreate(const std::string& vg_name, const std::string& lv_name,
-                                            uint64_t extents) = 0;
+                                            uint64_t extents, vg::LvPermission permission) = 0;
   virtual Result<vg::CommitResult> lvcreate_snapshot(const std::string& vg_name, const std::string& origin_lv,
                                                      const std::string& snap_name, uint64_t cow_extents,
-                                                     uint64_t chunk_sectors) = 0;
+                                                     uint64_t chunk_sectors, vg::LvPermission permission) = 0;
   virtual Result<vg::CommitResult> lvremove(const std::string& vg_name, const std::string& lv_name,
                                             bool force) = 0;
   virtual Result<vg::CommitResult> lvrename(const std::string& vg_name, const std::string& old_name,
@@ -82,6 +82,10 @@ class Backend {
   // lvchange -a y|n. The offline backend refuses (ENOTSUP): activation
   // means "served by a running server".
   virtual Status set_active(const std::string& vg_name, const std::string& lv_name, bool active) = 0;
+  // lvchange -p r|rw. Online, connected clients stay; their writes are
+  // refused from then on (EROFS) or accepted again.
+  virtual Result<vg::CommitResult> set_permission(const std::string& vg_name, const std::string& lv_name,
+                                                  vg::LvPermission permission) = 0;
 };
 
 // The offline backend over ROOT. `command_line` is recorded in metadata.

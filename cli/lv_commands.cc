@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <functional>
+#include <optional>
 
 #include "command.h"
 #include "cowsnap/report/size.h"
@@ -28,7 +29,8 @@ struct LvArgs {
   bool snapshot = false;
   std::string chunk;  // -c
   bool force = false;
-  std::string activate;  // lvchange -a
+  std::string activate;    // lvchange -a
+  std::string permission;  // lvcreate -p, lvchange -p
   std::vector<std::string> targets;
 };
 
@@ -93,6 +95,15 @@ bool bad_option_value(std::string_view why, std::string_view option, std::string
   complain(fmt::format("Invalid argument for --{}: {}", option, value));
   complain("Error during parsing of command line.");
   return false;
+}
+
+// -p r|rw, as lvm2 parses it; complains and returns nullopt otherwise.
+std::optional<vg::LvPermission> parse_permission(const std::string& value) {
+  if (value == "r") return vg::LvPermission::kReadOnly;
+  if (value == "rw") return vg::LvPermission::kReadWrite;
+  complain(fmt::format("Invalid argument for --permission: {}", value));
+  complain("Error during parsing of command line.");
+  return std::nullopt;
 }
 
 // -L and -l: exactly one of them, well formed; a sign '-' only when
@@ -206,6 +217,9 @@ SizeRequest requested_extents(const LvArgs& args, const vg::VolumeGroup& vg, uin
 
 int run_lvcreate(Context& ctx, const LvArgs& args) {
   if (!size_args_ok(args, false)) return kExitInvalidCommandLine;
+  const std::optional<vg::LvPermission> permission =
+      args.permission.empty() ? vg::LvPermission::kReadWrite : parse_permission(args.permission);
+  if (!permission) return kExitInvalidCommandLine;
   if (args.size_given && report::parse_size(args.size, 'm')->bytes == 0) {
     complain("--size may not be zero.");
     return bad_command_line("lvcreate");
@@ -281,9 +295,9 @@ int run_lvcreate(Context& ctx, const LvArgs& args) {
                          vg_name, free, needed));
     return kExitFailed;
   }
-  auto result = args.snapshot
-                    ? (*backend)->lvcreate_snapshot(vg_name, origin, lv_name, extents, chunk_sectors)
-                    : (*backend)->lvcreate(vg_name, lv_name, extents);
+  auto result = args.snapshot ? (*backend)->lvcreate_snapshot(vg_name, origin, lv_name, extents,
+                                                              chunk_sectors, *permission)
+                              : (*backend)->lvcreate(vg_name, lv_name, extents, *permission);
   if (!result.ok()) return fail(result.status());
   for (const std::string& notice : result->notices) say(notice);
   say(fmt::format("Logical volume \"{}\" created.", lv_name));
@@ -418,15 +432,27 @@ int run_lvresize(Context& ctx, const LvArgs& args, bool extend_only) {
 }
 
 int run_lvchange(Context& ctx, const LvArgs& args) {
-  if (args.activate.empty()) {
-    complain("Need one or more command options (cowsnap supports -a y|n).");
+  if (args.activate.empty() && args.permission.empty()) {
+    complain("Need one or more command options (cowsnap supports -a y|n and -p r|rw).");
     return kExitInvalidCommandLine;
+  }
+  std::optional<vg::LvPermission> permission;
+  if (!args.permission.empty()) {
+    permission = parse_permission(args.permission);
+    if (!permission) return kExitInvalidCommandLine;
   }
   const bool active = args.activate == "y" || args.activate == "ay";
   auto backend = ctx.backend();
   if (!backend.ok()) return fail(backend.status());
   return for_each_target_lv(**backend, args.targets,
                             [&](const std::string& vg_name, const std::string& lv_name, const vg::VgOnDisk&) {
+                              if (permission) {
+                                auto changed = (*backend)->set_permission(vg_name, lv_name, *permission);
+                                if (!changed.ok()) return fail(changed.status());
+                                for (const std::string& notice : changed->notices) say(notice);
+                                say(fmt::format("Logical volume {}/{} changed.", vg_name, lv_name));
+                              }
+                              if (args.activate.empty()) return kExitOk;
                               Status s = (*backend)->set_active(vg_name, lv_name, active);
                               return s.ok() ? kExitOk : fail(s);
                             });
@@ -452,6 +478,7 @@ void register_lv_commands(CLI::App& app, CommandTable& table) {
   lvcreate->add_flag("-s,--snapshot", args->snapshot, "Create a snapshot of the origin VG/LV");
   lvcreate->add_option("-c,--chunksize", args->chunk,
                        "Snapshot chunk size, power of two 4K-512K (default 4K, unit KiB)");
+  lvcreate->add_option("-p,--permission", args->permission, "r (read-only) or rw (the default)");
   lvcreate->add_option("target", args->targets, "VG, or VG/LV (the origin) with -s");
   lvcreate->footer(
       "Examples:\n  cowsnap lvcreate -L 64M -n b64m vgsrv\n  cowsnap lvcreate -L 32M -s -n sb64m vgsrv/b64m");
@@ -478,8 +505,10 @@ void register_lv_commands(CLI::App& app, CommandTable& table) {
 
   CLI::App* lvchange = app.add_subcommand(
       "lvchange",
-      "Activate (-a y) or deactivate (-a n) LVs; needs a running server, which serves active LVs");
+      "Activate (-a y) or deactivate (-a n) LVs (needs a running server, which serves active LVs), or "
+      "change their permission (-p r|rw)");
   lvchange->add_option("-a,--activate", args->activate, "y or n")->check(CLI::IsMember({"y", "n", "ay"}));
+  lvchange->add_option("-p,--permission", args->permission, "r (read-only) or rw");
   lvchange->add_option("lvs", args->targets, "VG/LV")->required();
   table.add(lvchange, [args](Context& ctx) { return run_lvchange(ctx, *args); });
 

@@ -69,15 +69,16 @@ class OfflineBackend final : public Backend {
     return vm_.vgextend(vg_name, pv_paths);
   }
   Status vgremove(const std::string& vg_name, bool force) override { return vm_.vgremove(vg_name, force); }
-  Result<vg::CommitResult> lvcreate(const std::string& vg_name, const std::string& lv_name,
-                                    uint64_t extents) override {
-    return vm_.lvcreate(vg_name, lv_name, extents);
+  Result<vg::CommitResult> lvcreate(const std::string& vg_name, const std::string& lv_name, uint64_t extents,
+                                    vg::LvPermission permission) override {
+    return vm_.lvcreate(vg_name, lv_name, extents, permission);
   }
   Result<vg::CommitResult> lvcreate_snapshot(const std::string& vg_name, const std::string& origin_lv,
                                              const std::string& snap_name, uint64_t cow_extents,
-                                             uint64_t chunk_sectors) override {
-    COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult result, vm_.lvcreate_snapshot(vg_name, origin_lv, snap_name,
-                                                                            cow_extents, chunk_sectors));
+                                             uint64_t chunk_sectors, vg::LvPermission permission) override {
+    COWSNAP_ASSIGN_OR_RETURN(
+        vg::CommitResult result,
+        vm_.lvcreate_snapshot(vg_name, origin_lv, snap_name, cow_extents, chunk_sectors, permission));
     // The kernel writes a new store's header at first activation; offline
     // nothing activates, and cowsnap's store layer refuses a zeroed header,
     // so the store is created here. On failure the snapshot goes again.
@@ -99,6 +100,10 @@ class OfflineBackend final : public Backend {
   Result<vg::CommitResult> lvresize(const std::string& vg_name, const std::string& lv_name,
                                     uint64_t new_extents) override {
     return vm_.lvresize(vg_name, lv_name, new_extents);
+  }
+  Result<vg::CommitResult> set_permission(const std::string& vg_name, const std::string& lv_name,
+                                          vg::LvPermission permission) override {
+    return vm_.lvchange_permission(vg_name, lv_name, permission);
   }
   Status set_active(const std::string& vg_name, const std::string& lv_name, bool /*active*/) override {
     return Status::Error(ENOTSUP,

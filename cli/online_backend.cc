@@ -92,15 +92,22 @@ class OnlineBackend final : public Backend {
     return direct_->vgremove(vg_name, force);
   }
 
-  Result<vg::CommitResult> lvcreate(const std::string& vg_name, const std::string& lv_name,
-                                    uint64_t extents) override {
-    return committed(vg_name, client_.lvcreate_extents(vg_name, lv_name, extents));
+  Result<vg::CommitResult> lvcreate(const std::string& vg_name, const std::string& lv_name, uint64_t extents,
+                                    vg::LvPermission permission) override {
+    return committed(vg_name, client_.lvcreate_extents(vg_name, lv_name, extents,
+                                                       permission == vg::LvPermission::kReadOnly));
   }
   Result<vg::CommitResult> lvcreate_snapshot(const std::string& vg_name, const std::string& origin_lv,
                                              const std::string& snap_name, uint64_t cow_extents,
-                                             uint64_t chunk_sectors) override {
-    return committed(vg_name, client_.lvcreate_snapshot_extents(vg_name, origin_lv, snap_name, cow_extents,
-                                                                chunk_sectors));
+                                             uint64_t chunk_sectors, vg::LvPermission permission) override {
+    return committed(
+        vg_name, client_.lvcreate_snapshot_extents(vg_name, origin_lv, snap_name, cow_extents, chunk_sectors,
+                                                   permission == vg::LvPermission::kReadOnly));
+  }
+  Result<vg::CommitResult> set_permission(const std::string& vg_name, const std::string& lv_name,
+                                          vg::LvPermission permission) override {
+    return committed(
+        vg_name, client_.lvchange_permission(vg_name, lv_name, permission == vg::LvPermission::kReadWrite));
   }
   Result<vg::CommitResult> lvremove(const std::string& vg_name, const std::string& lv_name,
                                     bool force) override {

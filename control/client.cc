@@ -120,8 +120,11 @@ Result<Response> Client::lvcreate(const std::string& vg, const std::string& lv, 
   return request({{"op", "lvcreate"}, {"vg", vg}, {"lv", lv}, {"size_bytes", size_bytes}});
 }
 
-Result<Response> Client::lvcreate_extents(const std::string& vg, const std::string& lv, uint64_t extents) {
-  return request({{"op", "lvcreate"}, {"vg", vg}, {"lv", lv}, {"extents", extents}});
+Result<Response> Client::lvcreate_extents(const std::string& vg, const std::string& lv, uint64_t extents,
+                                          bool read_only) {
+  json req = {{"op", "lvcreate"}, {"vg", vg}, {"lv", lv}, {"extents", extents}};
+  if (read_only) req["read_only"] = true;
+  return request(req);
 }
 
 Result<Response> Client::lvcreate_snapshot(const std::string& vg, const std::string& origin,
@@ -135,10 +138,11 @@ Result<Response> Client::lvcreate_snapshot(const std::string& vg, const std::str
 
 Result<Response> Client::lvcreate_snapshot_extents(const std::string& vg, const std::string& origin,
                                                    const std::string& snap, uint64_t extents,
-                                                   uint64_t chunk_sectors) {
+                                                   uint64_t chunk_sectors, bool read_only) {
   json req = {
       {"op", "lvcreate_snapshot"}, {"vg", vg}, {"origin", origin}, {"lv", snap}, {"extents", extents}};
   if (chunk_sectors != 0) req["chunk_sectors"] = chunk_sectors;
+  if (read_only) req["read_only"] = true;
   return request(req);
 }
 
@@ -163,6 +167,10 @@ Result<Response> Client::lvrename(const std::string& vg, const std::string& lv, 
 
 Result<Response> Client::lvchange(const std::string& vg, const std::string& lv, bool active) {
   return request({{"op", "lvchange"}, {"vg", vg}, {"lv", lv}, {"active", active}});
+}
+
+Result<Response> Client::lvchange_permission(const std::string& vg, const std::string& lv, bool writable) {
+  return request({{"op", "lvchange"}, {"vg", vg}, {"lv", lv}, {"permission", writable ? "rw" : "r"}});
 }
 
 Result<std::string> Client::dmsetup(bool status, const std::string& vg) {

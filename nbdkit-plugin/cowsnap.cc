@@ -244,6 +244,12 @@ int cowsnap_block_size(void* handle, uint32_t* minimum, uint32_t* preferred, uin
 
 int cowsnap_can_true(void* /*handle*/) { return 1; }
 
+// A read-only LV (lvcreate -p r, lvchange -p r) is a read-only export, so
+// nbdkit refuses writes itself; one made read-only while a client is
+// connected refuses them in write_io (EROFS).
+// (An atomic load: nothing here can throw.)
+int cowsnap_can_write(void* handle) noexcept { return exp_of(handle).read_only() ? 0 : 1; }
+
 int cowsnap_can_fua(void* /*handle*/) { return NBDKIT_FUA_NATIVE; }
 
 // Fast zero: zeroing is never cheaper than writing here (an origin zero may
@@ -283,7 +289,7 @@ int cowsnap_pread(void* handle, void* buf, uint32_t count, uint64_t offset, uint
 int cowsnap_pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset, uint32_t flags) {
   std::span<const uint8_t> in(static_cast<const uint8_t*>(buf), count);
   Export& exp = exp_of(handle);
-  if (guarded([&] { return exp.io([&](cowsnap::Target& dev) { return dev.write(offset, in); }); }) != 0)
+  if (guarded([&] { return exp.write_io([&](cowsnap::Target& dev) { return dev.write(offset, in); }); }) != 0)
     return -1;
   return flush_if_fua(exp, flags);
 }
@@ -301,7 +307,7 @@ int cowsnap_trim(void* handle, uint32_t count, uint64_t offset, uint32_t flags) 
   // chunks out to its snapshots.
   const std::shared_ptr<cowsnap::SnapshotTarget>& snap = exp.volume()->snapshot;
   if (guarded([&] {
-        return exp.io([&](cowsnap::Target& dev) {
+        return exp.write_io([&](cowsnap::Target& dev) {
           return snap ? snapshot_usable(*snap, exp.name()) : dev.discard(offset, count);
         });
       }) != 0) {
@@ -316,7 +322,7 @@ int cowsnap_zero(void* handle, uint32_t count, uint64_t offset, uint32_t flags) 
   // here (block_device.h), except that snapshot trims are no-ops above.
   const bool discard = (flags & NBDKIT_FLAG_MAY_TRIM) != 0 && !exp.volume()->is_snapshot();
   const int r = guarded([&] {
-    return exp.io([&](cowsnap::Target& dev) {
+    return exp.write_io([&](cowsnap::Target& dev) {
       return discard ? dev.discard(offset, count) : dev.write_zeroes(offset, count);
     });
   });
@@ -347,7 +353,7 @@ nbdkit_plugin make_plugin() {
   p.export_description = cowsnap_export_description;
   p.get_size = cowsnap_get_size;
   p.block_size = cowsnap_block_size;
-  p.can_write = cowsnap_can_true;
+  p.can_write = cowsnap_can_write;
   p.can_flush = cowsnap_can_true;
   p.can_trim = cowsnap_can_true;
   p.can_zero = cowsnap_can_true;

@@ -315,6 +315,12 @@ Result<std::shared_ptr<ActiveVolume>> find_volume(const ActiveVolumeGroup& vg, c
   return volume;
 }
 
+// lvcreate's "read_only" argument (lvcreate -p r).
+vg::LvPermission permission_arg(const json& request) {
+  return control::bool_arg(request, "read_only", false) ? vg::LvPermission::kReadOnly
+                                                        : vg::LvPermission::kReadWrite;
+}
+
 control::Response committed(const Result<vg::CommitResult>& commit, std::vector<std::string> notices) {
   if (!commit.ok()) {
     control::Response r = control::Response::from_status(commit.status());
@@ -335,7 +341,7 @@ control::Response VolumeService::op_lvcreate(const json& request) {
   if (!names.ok()) return control::Response::from_status(names.status());
   auto change = sized_change(request, names->vg);
   if (!change.ok()) return control::Response::from_status(change.status());
-  auto commit = change->vg->create_volume(vm_, names->lv, change->extents);
+  auto commit = change->vg->create_volume(vm_, names->lv, change->extents, permission_arg(request));
   rebuild_exports();
   return committed(commit, std::move(change->notices));
 }
@@ -360,7 +366,8 @@ control::Response VolumeService::op_lvcreate_snapshot(const json& request) {
   // commits and the store is initialised; the export appears (rebuild
   // below) before exports_mu_ is released, so the first client to see it
   // opens a complete snapshot.
-  auto commit = change->vg->create_snapshot(vm_, *origin, *snap, change->extents, chunk_sectors);
+  auto commit = change->vg->create_snapshot(vm_, *origin, *snap, change->extents, chunk_sectors,
+                                            permission_arg(request));
   rebuild_exports();
   if (commit.ok()) log_debug(fmt::format("created snapshot {}/{} of {}", *vg_name, *snap, *origin));
   return committed(commit, std::move(change->notices));
@@ -477,6 +484,17 @@ control::Response VolumeService::op_lvchange(const json& request) {
   std::unique_lock exports(exports_mu_);
   auto vg = active_vg(names->vg);
   if (!vg.ok()) return control::Response::from_status(vg.status());
+  if (request.contains("permission")) {
+    // lvchange -p: connected clients stay; their next write sees it.
+    const std::string permission = request.value("permission", std::string());
+    if (permission != "r" && permission != "rw") {
+      return control::Response::from_status(
+          Status::Error(EINVAL, fmt::format("Invalid argument for --permission: {}", permission)));
+    }
+    auto commit = (*vg)->set_permission(
+        vm_, names->lv, permission == "r" ? vg::LvPermission::kReadOnly : vg::LvPermission::kReadWrite);
+    return committed(commit, {});
+  }
   if (active) {
     Status s = (*vg)->activate_volume(vm_, names->lv);
     rebuild_exports();

@@ -123,14 +123,19 @@ Status zero_lv_start(const VolumeGroup& vg, const LogicalVolume& lv,
 
 Result<CommitResult> VolumeManager::lvcreate(const std::string& vg_name, const std::string& lv_name,
                                              uint64_t extents, LvPermission permission) {
-  return edit_vg(vg_name, [&](VolumeGroup& vg, CommitResult&, const PvPaths& pv_paths) -> Status {
+  return edit_vg(vg_name, [&](VolumeGroup& vg, CommitResult& result, const PvPaths& pv_paths) -> Status {
     COWSNAP_RETURN_IF_ERROR(check_new_lv_name(vg, lv_name));
     if (extents == 0) return Status::Error(EINVAL, "Unable to create new logical volume with no extents.");
     LogicalVolume lv = new_lv(lv_name, now(), host());
     set_permission(lv, permission);
     COWSNAP_ASSIGN_OR_RETURN(std::vector<Segment> segs, allocate_linear(vg, lv, extents));
     append_segments(lv, segs);
-    COWSNAP_RETURN_IF_ERROR(zero_lv_start(vg, lv, pv_paths, kZeroNewLvBytes));
+    if (permission == LvPermission::kReadOnly) {
+      // lvm2 zeroes no read-only LV, and says so.
+      result.notices.push_back(fmt::format("WARNING: Logical volume {}/{} not zeroed.", vg_name, lv_name));
+    } else {
+      COWSNAP_RETURN_IF_ERROR(zero_lv_start(vg, lv, pv_paths, kZeroNewLvBytes));
+    }
     vg.lvs.push_back(std::move(lv));
     return Status::Ok();
   });

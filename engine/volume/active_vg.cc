@@ -120,6 +120,7 @@ Status ActiveVolumeGroup::activate_plain(const vg::VolumeGroup& vg, const vg::Lo
   volume->lv_name = lv.name;
   volume->origin = Origin::create(real, real->name());
   volume->device = std::make_shared<SnapshotOriginTarget>(volume->origin);
+  volume->read_only = !lv.has_status("WRITE");
   volumes_[lv.name] = volume;
   return Status::Ok();
 }
@@ -142,6 +143,8 @@ Status ActiveVolumeGroup::activate_snapshot(const vg::VolumeGroup& vg, const vg:
   volume->snapshot = *attached;
   volume->device = *attached;
   volume->origin_lv = ref.origin_lv;
+  const vg::LogicalVolume* cow_lv = vg.find_lv(ref.cow_lv);
+  volume->read_only = cow_lv != nullptr && !cow_lv->has_status("WRITE");
   volumes_[ref.cow_lv] = volume;
   return Status::Ok();
 }
@@ -201,7 +204,8 @@ std::string ActiveVolumeGroup::dm_text(bool status) const {
 Result<vg::CommitResult> ActiveVolumeGroup::create_snapshot(vg::VolumeManager& vm,
                                                             const std::string& origin_lv,
                                                             const std::string& snap_name,
-                                                            uint64_t cow_extents, uint64_t chunk_sectors) {
+                                                            uint64_t cow_extents, uint64_t chunk_sectors,
+                                                            vg::LvPermission permission) {
   auto origin = find(origin_lv);
   if (!origin) {
     return Status::Error(ENOENT, fmt::format("Failed to find logical volume \"{}/{}\"", vg_name_, origin_lv));
@@ -211,8 +215,9 @@ Result<vg::CommitResult> ActiveVolumeGroup::create_snapshot(vg::VolumeManager& v
                                              vg_name_, origin_lv));
   }
   auto barrier = origin->origin->hold_io();
-  COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult commit,
-                           vm.lvcreate_snapshot(vg_name_, origin_lv, snap_name, cow_extents, chunk_sectors));
+  COWSNAP_ASSIGN_OR_RETURN(
+      vg::CommitResult commit,
+      vm.lvcreate_snapshot(vg_name_, origin_lv, snap_name, cow_extents, chunk_sectors, permission));
   Status s = activate_committed_snapshot(commit.vg, snap_name, true, &barrier);
   if (!s.ok()) {
     linear_devices_.erase(dm_name(snap_name) + "-cow");
@@ -223,8 +228,8 @@ Result<vg::CommitResult> ActiveVolumeGroup::create_snapshot(vg::VolumeManager& v
 }
 
 Result<vg::CommitResult> ActiveVolumeGroup::create_volume(vg::VolumeManager& vm, const std::string& lv_name,
-                                                          uint64_t extents) {
-  COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult commit, vm.lvcreate(vg_name_, lv_name, extents));
+                                                          uint64_t extents, vg::LvPermission permission) {
+  COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult commit, vm.lvcreate(vg_name_, lv_name, extents, permission));
   const vg::LogicalVolume* lv = commit.vg.find_lv(lv_name);
   Status s = lv != nullptr
                  ? activate_plain(commit.vg, *lv)
@@ -233,6 +238,13 @@ Result<vg::CommitResult> ActiveVolumeGroup::create_volume(vg::VolumeManager& vm,
     (void)vm.lvremove(vg_name_, lv_name, false);
     return s;
   }
+  return commit;
+}
+
+Result<vg::CommitResult> ActiveVolumeGroup::set_permission(vg::VolumeManager& vm, const std::string& lv_name,
+                                                           vg::LvPermission permission) {
+  COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult commit, vm.lvchange_permission(vg_name_, lv_name, permission));
+  if (auto volume = find(lv_name)) volume->read_only = permission == vg::LvPermission::kReadOnly;
   return commit;
 }
 

@@ -69,6 +69,12 @@ refuse "origin with snapshots, no -f" "b64m" cs lvremove vgsrv/b64m
 refuse "VG with LVs, no -f" 'Volume group "vgsrv" not removed' cs vgremove vgsrv
 refuse "bad size" "Invalid argument for --size" cs lvcreate -L 12q -n x vgsrv
 refuse "lvchange offline" "no cowsnap server is running" cs lvchange -a y vgsrv/b64m
+# Permissions, with lvm2 2.03.16's words and exit codes.
+WANT_RC=3 refuse "lvcreate -p x" "Invalid argument for --permission: x" cs lvcreate -p x -L 4M -n x vgsrv
+WANT_RC=3 refuse "lvchange -p x" "Invalid argument for --permission: x" cs lvchange -p x vgsrv/b64m
+WANT_RC=5 refuse "lvchange -p rw of a writable LV" "Logical volume vgsrv/b64m is already writable." \
+  cs lvchange -p rw vgsrv/b64m
+WANT_RC=3 refuse "lvchange with nothing to change" "Need one or more command options" cs lvchange vgsrv/b64m
 refuse "lvextend not larger" "not larger than existing size" cs lvextend -L 4M vgsrv/b64m
 
 # Bad names and sizes, refused as lvm2 2.03.16 refuses them (message, exit

@@ -41,14 +41,16 @@ class Client {
   // Typed requests.
   Result<std::vector<LvState>> lvs();
   Result<Response> lvcreate(const std::string& vg, const std::string& lv, uint64_t size_bytes);
-  Result<Response> lvcreate_extents(const std::string& vg, const std::string& lv, uint64_t extents);
+  // read_only: lvcreate -p r.
+  Result<Response> lvcreate_extents(const std::string& vg, const std::string& lv, uint64_t extents,
+                                    bool read_only = false);
   // chunk_sectors 0: the default (4 KiB).
   Result<Response> lvcreate_snapshot(const std::string& vg, const std::string& origin,
                                      const std::string& snap, uint64_t size_bytes,
                                      uint64_t chunk_sectors = 0);
   Result<Response> lvcreate_snapshot_extents(const std::string& vg, const std::string& origin,
                                              const std::string& snap, uint64_t extents,
-                                             uint64_t chunk_sectors = 0);
+                                             uint64_t chunk_sectors = 0, bool read_only = false);
   Result<Response> lvremove(const std::string& vg, const std::string& lv, bool force);
   Result<Response> lvextend(const std::string& vg, const std::string& lv, uint64_t new_size_bytes);
   Result<Response> lvextend_extents(const std::string& vg, const std::string& lv, uint64_t new_extents);
@@ -57,6 +59,8 @@ class Client {
   Result<Response> lvrename(const std::string& vg, const std::string& lv, const std::string& new_lv);
   // lvchange -a y|n.
   Result<Response> lvchange(const std::string& vg, const std::string& lv, bool active);
+  // lvchange -p r|rw.
+  Result<Response> lvchange_permission(const std::string& vg, const std::string& lv, bool writable);
   // `dmsetup table` / `dmsetup status` text; an empty vg means every VG.
   Result<std::string> dmsetup(bool status, const std::string& vg = {});
 

@@ -8,12 +8,13 @@
 //
 // Request:  {"op": "...", ...arguments}
 //   lvs | state                     every LV's live state ("lvs" array)
-//   lvcreate          vg lv (size_bytes | extents)
+//   lvcreate          vg lv (size_bytes | extents) [read_only]
 //   lvcreate_snapshot vg origin lv (size_bytes | extents) [chunk_sectors]
+//                     [read_only]
 //   lvremove          vg lv [force]
 //   lvextend          vg lv (size_bytes | extents)   (new total size)
 //   lvrename          vg lv new_lv
-//   lvchange          vg lv active
+//   lvchange          vg lv (active | permission: "r" | "rw")
 //   refresh                         re-scan; activate VGs/LVs made offline
 //   dmsetup_table | dmsetup_status  [vg]  ("text")
 // Response: {"ok": bool, "errno": int, "message": str, "notices": [str],

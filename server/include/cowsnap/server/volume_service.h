@@ -60,6 +60,10 @@ class Export {
   [[nodiscard]] Target& device() const { return *volume_->device; }
   [[nodiscard]] int64_t connections() const { return connections_.load(std::memory_order_acquire); }
 
+  // Whether the LV is read-only now (lvchange -p r may change it while a
+  // client is connected).
+  [[nodiscard]] bool read_only() const noexcept { return volume_->read_only.load(std::memory_order_acquire); }
+
   // Runs one I/O request on the device unless the export was retired
   // (ENODEV then). Concurrent calls run in parallel.
   template <typename Fn>
@@ -69,6 +73,13 @@ class Export {
       return Status::Error(ENODEV, "logical volume " + name() + " was removed while connected");
     }
     return fn(*volume_->device);
+  }
+  // io() for a request that changes the LV (write, zero, trim): EROFS on a
+  // read-only LV, as the kernel refuses a write to a read-only device.
+  template <typename Fn>
+  Status write_io(Fn&& fn) {
+    if (read_only()) return Status::Error(EROFS, "logical volume " + name() + " is read-only");
+    return io(std::forward<Fn>(fn));
   }
 
  private:

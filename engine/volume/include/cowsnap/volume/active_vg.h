@@ -14,6 +14,7 @@
 // lookups: the nbdkit plugin holds its own lock around both.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <set>
@@ -42,6 +43,11 @@ struct ActiveVolume {
   // it is not attached to its origin, and `device` fails every request
   // with EIO naming this reason. Ok for every other volume.
   Status failure;
+  // The LV lacks WRITE (lvcreate -p r, lvchange -p r): writes to `device`
+  // are refused by its users (the server answers EROFS). Changed online by
+  // ActiveVolumeGroup::set_permission while clients are connected, so it is
+  // read per request.
+  std::atomic<bool> read_only{false};
   [[nodiscard]] bool is_snapshot() const { return !origin_lv.empty(); }
   [[nodiscard]] bool failed() const { return !failure.ok(); }
 };
@@ -83,8 +89,14 @@ class ActiveVolumeGroup {
   // rolled back.
   Result<vg::CommitResult> create_snapshot(vg::VolumeManager& vm, const std::string& origin_lv,
                                            const std::string& snap_name, uint64_t cow_extents,
-                                           uint64_t chunk_sectors);
-  Result<vg::CommitResult> create_volume(vg::VolumeManager& vm, const std::string& lv_name, uint64_t extents);
+                                           uint64_t chunk_sectors,
+                                           vg::LvPermission permission = vg::LvPermission::kReadWrite);
+  Result<vg::CommitResult> create_volume(vg::VolumeManager& vm, const std::string& lv_name, uint64_t extents,
+                                         vg::LvPermission permission = vg::LvPermission::kReadWrite);
+  // lvchange -p: commits the LV's new permission, then the live volume (if
+  // active) takes it; requests already past the check finish as before.
+  Result<vg::CommitResult> set_permission(vg::VolumeManager& vm, const std::string& lv_name,
+                                          vg::LvPermission permission);
   // Removes an LV (a snapshot detaches first; an origin's snapshots go too
   // when forced).
   Result<vg::CommitResult> remove_volume(vg::VolumeManager& vm, const std::string& lv_name, bool force);
