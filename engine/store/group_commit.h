@@ -132,7 +132,7 @@ class PipelinedCommit {
 
     Batch cur;
     if (self.prepared) {
-      cur = std::move(handed_);
+      cur = std::exchange(handed_, Batch{});
     } else {
       cur = take_queue_locked();
       lock.unlock();
