@@ -16,12 +16,13 @@
 // area i. The current area is never full on disk before step 3, so every
 // area the walk can reach through it holds zeroes or entries whose data is
 // durable by the time step 3 makes them reachable. Batch k+1's step-1
-// writes are to areas after its first area, which is batch k's last, so
-// they are unreachable until k+1's own step 3, which follows the flush
-// that made batch k durable. A crash before step 4 ends leaves the table
-// at the last committed prefix (or that prefix and some entries of the
-// batch being published, all pointing at durable data). Any failed write or flush
-// invalidates the store and fails both batches in flight.
+// writes are to areas after its first area (batch k's last, or the zeroed
+// one after it when k filled that), so they are unreachable until k+1's
+// own step 3, which follows the flush that made batch k durable. A crash
+// before step 4 ends leaves the table at the last committed prefix (or
+// that prefix and some entries of the batch being published, all pointing
+// at durable data). Any failed write or flush invalidates the store and
+// fails both batches in flight.
 #include <fmt/format.h>
 
 #include <algorithm>
