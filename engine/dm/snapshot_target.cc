@@ -102,6 +102,17 @@ Result<std::shared_ptr<Origin>> SnapshotTarget::begin_request(uint64_t offset, u
   return origin;
 }
 
+namespace {
+
+// "7" or "7-9": the origin (or COW) chunks of batch[first..last].
+std::string chunk_range(std::span<const NewException> batch, size_t first, size_t last, bool old_side) {
+  auto of = [&](size_t i) { return old_side ? batch[i].old_chunk.value : batch[i].cow_chunk.value; };
+  if (first == last) return fmt::format("{}", of(first));
+  return fmt::format("{}-{}", of(first), of(last));
+}
+
+}  // namespace
+
 Status SnapshotTarget::add_exceptions_locked(std::span<const ChunkIndex> chunks,
                                              const ChunkDataFn& chunk_data) {
   // The store is full, invalid or could not commit: the snapshot cannot be
@@ -111,24 +122,41 @@ Status SnapshotTarget::add_exceptions_locked(std::span<const ChunkIndex> chunks,
     return invalid_error();
   };
   const std::shared_ptr<ExceptionStore> store = this->store();
+  // Reserved together, the chunks are consecutive on the COW device as a
+  // rule, so a request's copies go out in few writes.
+  Result<std::vector<ChunkIndex>> cow_chunks = store->prepare_exceptions(chunks.size());
+  if (!cow_chunks.ok()) return invalidate_for(cow_chunks.status());
   std::vector<NewException> batch;
+  std::vector<std::span<const uint8_t>> data;
   batch.reserve(chunks.size());
-  for (ChunkIndex chunk : chunks) {
-    Result<ChunkIndex> cow_chunk = store->prepare_exception();
-    if (!cow_chunk.ok()) return invalidate_for(cow_chunk.status());
-    batch.push_back({chunk, *cow_chunk});
+  data.reserve(chunks.size());
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    batch.push_back({chunks[i], (*cow_chunks)[i]});
+    data.push_back(chunk_data(chunks[i]));
   }
-  for (const NewException& e : batch) {
-    Status s = store->cow_device().write(geometry_.offset_of(e.cow_chunk), chunk_data(e.old_chunk));
+  const uint64_t chunk_bytes = geometry_.chunk_bytes();
+  for (size_t first = 0; first < batch.size();) {
+    // A run: consecutive COW chunks whose sources follow each other in
+    // memory, written as one.
+    size_t last = first;
+    while (last + 1 < batch.size() && batch[last + 1].cow_chunk.value == batch[last].cow_chunk.value + 1 &&
+           data[last + 1].data() == data[last].data() + chunk_bytes) {
+      ++last;
+    }
+    const std::span<const uint8_t> run(data[first].data(), (last - first + 1) * chunk_bytes);
+    Status s = store->cow_device().write(geometry_.offset_of(batch[first].cow_chunk), run);
     if (!s.ok()) {
       // Nothing names these chunks on disk: hand them out again, and keep
       // the snapshot valid (invariant 5).
       for (const NewException& unused : batch) store->abandon_exception(unused.cow_chunk);
-      return Status::Error(s.errnum(),
-                           fmt::format("snapshot on {}: copying origin chunk {} to COW chunk {} "
-                                       "failed, the snapshot stays valid: {}",
-                                       cow_name_, e.old_chunk.value, e.cow_chunk.value, s.message()));
+      return Status::Error(
+          s.errnum(),
+          fmt::format("snapshot on {}: copying origin chunk{} {} to COW chunk{} {} "
+                      "failed, the snapshot stays valid: {}",
+                      cow_name_, last > first ? "s" : "", chunk_range(batch, first, last, true),
+                      last > first ? "s" : "", chunk_range(batch, first, last, false), s.message()));
     }
+    first = last + 1;
   }
   Status s = store->commit_exceptions(batch);
   if (!s.ok()) return invalidate_for(s);

@@ -1,17 +1,28 @@
 // The persistent exception store ("P"), in the kernel's on-disk format.
 //
-// Durability protocol (each step finishes before the next starts):
+// Durability protocol for one batch of exceptions (each step finishes
+// before the next starts):
 //   1. every metadata area the batch writes except the first, and the
 //      zeroes of the area after a newly full one;
 //   2. flush: the batch's data chunks and the step-1 writes are durable;
-//   3. the first area the batch touches (the current area);
+//   3. the first area the batch touches (the current area): only the
+//      sectors holding the batch's entries;
 //   4. flush: the batch is committed; callers are told OK.
+// Batches are pipelined (PipelinedCommit): step 1 of batch k+1 is issued
+// after step 3 of batch k, and one flush is both step 4 of k and step 2 of
+// k+1, so in steady state a batch costs one flush. Batch k+1's callers
+// wrote their data before they queued, before that flush started.
 // A reader walks areas in order and only enters area i + 1 through a full
 // area i. The current area is never full on disk before step 3, so every
 // area the walk can reach through it holds zeroes or entries whose data is
-// durable by the time step 3 makes them reachable. A crash before step 4
-// ends leaves the table at the last committed prefix (or a prefix with some
-// of this batch, all pointing at written data).
+// durable by the time step 3 makes them reachable. Batch k+1's step-1
+// writes are to areas after its first area (batch k's last, or the zeroed
+// one after it when k filled that), so they are unreachable until k+1's
+// own step 3, which follows the flush that made batch k durable. A crash
+// before step 4 ends leaves the table at the last committed prefix (or
+// that prefix and some entries of the batch being published, all pointing
+// at durable data). Any failed write or flush invalidates the store and
+// fails both batches in flight.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -69,7 +80,8 @@ class PersistentStore final : public StoreBase {
       }
     }
     if (exceptions.empty()) return Status::Ok();
-    return commits_.commit(exceptions, [this](std::span<const Pending> batch) { return write_batch(batch); });
+    Stages stages{*this};
+    return commits_.commit(exceptions, stages);
   }
 
   Status invalidate() override {
@@ -113,9 +125,38 @@ class PersistentStore final : public StoreBase {
     return Status::Error(EIO, fmt::format("{}: snapshot store is invalid", cow_->describe()));
   }
 
-  // Runs as the GroupCommit leader: area_, committed_ and the writes of
-  // current_area_ happen here only (see GroupCommit's invariant).
-  Status write_batch(std::span<const Pending> batch) {
+  // What publish() writes for a prepared batch: the sectors of its first
+  // area that hold its entries.
+  struct Plan {
+    uint64_t first_area = 0;
+    uint64_t from = 0;           // byte offset in the area
+    std::vector<uint8_t> bytes;  // the area image's bytes from `from`
+    size_t exceptions = 0;
+  };
+
+  // The PipelinedCommit stages (see its contract and the protocol at the
+  // top of this file). They run one at a time, so the state below needs no
+  // lock against other batches.
+  struct Stages {
+    PersistentStore& store;
+    Status prepare(std::span<const Pending> batch) { return store.prepare_batch(batch); }
+    Status flush() { return store.flush_batches(); }
+    Status publish(std::span<const Pending> /*batch*/) { return store.publish_batch(); }
+  };
+
+  [[nodiscard]] Status batch_error(size_t exceptions, const Status& s) {
+    mark_invalid();
+    return Status::Error(EIO, fmt::format("{}: cannot commit {} exception(s), snapshot store invalidated: {}",
+                                          cow_->describe(), exceptions, s.message()));
+  }
+
+  // Step 1 for a batch: entries go into the tail area's image and, past its
+  // end, into images of the following areas (a batch may cross area
+  // boundaries); those following areas and the zeroes after a newly full
+  // area are written now, the first area's sectors are kept for publish.
+  // The tail moves past the batch, so the next batch can be prepared before
+  // this one is published.
+  Status prepare_batch(std::span<const Pending> batch) {
     uint64_t area = 0;
     {
       std::lock_guard lock(mu_);
@@ -124,9 +165,6 @@ class PersistentStore final : public StoreBase {
     }
     const uint64_t first_area = area;
     const uint64_t per_area = layout_.exceptions_per_area();
-
-    // Entries go into the current area's image and, past its end, into
-    // images of the following areas (a batch may cross area boundaries).
     std::vector<AreaImage> later;
     const uint64_t first_slot = committed_;
     uint64_t slot = committed_;
@@ -145,14 +183,36 @@ class PersistentStore final : public StoreBase {
     // nothing can follow, and a reader ends the walk at the device's end.
     const bool zero_next = last_full && layout_.area_location(area + 1) < device_chunks_;
 
-    const uint64_t first_area_end = later.empty() ? slot : per_area;
-    Status s = write_areas(first_area, first_slot, first_area_end, later, zero_next ? area + 1 : 0);
-    if (!s.ok()) {
-      mark_invalid();
-      return Status::Error(EIO,
-                           fmt::format("{}: cannot commit {} exception(s), snapshot store invalidated: {}",
-                                       cow_->describe(), batch.size(), s.message()));
+    // Of the first area only the sectors holding the batch's entries are
+    // published: the rest is on disk already (entries committed before,
+    // zeroes after), so a batch costs one sector of metadata, not a chunk.
+    // Sector writes are atomic, so a torn write cannot damage the entries
+    // already there. The first commit after opening rewrites the whole
+    // area, dropping any debris past the end marker.
+    const uint64_t to_slot = later.empty() ? slot : per_area;
+    uint64_t from = (first_slot * pstore::kEntryBytes) / kSectorBytes * kSectorBytes;
+    uint64_t to = (to_slot * pstore::kEntryBytes + kSectorBytes - 1) / kSectorBytes * kSectorBytes;
+    if (rewrite_whole_area_) {
+      from = 0;
+      to = area_.size();
     }
+    Plan plan{.first_area = first_area,
+              .from = from,
+              .bytes = std::vector<uint8_t>(area_.begin() + static_cast<ptrdiff_t>(from),
+                                            area_.begin() + static_cast<ptrdiff_t>(to)),
+              .exceptions = batch.size()};
+
+    Status s = layout_.area_location(first_area) >= device_chunks_
+                   ? write_chunk(layout_.area_location(first_area), area_)  // refused there, with the reason
+                   : Status::Ok();
+    for (const AreaImage& image : later) {
+      if (s.ok()) s = write_chunk(layout_.area_location(image.area), image.bytes);
+    }
+    if (s.ok() && zero_next) {
+      const uint64_t chunk = layout_.area_location(area + 1);
+      s = cow_->write_zeroes(geometry_.offset_of(ChunkIndex{chunk}), geometry_.chunk_bytes());
+    }
+    if (!s.ok()) return batch_error(batch.size(), s);
 
     if (!later.empty()) area_ = std::move(later.back().bytes);
     committed_ = slot;
@@ -161,43 +221,31 @@ class PersistentStore final : public StoreBase {
       std::fill(area_.begin(), area_.end(), uint8_t{0});
       committed_ = 0;
     }
+    rewrite_whole_area_ = false;
+    planned_ = std::move(plan);
     std::lock_guard lock(mu_);
     current_area_ = area;
     return Status::Ok();
   }
 
-  // The durability protocol described at the top of this file. `zero_area`
-  // is the area to zero in step 1, 0 for none (area 0 is never zeroed
-  // again after creation).
-  // Of the first area only the sectors holding entries [from_slot,
-  // to_slot) are written: the rest is on disk already (entries committed
-  // before, zeroes after), so a batch costs one sector of metadata, not a
-  // chunk. Sector writes are atomic, so a torn write cannot damage the
-  // entries already there. The first commit after opening rewrites the
-  // whole area, dropping any debris past the end marker.
-  Status write_areas(uint64_t first_area, uint64_t from_slot, uint64_t to_slot,
-                     const std::vector<AreaImage>& later, uint64_t zero_area) {
-    for (const AreaImage& image : later) {
-      COWSNAP_RETURN_IF_ERROR(write_chunk(layout_.area_location(image.area), image.bytes));
+  // Steps 2 and 4 (and, in the pipeline, one flush is both).
+  Status flush_batches() {
+    Status s = cow_->flush();
+    if (!s.ok()) {
+      mark_invalid();
+      return Status::Error(EIO, fmt::format("{}: cannot flush exceptions, snapshot store invalidated: {}",
+                                            cow_->describe(), s.message()));
     }
-    if (zero_area != 0) {
-      const uint64_t chunk = layout_.area_location(zero_area);
-      COWSNAP_RETURN_IF_ERROR(
-          cow_->write_zeroes(geometry_.offset_of(ChunkIndex{chunk}), geometry_.chunk_bytes()));
-    }
-    COWSNAP_RETURN_IF_ERROR(cow_->flush());
-    uint64_t from = (from_slot * pstore::kEntryBytes) / kSectorBytes * kSectorBytes;
-    uint64_t to = (to_slot * pstore::kEntryBytes + kSectorBytes - 1) / kSectorBytes * kSectorBytes;
-    if (rewrite_whole_area_) {
-      from = 0;
-      to = area_.size();
-    }
-    const uint64_t location = layout_.area_location(first_area);
-    if (location >= device_chunks_) return write_chunk(location, area_);  // refused there, with the reason
-    COWSNAP_RETURN_IF_ERROR(cow_->write(geometry_.offset_of(ChunkIndex{location}) + from,
-                                        std::span(area_).subspan(from, to - from)));
-    COWSNAP_RETURN_IF_ERROR(cow_->flush());
-    rewrite_whole_area_ = false;
+    return Status::Ok();
+  }
+
+  // Step 3: the first area's sectors, which make the batch reachable.
+  Status publish_batch() {
+    const Plan plan = std::move(*planned_);
+    planned_.reset();
+    const uint64_t location = layout_.area_location(plan.first_area);
+    Status s = cow_->write(geometry_.offset_of(ChunkIndex{location}) + plan.from, plan.bytes);
+    if (!s.ok()) return batch_error(plan.exceptions, s);
     return Status::Ok();
   }
 
@@ -213,14 +261,17 @@ class PersistentStore final : public StoreBase {
 
   const AreaLayout layout_;
   const uint64_t device_chunks_;
-  uint64_t current_area_;  // guarded by mu_; written by the commit leader only
+  // Guarded by mu_; written by the commit leader only. The area the next
+  // prepared batch starts in (one batch may be prepared and unpublished).
+  uint64_t current_area_;
 
-  // Owned by the commit leader (GroupCommit runs one batch at a time):
-  std::vector<uint8_t> area_;       // the current area as it is (or is about to be) on disk
-  uint64_t committed_;              // entries in area_
+  // Owned by the commit leader (the stages run one at a time):
+  std::vector<uint8_t> area_;       // current_area_ as it will be on disk once every prepared batch is
+  uint64_t committed_;              // entries in area_, prepared ones included
   bool rewrite_whole_area_ = true;  // until the first commit since opening
+  std::optional<Plan> planned_;     // the batch prepared and not yet published
 
-  GroupCommit<Pending> commits_;
+  PipelinedCommit<Pending> commits_;
 };
 
 Status format_error(const BlockDevice& dev, std::string problem) {
@@ -273,7 +324,7 @@ Status walk_areas(BlockDevice& dev, ChunkGeometry geometry, EntryFn&& entry, End
 // the origin, a COW chunk another entry names too, or an origin chunk with
 // new_chunk 0 (the kernel's end marker, and the entries its merge clears,
 // are all zeroes). Entries past the end marker are not checked: a torn
-// multi-sector commit can leave them (see write_areas) and no walk reaches
+// multi-sector commit can leave them (see prepare_batch) and no walk reaches
 // them. Two entries for one origin chunk are not an error here: the kernel
 // loads both, and open_snapshot resolves them as its lookup does.
 class EntryChecker {

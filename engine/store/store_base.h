@@ -26,21 +26,19 @@ class StoreBase : public ExceptionStore {
 
   Result<ChunkIndex> prepare_exception() final {
     std::lock_guard lock(mu_);
-    if (!valid_) return invalid_error();
-    if (!abandoned_.empty()) {
-      const ChunkIndex chunk{abandoned_.back()};
-      abandoned_.pop_back();
-      return chunk;
+    return prepare_locked();
+  }
+
+  Result<std::vector<ChunkIndex>> prepare_exceptions(size_t n) final {
+    std::vector<ChunkIndex> chunks;
+    chunks.reserve(n);
+    std::lock_guard lock(mu_);
+    for (size_t i = 0; i < n; ++i) {
+      Result<ChunkIndex> chunk = prepare_locked();
+      if (!chunk.ok()) return chunk.status();
+      chunks.push_back(*chunk);
     }
-    // The kernel's test: the chunk after next_free must still end within
-    // the device.
-    if ((next_free_ + 1) * geometry_.chunk_sectors() > total_sectors_) {
-      valid_ = false;  // an overflowed store is invalid (the caller persists that)
-      return full_error();
-    }
-    const ChunkIndex chunk{next_free_};
-    next_free_ = next_after(next_free_);
-    return chunk;
+    return chunks;
   }
 
   void abandon_exception(ChunkIndex cow_chunk) noexcept final {
@@ -83,6 +81,25 @@ class StoreBase : public ExceptionStore {
   // Guarded by mu_: chunks below next_free_ given back by abandon_exception,
   // largest first; prepare hands them out before fresh ones.
   std::vector<uint64_t> abandoned_;
+
+  // REQUIRES: mu_ held.
+  Result<ChunkIndex> prepare_locked() {
+    if (!valid_) return invalid_error();
+    if (!abandoned_.empty()) {
+      const ChunkIndex chunk{abandoned_.back()};
+      abandoned_.pop_back();
+      return chunk;
+    }
+    // The kernel's test: the chunk after next_free must still end within
+    // the device.
+    if ((next_free_ + 1) * geometry_.chunk_sectors() > total_sectors_) {
+      valid_ = false;  // an overflowed store is invalid (the caller persists that)
+      return full_error();
+    }
+    const ChunkIndex chunk{next_free_};
+    next_free_ = next_after(next_free_);
+    return chunk;
+  }
 
   // Chunks handed out and not given back. REQUIRES: mu_ held.
   [[nodiscard]] uint64_t chunks_in_use() const { return next_free_ - abandoned_.size(); }

@@ -137,3 +137,27 @@ TEST_CASE("commit refuses chunks that are not data chunks of the store") {
   CHECK(store->valid());
   CHECK(read_chunk(*dev, 1) == std::vector<uint8_t>(kChunkBytes, 0));
 }
+
+TEST_CASE("prepare_exceptions reserves consecutive chunks, skipping metadata, given-back ones first") {
+  auto mem = std::make_shared<MemoryDevice>(600 * kChunkBytes, "cow-n");
+  auto store = std::move(create_persistent_store(mem, kChunkSectors)).value();
+  const std::vector<uint64_t> order = kernel_allocation_order(300);
+  auto first = store->prepare_exceptions(300);  // crosses area 1's chunk (258)
+  REQUIRE(first.ok());
+  std::vector<uint64_t> got;
+  for (ChunkIndex c : *first) got.push_back(c.value);
+  CHECK(got == order);
+
+  for (size_t i = 10; i < 14; ++i) store->abandon_exception((*first)[i]);
+  auto again = store->prepare_exceptions(6);
+  REQUIRE(again.ok());
+  got.clear();
+  for (ChunkIndex c : *again) got.push_back(c.value);
+  const std::vector<uint64_t> want = {order[10], order[11], order[12], order[13], 303, 304};
+  CHECK(got == want);
+
+  // Past the end: ENOSPC, and the store is invalid, as for one chunk.
+  CHECK(store->prepare_exceptions(600).status().errnum() == ENOSPC);
+  CHECK_FALSE(store->valid());
+  CHECK(store->prepare_exceptions(1).status().errnum() == EIO);
+}

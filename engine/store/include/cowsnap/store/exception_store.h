@@ -16,6 +16,7 @@
 #include <memory>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "cowsnap/common/block_device.h"
 #include "cowsnap/common/chunk.h"
@@ -59,6 +60,14 @@ class ExceptionStore {
   // room for one more (the caller then invalidates the snapshot); EIO when
   // the store is invalid.
   virtual Result<ChunkIndex> prepare_exception() = 0;
+  // Reserves `n` COW chunks at once, under one lock, so that they are
+  // consecutive (metadata chunks skipped) when no chunk given back by
+  // abandon_exception() is pending and no other caller interleaves; the
+  // caller can then write a run of them with one write. Errors as
+  // prepare_exception(); on ENOSPC the chunks already taken stay reserved
+  // (the store is invalid anyway). Each chunk is abandoned or committed as
+  // one from prepare_exception() is.
+  virtual Result<std::vector<ChunkIndex>> prepare_exceptions(size_t n) = 0;
   // Gives back a chunk from prepare_exception() that will not be committed
   // (writing its data failed), so that the next prepare_exception() hands
   // it out again and a failed copy-out costs no space. Crash-safe because
@@ -72,8 +81,12 @@ class ExceptionStore {
   // them is written, and the metadata is flushed before this returns, so a
   // crash never leaves an exception pointing at unwritten data.
   // Group commit: concurrent callers share one metadata write and flush.
-  // All or none become durable-and-acknowledged: on an error the store is
-  // invalid.
+  // Persistent stores pipeline batches: the flush that makes one batch's
+  // metadata durable also makes the next batch's data durable, before the
+  // next batch's metadata is written; the crash-safety rule above holds for
+  // every batch. All or none of a batch become durable-and-acknowledged: on
+  // an error the store is invalid, and every caller of both batches in
+  // flight gets EIO.
   virtual Status commit_exceptions(std::span<const NewException> exceptions) = 0;
 
   // Marks the store invalid, durably (persistent: header valid = 0 written
