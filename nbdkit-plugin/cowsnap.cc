@@ -164,6 +164,11 @@ int cowsnap_get_ready() {
     options.log_debug = log_debug;
     options.command_line = "nbdkit cowsnap plugin (online change)";
     options.write_back = write_back;
+    // A test hook (fault-injection tests only): see the man page.
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): before nbdkit starts threads
+    if (const char* delay = std::getenv("COWSNAP_TEST_WRITEBACK_DELAY_MS"); delay != nullptr) {
+      options.write_back.test_commit_delay_ms = static_cast<uint32_t>(std::strtoul(delay, nullptr, 10));
+    }
     if (write_back.enabled) {
       nbdkit_debug("write-back mode, %llu bytes for pending copy-outs",
                    static_cast<unsigned long long>(write_back.max_pending_bytes));

@@ -329,6 +329,10 @@ void WriteBack::run() noexcept {
       std::unique_lock lock(mu_);
       changed_.wait(lock, [&] { return stopping_ || !entries_.empty(); });
       if (stopping_) return;
+      if (options_.test_commit_delay_ms != 0) {
+        changed_.wait_for(lock, std::chrono::milliseconds(options_.test_commit_delay_ms),
+                          [&] { return stopping_; });
+      }
     }
     bool ok = false;
     try {

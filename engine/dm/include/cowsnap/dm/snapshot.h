@@ -118,6 +118,9 @@ struct WriteBackOptions {
   bool enabled = false;
   // Memory for pending copy-outs (old and new content of pending regions).
   uint64_t max_pending_bytes = uint64_t{64} << 20;
+  // A test hook: the committer waits this long before each batch, so that
+  // work stays pending longer and a crash test finds more of it.
+  uint32_t test_commit_delay_ms = 0;
 };
 
 struct WriteBackStats {
