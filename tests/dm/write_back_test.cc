@@ -296,3 +296,28 @@ TEST_CASE("write-back: snapshot writes and write-zeroes wait for pending copy-ou
   CHECK(read_all(*rig.target) == want);
   CHECK(read_all(*rig.platter) == want);
 }
+
+TEST_CASE("write-back: with copy-outs stuck on a full COW filesystem, attach fails and detach unblocks",
+          "[write-back]") {
+  Rig rig;
+  rig.cow->fail_writes(kFirstDataChunk, 2 * kOrigin, ENOSPC);
+  REQUIRE(rig.target->write(0, filled(kChunk, 0x99)).ok());
+  CHECK(rig.target->flush().errnum() == ENOSPC);
+  // A new snapshot would read the origin device, which lacks the write.
+  auto cow2 = std::make_shared<MemoryDevice>(2 * kOrigin, "cow2");
+  auto snap2 = open_snapshot(rig.origin, {cow2, "cow2", 'P', 8, true});
+  CHECK(snap2.status().errnum() == ENOSPC);
+  CHECK(rig.origin->snapshots().size() == 1);
+  // Dropping the snapshot drops what it still needed: the data can land.
+  rig.origin->detach_snapshot(rig.snap);
+  Status flushed;
+  for (int i = 0; i < 50; ++i) {
+    flushed = rig.target->flush();
+    if (flushed.ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  INFO(flushed.message());
+  REQUIRE(flushed.ok());
+  CHECK(read_all(*rig.platter, 0, kChunk) == filled(kChunk, 0x99));
+  CHECK(rig.origin->write_back_stats().pending_regions == 0);
+}
