@@ -5,7 +5,9 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
+#include <mutex>
 #include <thread>
 
 #include "cowsnap/dm/snapshot.h"
@@ -320,4 +322,39 @@ TEST_CASE("write-back: with copy-outs stuck on a full COW filesystem, attach fai
   REQUIRE(flushed.ok());
   CHECK(read_all(*rig.platter, 0, kChunk) == filled(kChunk, 0x99));
   CHECK(rig.origin->write_back_stats().pending_regions == 0);
+}
+
+TEST_CASE("write-back: pending origin data never overtakes a newer write of a copied chunk", "[write-back]") {
+  Rig rig;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false, open = false, first = true;
+  rig.real->on_write = [&](uint64_t, uint64_t) {
+    std::unique_lock lock(mu);
+    if (!first) return;
+    first = false;
+    entered = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return open; });
+  };
+  REQUIRE(rig.target->write(0, filled(kChunk, 0x11)).ok());
+  {
+    // The committer has committed the exception and stopped before writing
+    // the pending data to the device.
+    std::unique_lock lock(mu);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return entered; }));
+  }
+  REQUIRE(rig.snap->has_exception(ChunkIndex{0}));
+  // No copy is needed any more, but the pending bytes must not land after
+  // this write.
+  REQUIRE(rig.target->write(0, filled(kChunk, 0x22)).ok());
+  {
+    std::lock_guard lock(mu);
+    open = true;
+  }
+  cv.notify_all();
+  REQUIRE(rig.target->flush().ok());
+  CHECK(read_all(*rig.platter, 0, kChunk) == filled(kChunk, 0x22));
+  CHECK(read_all(*rig.target, 0, kChunk) == filled(kChunk, 0x22));
+  CHECK(read_all(*rig.snap, 0, kChunk) == filled(kChunk, 0xAA));
 }
