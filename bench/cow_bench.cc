@@ -541,6 +541,8 @@ class Bench {
       });
     }
     for (auto& th : pool) th.join();
+    // Write-back: the copy-outs commit now, still with flushes suppressed.
+    if (o_.write_back) check(s.target->flush(), "committing the set-up's copy-outs");
     for (auto* b : all) {
       b->gate->gated = false;
       check(b->gate->flush(), "flushing after set-up");
@@ -622,6 +624,8 @@ class Bench {
   // bias the order of cases) nor the set-up (store creation, the copied
   // span) is part of the case. Returns each snapshot's exception count.
   std::vector<uint64_t> start_counting(Setup& s) {
+    // Write-back: what the set-up left pending is not this case's work.
+    if (o_.write_back) check(s.target->flush(), "flushing the origin's pending copy-outs before a case");
     check(origin_.gate->flush(), "flushing the origin before a case");
     for (auto& b : s.cows) check(b.gate->flush(), "flushing a COW device before a case");
     origin_.counting->reset();
