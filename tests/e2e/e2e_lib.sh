@@ -164,9 +164,15 @@ e2e_attach() {
 }
 
 e2e_detach() {
-  local dir=$WORK/fuse/${1#*/}
-  mountpoint -q "$dir" && fusermount3 -u "$dir"
-  return 0
+  local dir=$WORK/fuse/${1#*/} i
+  # A loop device lets go of the file asynchronously after its umount, so
+  # nbdfuse may be busy for a moment.
+  for ((i = 0; i < 50; i++)); do
+    mountpoint -q "$dir" || return 0
+    fusermount3 -u "$dir" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  fusermount3 -u "$dir"
 }
 
 # e2e_mount_image FILE DIR [ro|rw]: mounts the ext4 image FILE on DIR with
