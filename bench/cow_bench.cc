@@ -5,7 +5,7 @@
 //             [--copied-span BYTES] [--snapshots 0,1,2,4,8]
 //             [--chunks 4K,16K,64K,512K] [--workloads seq1m,rand4k-first,rand4k-copied]
 //             [--concurrency 1,8,32] [--seconds S] [--max-ops N] [--seed N]
-//             [--json FILE] [--quiet]
+//             [--json FILE] [--quiet] [--writeback [--writeback-memory BYTES]]
 //
 // Each case builds an Origin over the origin file (or MemoryDevice) and
 // attaches N snapshots, each with a fresh persistent ("P") store on its own
@@ -174,6 +174,11 @@ struct Options {
   uint64_t max_ops = 1000000;  // per case (the time budget usually ends a case first)
   uint64_t seed = 42;
   std::string json_path;
+  // Write-back mode (cowsnap/dm/snapshot.h, invariants 8-12). A case then
+  // ends with a flush, timed as part of it, so that its throughput and
+  // write amplification count every copy-out the writes caused.
+  bool write_back = false;
+  uint64_t write_back_memory = cowsnap::WriteBackOptions{}.max_pending_bytes;
 };
 
 uint64_t parse_size(std::string_view s) {
@@ -226,9 +231,12 @@ void usage() {
       "usage: cow_bench [--quick] [--memory] [--dir DIR] [--size BYTES] [--copied-span BYTES]\n"
       "                 [--snapshots LIST] [--chunks LIST] [--workloads LIST] [--concurrency LIST]\n"
       "                 [--seconds S] [--max-ops N] [--seed N] [--json FILE] [--quiet]\n"
+      "                 [--writeback [--writeback-memory BYTES]]\n"
       "  LIST is comma-separated; sizes take K/M/G suffixes.\n"
       "  workloads: seq1m, rand4k-first, rand4k-copied\n"
-      "  --quick: 8M origin, snapshots 0,1, chunks 4K,64K, concurrency 1,8, 0.2 s/case\n");
+      "  --quick: 8M origin, snapshots 0,1, chunks 4K,64K, concurrency 1,8, 0.2 s/case\n"
+      "  --writeback: origins in write-back mode (default 64M pending); each case ends with a\n"
+      "               timed flush\n");
 }
 
 Options parse_args(int argc, char** argv) {
@@ -281,6 +289,10 @@ Options parse_args(int argc, char** argv) {
       o.seed = parse_size(value());
     } else if (arg == "--json") {
       o.json_path = value();
+    } else if (arg == "--writeback") {
+      o.write_back = true;
+    } else if (arg == "--writeback-memory") {
+      o.write_back_memory = parse_size(value());
     } else if (arg == "-h" || arg == "--help") {
       usage();
       std::exit(0);  // NOLINT(concurrency-mt-unsafe): before any thread starts
@@ -460,8 +472,11 @@ class Bench {
             {"snapshots", o_.snapshots},
             {"chunks", o_.chunks},
             {"workloads", o_.workloads},
-            {"concurrency", o_.concurrency}};
+            {"concurrency", o_.concurrency},
+            {"mode", mode()}};
   }
+
+  [[nodiscard]] const char* mode() const { return o_.write_back ? "writeback" : "sync"; }
 
   // Non-zero content everywhere, so copy-outs read real data, then durable.
   void fill_origin() {
@@ -477,7 +492,8 @@ class Bench {
 
   Setup make_setup(uint64_t n, uint64_t chunk, uint64_t span) {
     Setup s;
-    s.origin = cowsnap::Origin::create(origin_.counting, "origin-real");
+    s.origin =
+        cowsnap::Origin::create(origin_.counting, "origin-real", {o_.write_back, o_.write_back_memory});
     s.target = std::make_shared<cowsnap::SnapshotOriginTarget>(s.origin);
     for (uint64_t i = 0; i < n; ++i) {
       const std::string name = fmt::format("cow{}", i);
@@ -525,6 +541,8 @@ class Bench {
       });
     }
     for (auto& th : pool) th.join();
+    // Write-back: the copy-outs commit now, still with flushes suppressed.
+    if (o_.write_back) check(s.target->flush(), "committing the set-up's copy-outs");
     for (auto* b : all) {
       b->gate->gated = false;
       check(b->gate->flush(), "flushing after set-up");
@@ -573,6 +591,7 @@ class Bench {
     uint64_t client_bytes = 0;
     double elapsed_s = 0;
     double cpu_s = 0;
+    double flush_s = 0;  // write-back: the final flush, included in elapsed_s
   };
 
   // `reference`: a 0-snapshot reference run for the case that follows; not
@@ -582,9 +601,16 @@ class Bench {
     std::mt19937_64 rng(o_.seed ^ (n * 1000003 + chunk * 31 + threads));
     const std::vector<Op> ops = plan(w, chunk, n, rng);
     const std::vector<uint64_t> exceptions_before = start_counting(s);
-    const Drive d = drive(s, ops, threads, [&](const std::string& error) {
+    Drive d = drive(s, ops, threads, [&](const std::string& error) {
       die(fmt::format("{} snapshots={} chunk={} threads={}: write failed: {}", w, n, chunk, threads, error));
     });
+    if (o_.write_back) {
+      // What the writers left pending is part of the case.
+      const Clock::time_point a = Clock::now();
+      check(s.target->flush(), "flushing the origin after a case");
+      d.flush_s = std::chrono::duration<double>(Clock::now() - a).count();
+      d.elapsed_s += d.flush_s;
+    }
     for (const auto& snap : s.snapshots) {
       if (!snap->valid()) die(fmt::format("{}: a snapshot became invalid (COW store too small?)", w));
     }
@@ -598,6 +624,8 @@ class Bench {
   // bias the order of cases) nor the set-up (store creation, the copied
   // span) is part of the case. Returns each snapshot's exception count.
   std::vector<uint64_t> start_counting(Setup& s) {
+    // Write-back: what the set-up left pending is not this case's work.
+    if (o_.write_back) check(s.target->flush(), "flushing the origin's pending copy-outs before a case");
     check(origin_.gate->flush(), "flushing the origin before a case");
     for (auto& b : s.cows) check(b.gate->flush(), "flushing a COW device before a case");
     origin_.counting->reset();
@@ -749,6 +777,8 @@ class Bench {
          table_exceptions == 0 ? 0.0
                                : static_cast<double>(table_bytes) / static_cast<double>(table_exceptions)},
         {"table_exceptions", table_exceptions},
+        {"mode", mode()},
+        {"final_flush_s", d.flush_s},
     };
   }
 

@@ -47,7 +47,7 @@ class OfflineBackend final : public Backend {
   Result<std::string> dm_text(const vg::VgOnDisk& disk, bool status) override {
     COWSNAP_ASSIGN_OR_RETURN(
         std::unique_ptr<ActiveVolumeGroup> active,
-        ActiveVolumeGroup::activate(disk, ActiveVolumeGroup::Options{.read_only = true}));
+        ActiveVolumeGroup::activate(disk, ActiveVolumeGroup::Options{.read_only = true, .write_back = {}}));
     return status ? active->dm_status() : active->dm_table();
   }
 

@@ -30,6 +30,10 @@ struct ServeArgs {
   // nbdkit's default of 16 threads per connection caps a group commit's
   // batch at 16; more threads let more first writes share one flush.
   int threads = 64;
+  // The plugin's writeback=on and writeback-memory=SIZE (SIZE as nbdkit
+  // parses it, checked there).
+  bool write_back = false;
+  std::string write_back_memory;
   std::string plugin;
   std::string nbdkit = "nbdkit";
 };
@@ -123,6 +127,8 @@ int serve(Context& context, const ServeArgs& args) {
   }
   argv.push_back(*plugin);
   argv.push_back("root=" + root);
+  if (args.write_back) argv.emplace_back("writeback=on");
+  if (!args.write_back_memory.empty()) argv.push_back("writeback-memory=" + args.write_back_memory);
 
   fmt::print(stderr, "cowsnap serve: every LV under {} as {} (control socket {})\n", root, where,
              control::socket_path(root));
@@ -155,6 +161,13 @@ void register_serve_command(CLI::App& app, CommandTable& table) {
   cmd->add_flag("--readonly,-r", args->read_only, "Serve read-only (nbdkit -r)");
   cmd->add_option("--threads,-t", args->threads, "Threads per connection (nbdkit -t; default 64)")
       ->check(CLI::Range(1, 1024));
+  auto* write_back = cmd->add_flag(
+      "--writeback", args->write_back,
+      "Write-back mode: acknowledge origin writes before their snapshot copy-out is durable (a crash "
+      "may lose writes since the last flush, never a snapshot's view)");
+  cmd->add_option("--writeback-memory", args->write_back_memory,
+                  "Memory for pending copy-outs in write-back mode, e.g. 256M (default 64M)")
+      ->needs(write_back);
   cmd->add_option("--plugin", args->plugin,
                   "Path of nbdkit-cowsnap-plugin.so (default: found next to cowsnap)");
   cmd->add_option("--nbdkit", args->nbdkit, "The nbdkit program (default: nbdkit from PATH)");

@@ -44,6 +44,7 @@ constexpr uint32_t kMaxBlockBytes = 32 * 1024 * 1024;
 
 // Set by config, read-only once nbdkit starts serving.
 std::string root_dir;
+cowsnap::WriteBackOptions write_back;
 // Created in get_ready, destroyed in cleanup/unload; the pointers are not
 // changed while connections exist, the objects are thread-safe.
 std::unique_ptr<VolumeService> service;
@@ -116,7 +117,26 @@ int cowsnap_config(const char* key, const char* value) {
     std::free(abs);
     return r;
   }
-  nbdkit_error("unknown parameter '%s' (the cowsnap plugin takes root=DIR)", key);
+  if (std::strcmp(key, "writeback") == 0) {
+    const int on = nbdkit_parse_bool(value);
+    if (on == -1) return -1;
+    write_back.enabled = on == 1;
+    return 0;
+  }
+  if (std::strcmp(key, "writeback-memory") == 0) {
+    const int64_t bytes = nbdkit_parse_size(value);
+    if (bytes == -1) return -1;
+    if (bytes < 64 * 1024) {
+      nbdkit_error("writeback-memory=%s: at least 64K is needed", value);
+      return -1;
+    }
+    write_back.max_pending_bytes = static_cast<uint64_t>(bytes);
+    return 0;
+  }
+  nbdkit_error(
+      "unknown parameter '%s' (the cowsnap plugin takes root=DIR, writeback=on|off, "
+      "writeback-memory=SIZE)",
+      key);
   return -1;
 }
 
@@ -132,6 +152,9 @@ void cowsnap_dump_plugin() {
   std::printf("cowsnap_thread_model=parallel\n");
   std::printf("cowsnap_exports=VG/LV\n");
   std::printf("cowsnap_control_socket=ROOT/%s\n", cowsnap::control::kSocketName);
+  std::printf("cowsnap_writeback=%s\n", write_back.enabled ? "on" : "off");
+  std::printf("cowsnap_writeback_memory=%llu\n",
+              static_cast<unsigned long long>(write_back.max_pending_bytes));
 }
 
 int cowsnap_get_ready() {
@@ -140,6 +163,16 @@ int cowsnap_get_ready() {
     options.log_error = log_error;
     options.log_debug = log_debug;
     options.command_line = "nbdkit cowsnap plugin (online change)";
+    options.write_back = write_back;
+    // A test hook (fault-injection tests only): see the man page.
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): before nbdkit starts threads
+    if (const char* delay = std::getenv("COWSNAP_TEST_WRITEBACK_DELAY_MS"); delay != nullptr) {
+      options.write_back.test_commit_delay_ms = static_cast<uint32_t>(std::strtoul(delay, nullptr, 10));
+    }
+    if (write_back.enabled) {
+      nbdkit_debug("write-back mode, %llu bytes for pending copy-outs",
+                   static_cast<unsigned long long>(write_back.max_pending_bytes));
+    }
     auto started = VolumeService::start(root_dir, options);
     if (!started.ok()) {
       return Status::Error(started.status().errnum(),
@@ -259,8 +292,10 @@ int cowsnap_can_fast_zero(void* /*handle*/) { return 0; }
 
 // Multi-conn is safe: every connection to an export uses the same engine
 // Target (one per LV, owned by its ActiveVolumeGroup) over the same backing
-// devices, the engine keeps no per-connection write cache, and flush()
-// flushes those shared backing devices (PV files). So a flush on one
+// devices, the engine keeps no per-connection write cache (write-back's
+// pending copy-outs belong to the origin, shared by all its connections),
+// and flush() writes them and flushes the shared backing devices (PV
+// files). So a flush on one
 // connection makes durable every write that completed before it on any
 // connection, which is what NBD_FLAG_CAN_MULTI_CONN promises.
 int cowsnap_can_multi_conn(void* /*handle*/) { return 1; }
@@ -341,6 +376,10 @@ nbdkit_plugin make_plugin() {
   p.config_complete = cowsnap_config_complete;
   p.config_help =
       "root=DIR       (required) cowsnap root directory: its devices file lists the PVs to serve.\n"
+      "writeback=on|off  (default off) acknowledge origin writes that need a snapshot copy-out\n"
+      "               before the copy-out is durable; a crash may lose writes since the last\n"
+      "               flush, never a snapshot's view or a flushed write.\n"
+      "writeback-memory=SIZE  (default 64M) memory for pending copy-outs; writers wait when full.\n"
       "Every active LV is served as export \"VG/LV\"; ROOT/control.sock takes online commands.";
   p.dump_plugin = cowsnap_dump_plugin;
   p.get_ready = cowsnap_get_ready;

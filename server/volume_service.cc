@@ -49,6 +49,7 @@ Status VolumeService::activate_all(std::vector<std::string>& notices) {
     }
     ActiveVolumeGroup::Options vg_options;
     vg_options.read_only = options_.read_only;
+    vg_options.write_back = options_.write_back;
     auto active = ActiveVolumeGroup::activate(disk, vg_options);
     if (!active.ok()) {
       notices.push_back(fmt::format("volume group {} not served: {}", name, active.status().message()));
@@ -461,7 +462,8 @@ control::Response VolumeService::op_lvextend(const json& request) {
   if (!flushed.ok()) log_error(flushed.with_context("flushing before re-activation").message());
   auto disk = vm_.read_vg(vg_name);
   Result<std::unique_ptr<ActiveVolumeGroup>> fresh =
-      disk.ok() ? ActiveVolumeGroup::activate(*disk, ActiveVolumeGroup::Options{options_.read_only})
+      disk.ok() ? ActiveVolumeGroup::activate(
+                      *disk, ActiveVolumeGroup::Options{options_.read_only, options_.write_back})
                 : Result<std::unique_ptr<ActiveVolumeGroup>>(disk.status());
   if (!fresh.ok()) {
     // The metadata grew but the old devices keep serving the old size.

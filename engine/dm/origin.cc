@@ -11,15 +11,25 @@
 
 #include "copy_out_pool.h"
 #include "cowsnap/dm/snapshot.h"
+#include "write_back.h"
 
 namespace cowsnap {
 
-std::shared_ptr<Origin> Origin::create(std::shared_ptr<BlockDevice> real, std::string real_name) {
-  return std::make_shared<Origin>(std::move(real), std::move(real_name));
+std::shared_ptr<Origin> Origin::create(std::shared_ptr<BlockDevice> real, std::string real_name,
+                                       WriteBackOptions write_back) {
+  return std::make_shared<Origin>(std::move(real), std::move(real_name), write_back);
 }
 
-Origin::Origin(std::shared_ptr<BlockDevice> real, std::string real_name)
-    : real_(std::move(real)), real_name_(std::move(real_name)) {}
+Origin::Origin(std::shared_ptr<BlockDevice> real, std::string real_name, WriteBackOptions write_back)
+    : real_(std::move(real)), real_name_(std::move(real_name)) {
+  if (write_back.enabled) write_back_ = std::make_unique<WriteBack>(*this, write_back);
+}
+
+Origin::~Origin() { write_back_.reset(); }
+
+WriteBackStats Origin::write_back_stats() const {
+  return write_back_ ? write_back_->stats() : WriteBackStats{};
+}
 
 std::unique_lock<std::shared_mutex> Origin::hold_io() {
   {
@@ -35,6 +45,9 @@ std::unique_lock<std::shared_mutex> Origin::hold_io() {
     if (--suspends_waiting_ == 0) suspend_pending_.store(false, std::memory_order_release);
   }
   suspend_cv_.notify_all();
+  // Invariant 12: nothing new can be pending now, and the committer needs
+  // no barrier. A failed drain is acted on by the caller's operation.
+  if (write_back_) (void)write_back_->drain();
   return barrier;
 }
 
@@ -52,6 +65,12 @@ Result<std::shared_ptr<SnapshotTarget>> Origin::attach_snapshot(std::unique_ptr<
                                                                 std::unique_lock<std::shared_mutex>* held) {
   std::unique_lock<std::shared_mutex> own;
   if (held == nullptr) own = hold_io();
+  // The new snapshot reads the origin device, which must hold every
+  // acknowledged write (invariant 12).
+  if (write_back_ && !write_back_->empty()) {
+    COWSNAP_RETURN_IF_ERROR(write_back_->drain().with_context(
+        fmt::format("snapshot of {}: pending write-back data cannot be written", real_name_)));
+  }
   // Writes acknowledged before the barrier must be in the snapshot even
   // after a crash: the snapshot reads them from the origin.
   COWSNAP_RETURN_IF_ERROR(
@@ -70,6 +89,7 @@ void Origin::detach_snapshot(const std::shared_ptr<SnapshotTarget>& snapshot,
   if (held == nullptr) own = hold_io();
   std::erase(snapshots_, snapshot);
   snapshot->detached_.store(true);
+  if (write_back_) write_back_->forget(snapshot.get());
 }
 
 std::vector<std::shared_ptr<SnapshotTarget>> Origin::snapshots() const {
@@ -105,9 +125,22 @@ std::vector<std::unique_lock<std::mutex>> Origin::lock_regions(uint64_t offset, 
   return held;
 }
 
-Status Origin::read_origin(uint64_t offset, std::span<uint8_t> buf) { return real_->read(offset, buf); }
+Status Origin::read_origin(uint64_t offset, std::span<uint8_t> buf) {
+  if (write_back_) {
+    COWSNAP_RETURN_IF_ERROR(check_range(*real_, offset, buf.size()));
+    std::shared_lock io = enter_io();
+    return write_back_->read(offset, buf);
+  }
+  return real_->read(offset, buf);
+}
 
 Status Origin::write_origin(uint64_t offset, std::span<const uint8_t> buf) {
+  if (write_back_) {
+    COWSNAP_RETURN_IF_ERROR(check_range(*real_, offset, buf.size()));
+    std::shared_lock io = enter_io();
+    COWSNAP_ASSIGN_OR_RETURN(auto active, active_snapshots());
+    return write_back_->write(offset, buf, active);
+  }
   return change_origin(offset, buf.size(), [&] { return real_->write(offset, buf); });
 }
 
@@ -119,27 +152,9 @@ Status Origin::discard_origin(uint64_t offset, uint64_t length) {
   return change_origin(offset, length, [&] { return real_->discard(offset, length); });
 }
 
-Status Origin::flush_origin() { return real_->flush(); }
+Status Origin::flush_origin() { return write_back_ ? write_back_->flush() : real_->flush(); }
 
-namespace {
-
-// Whether some snapshot lacks an exception for a chunk of [offset, end).
-bool needs_copy(const std::vector<std::shared_ptr<SnapshotTarget>>& snapshots, uint64_t offset,
-                uint64_t end) {
-  for (const auto& s : snapshots) {
-    const ChunkGeometry& g = s->geometry();
-    for (ChunkIndex c = g.chunk_of(offset); g.offset_of(c) < end; ++c.value) {
-      if (!s->has_exception(c)) return true;
-    }
-  }
-  return false;
-}
-
-}  // namespace
-
-Status Origin::change_origin(uint64_t offset, uint64_t length, const ChangeFn& change) {
-  COWSNAP_RETURN_IF_ERROR(check_range(*real_, offset, length));
-  std::shared_lock io = enter_io();
+Result<std::vector<std::shared_ptr<SnapshotTarget>>> Origin::active_snapshots() {
   std::vector<std::shared_ptr<SnapshotTarget>> active;
   for (const auto& s : snapshots_) {
     if (s->valid()) {
@@ -149,10 +164,33 @@ Status Origin::change_origin(uint64_t offset, uint64_t length, const ChangeFn& c
       COWSNAP_RETURN_IF_ERROR(s->await_durably_invalid());
     }
   }
+  return active;
+}
+
+bool Origin::needs_copy(const std::vector<std::shared_ptr<SnapshotTarget>>& snapshots, uint64_t offset,
+                        uint64_t end) {
+  for (const auto& s : snapshots) {
+    const ChunkGeometry& g = s->geometry();
+    for (ChunkIndex c = g.chunk_of(offset); g.offset_of(c) < end; ++c.value) {
+      if (!s->has_exception(c)) return true;
+    }
+  }
+  return false;
+}
+
+Status Origin::change_origin(uint64_t offset, uint64_t length, const ChangeFn& change) {
+  COWSNAP_RETURN_IF_ERROR(check_range(*real_, offset, length));
+  std::shared_lock io = enter_io();
+  COWSNAP_ASSIGN_OR_RETURN(auto active, active_snapshots());
   // Exceptions are only ever added, and only after they are durable, so a
-  // range every snapshot already holds needs neither lock nor copy.
-  if (!needs_copy(active, offset, offset + length)) return change();
+  // range every snapshot already holds needs neither lock nor copy; in
+  // write-back mode, pending bytes there must not overtake it (invariant 9).
+  if (!needs_copy(active, offset, offset + length) &&
+      (!write_back_ || !write_back_->dirty_overlaps(offset, length))) {
+    return change();
+  }
   auto locks = lock_regions(offset, length);
+  if (write_back_) COWSNAP_RETURN_IF_ERROR(write_back_->wait_regions_clear(offset, length));
   COWSNAP_RETURN_IF_ERROR(copy_out_locked(offset, length, active));
   return change();
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cowsnap/dm/snapshot.h"
+#include "write_back.h"
 
 namespace cowsnap {
 
@@ -197,6 +198,16 @@ Status SnapshotTarget::read(uint64_t offset, std::span<uint8_t> buf) {
     const uint64_t n = std::min(end - pos, geometry_.chunk_bytes() - inner);
     BlockDevice* device = &origin->real();
     uint64_t device_offset = pos;
+    // A chunk waiting for its write-back copy-out reads its old content
+    // from memory; checked before the table (write_back.h, W3).
+    if (!locks.empty() && origin->write_back_ &&
+        origin->write_back_->read_old(*this, c, inner, buf.subspan(pos - offset, n))) {
+      COWSNAP_RETURN_IF_ERROR(read_run());
+      run_device = nullptr;
+      run_length = 0;
+      pos += n;
+      continue;
+    }
     if (auto e = find_exception(c)) {
       device = &cow;
       device_offset = geometry_.offset_of(*e) + inner;
@@ -221,7 +232,12 @@ Status SnapshotTarget::read(uint64_t offset, std::span<uint8_t> buf) {
 
 Status SnapshotTarget::write_range(Origin& origin, uint64_t offset, std::span<const uint8_t> buf) {
   std::vector<std::unique_lock<std::mutex>> locks;
-  if (!has_all_exceptions(offset, buf.size())) locks = origin.lock_regions(offset, buf.size());
+  if (!has_all_exceptions(offset, buf.size())) {
+    locks = origin.lock_regions(offset, buf.size());
+    // Pending copy-outs of these regions finish first (invariant 9).
+    if (origin.write_back_)
+      COWSNAP_RETURN_IF_ERROR(origin.write_back_->wait_regions_clear(offset, buf.size()));
+  }
   BlockDevice& cow = store()->cow_device();
   std::vector<ChunkIndex> missing;
   std::map<uint64_t, std::vector<uint8_t>> partial;  // whole images of partly written new chunks
@@ -293,6 +309,9 @@ Status SnapshotTarget::replace_store(std::unique_ptr<ExceptionStore> store,
                          fmt::format("snapshot on {}: new store has {}-sector chunks, not {}", cow_name_,
                                      store->geometry().chunk_sectors(), geometry_.chunk_sectors()));
   }
+  // Between two write-back batches (invariant 12).
+  std::unique_lock<std::mutex> paused;
+  if (origin->write_back_) paused = origin->write_back_->pause();
   store_.store(std::shared_ptr<ExceptionStore>(std::move(store)), std::memory_order_release);
   return Status::Ok();
 }

@@ -118,7 +118,7 @@ Status ActiveVolumeGroup::activate_plain(const vg::VolumeGroup& vg, const vg::Lo
   auto volume = std::make_shared<ActiveVolume>();
   volume->vg_name = vg_name_;
   volume->lv_name = lv.name;
-  volume->origin = Origin::create(real, real->name());
+  volume->origin = Origin::create(real, real->name(), options_.write_back);
   volume->device = std::make_shared<SnapshotOriginTarget>(volume->origin);
   volume->read_only = !lv.has_status("WRITE");
   volumes_[lv.name] = volume;

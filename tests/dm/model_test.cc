@@ -2,7 +2,9 @@
 // an origin and several snapshots, snapshots taken in between, everything
 // closed and reopened from the devices now and then; every read is
 // compared with a plain in-memory model. COWSNAP_MODEL_ITERATIONS selects a
-// longer run (default 4 seeds x 400 steps).
+// longer run (default 4 seeds x 400 steps). Runs in both modes: in
+// write-back mode overflow happens in the background, so validity is
+// compared after a flush, and reads run with copy-outs pending.
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
@@ -46,13 +48,20 @@ struct Model {
   std::shared_ptr<SnapshotOriginTarget> origin_target;
   std::vector<uint8_t> origin_content = std::vector<uint8_t>(kOriginBytes, 0);
   std::vector<ModelSnapshot> snaps;
+  bool write_back;
 
-  explicit Model(uint64_t seed) : rng(seed) { reopen(); }
+  Model(uint64_t seed, bool wb) : rng(seed), write_back(wb) { reopen(); }
+
+  // In write-back mode, lets pending copy-outs (and the invalidations they
+  // cause) happen.
+  void settle() {
+    if (write_back) REQUIRE(origin_target->flush().ok());
+  }
 
   uint64_t pick(uint64_t lo, uint64_t hi) { return std::uniform_int_distribution<uint64_t>(lo, hi)(rng); }
 
   void reopen() {
-    origin = Origin::create(real, "real");
+    origin = Origin::create(real, "real", {write_back, 256 * 1024});
     origin_target = std::make_shared<SnapshotOriginTarget>(origin);
     for (auto& s : snaps) {
       if (s.type == 'N') continue;  // transient snapshots are dropped on reopen below
@@ -111,6 +120,7 @@ struct Model {
       for (auto& s : snaps) account(s, off, len);
       std::copy(data.begin(), data.end(), origin_content.begin() + static_cast<std::ptrdiff_t>(off));
     } else if (op < 7) {  // snapshot write
+      settle();
       auto& s = snaps[pick(0, snaps.size() - 1)];
       for (auto& b : data) b = static_cast<uint8_t>(rng());
       const bool was_valid = s.valid;
@@ -131,6 +141,8 @@ struct Model {
     } else {
       verify();
     }
+    if (write_back && pick(0, 2) != 0) return;  // leave copy-outs pending
+    settle();
     for (auto& s : snaps) REQUIRE(s.target->valid() == s.valid);
   }
 
@@ -139,6 +151,7 @@ struct Model {
     REQUIRE(origin_target->read(0, buf).ok());
     REQUIRE(byte_diff(buf, origin_content) == "");
     for (auto& s : snaps) {
+      if (!s.valid) settle();
       Status st = s.target->read(0, buf);
       if (s.valid) {
         INFO(st.message());
@@ -157,9 +170,10 @@ TEST_CASE("randomized origin and snapshot I/O matches a plain model") {
   const char* env = std::getenv("COWSNAP_MODEL_ITERATIONS");
   const uint64_t steps = env != nullptr ? std::strtoull(env, nullptr, 10) : 400;
   const uint64_t seeds = env != nullptr ? 16 : 4;
+  const bool write_back = GENERATE(false, true);
   for (uint64_t seed = 1; seed <= seeds; ++seed) {
-    INFO("seed " << seed);
-    Model m(seed);
+    INFO("seed " << seed << (write_back ? ", write-back" : ", sync"));
+    Model m(seed, write_back);
     m.take_snapshot();
     for (uint64_t i = 0; i < steps; ++i) m.step();
     m.verify();

@@ -18,6 +18,11 @@ write needs no flush to outlive the process), that a block holds either its
 last acknowledged version or the one in flight at the kill, and that each
 snapshot reads exactly as it did before the kill.
 
+With --writeback (a server in write-back mode) each writer flushes every
+few writes, and --check allows a block any version from its last flushed
+one on: acknowledged writes since the last flush may be lost in a crash,
+flushed ones never, and the snapshots must still read exactly as before.
+
 With --crash PID --op JSON [--kill-after S] [--kill-on-log LOG] the control
 request JSON is sent instead of the snapshots, and the server is killed S
 seconds later (and not before LOG shows the server paused at its
@@ -43,6 +48,8 @@ ap.add_argument("--op", help="with --crash: this control request instead of the 
 ap.add_argument("--kill-after", type=float, default=0.0, help="with --op: seconds from the request to the kill")
 ap.add_argument("--write-blocks", type=int, metavar="N",
                 help="the writers write only the first N blocks (so a store of N chunks never fills)")
+ap.add_argument("--writeback", action="store_true",
+                help="the server is in write-back mode: flush every few writes, check flushed ones survive")
 ap.add_argument("--kill-on-log", metavar="LOG",
                 help="with --op: kill once the server's LOG shows one more COWSNAP_TEST_PAUSE_AT pause")
 args = ap.parse_args()
@@ -86,8 +93,12 @@ if args.check:
     now = read_digests(args.lv)
     for b, d in enumerate(now):
         allowed = {st["acked"][b]} | ({st["in_flight"][str(b)]} if str(b) in st["in_flight"] else set())
+        if st.get("flushed") is not None:
+            # Write-back: anything from the last flushed version on.
+            allowed |= set(range(st["flushed"][b], max(allowed) + 1))
         if d not in {version_digest(initial, b, v) for v in allowed}:
-            bad = report(bad, "origin", f"block {b} holds neither its acknowledged v{st['acked'][b]} nor the write in flight")
+            what = f"flushed v{st['flushed'][b]} or later" if st.get("flushed") else f"acknowledged v{st['acked'][b]}"
+            bad = report(bad, "origin", f"block {b} holds neither its {what} nor the write in flight")
     landed = sum(1 for b, v in st["in_flight"].items() if now[int(b)] == version_digest(initial, int(b), v))
     print(f"origin: each of {len(now)} blocks holds its last acknowledged version or the write in flight; "
           f"{landed} of {len(st['in_flight'])} writes in flight at the kill landed")
@@ -115,6 +126,7 @@ blocks = h0.get_size() // BLOCK
 initial = [digest(h0.pread(BLOCK, b * BLOCK)) for b in range(blocks)]   # version 0
 h0.shutdown()
 written_blocks = min(blocks, args.write_blocks or blocks)
+flushed = [0] * blocks   # block -> newest version a completed flush covers (--writeback)
 clock = threading.Lock()
 log = []            # (block, version, start, end) of acknowledged writes
 version = [0] * blocks
@@ -124,6 +136,7 @@ stop, killed = threading.Event(), threading.Event()
 def writer(seed):
     rnd = random.Random(seed)
     h = connect(args.lv)
+    mine = {}   # block -> version acknowledged since this writer's last flush
     try:
         while not stop.is_set():
             # Each block has one writer: NBD orders nothing between
@@ -139,6 +152,12 @@ def writer(seed):
             with clock:
                 log.append(entry)
                 del in_flight[seed]
+            mine[b] = v
+            if args.writeback and len(mine) >= 8:
+                h.flush()
+                with clock:
+                    for fb, fv in mine.items(): flushed[fb] = max(flushed[fb], fv)
+                mine.clear()
         h.flush(); h.shutdown()
     except nbd.Error:
         if not killed.is_set(): raise
@@ -201,7 +220,8 @@ elif args.crash:
         os.kill(args.crash, signal.SIGKILL)
         caught = dict(in_flight)
     for t in threads: t.join()
-    if not caught: sys.exit("no write was in flight at the kill")
+    # (Write-back writers may all be in a flush at the kill.)
+    if not caught and not args.writeback: sys.exit("no write was in flight at the kill")
 else:
     time.sleep(0.5)
     stop.set()
@@ -225,6 +245,7 @@ if args.crash:
     for b, v, _, _ in log: acked[b] = max(acked[b], v)
     with open(args.state, "w") as f:
         json.dump({"initial": initial, "acked": acked, "snapshots": snapshot_digests,
+                   "flushed": flushed if args.writeback else None,
                    "in_flight": {str(b): v for b, v in caught.values()}, "new_snapshot": new_snapshot}, f)
     print(f"{len(log)} acknowledged writes, server killed with {len(caught)} in flight, {bad} bad blocks")
     sys.exit(1 if bad else 0)

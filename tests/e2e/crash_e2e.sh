@@ -5,6 +5,9 @@
 # and each snapshot reads exactly as before the kill (concurrent_model.py
 # --crash / --check). Then the restarted server takes writes and a new
 # snapshot again, and a clean stop keeps all of it.
+# COWSNAP_WRITEBACK=1: the server in write-back mode; the writers flush
+# every few writes, and only flushed writes must survive the kill (a block
+# holds its last flushed version or a later one), the snapshots exactly.
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 COWSNAP=${COWSNAP:-${1:-}}
 PLUGIN=${PLUGIN:-${2:-}}
@@ -17,7 +20,9 @@ csq pvcreate --size 512M "$WORK/pv0.img" >/dev/null
 csq vgcreate -s 4M vgc "$WORK/pv0.img" >/dev/null
 csq lvcreate -L 16M -n data vgc >/dev/null
 e2e_server_start
-model() { /usr/bin/python3 "$here/concurrent_model.py" "$SOCK" "$ROOT/control.sock" vgc data $((20 * 1024 * 1024)) "$@"; }
+wb=()
+[[ "$COWSNAP_WRITEBACK" == 1 ]] && wb=(--writeback)
+model() { /usr/bin/python3 "$here/concurrent_model.py" "$SOCK" "$ROOT/control.sock" vgc data $((20 * 1024 * 1024)) "${wb[@]}" "$@"; }
 model --crash "$SERVER_PID" --state "$WORK/model.json"
 wait "$SERVER_PID" 2>/dev/null || true
 SERVER_PID=""

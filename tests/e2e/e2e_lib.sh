@@ -14,6 +14,8 @@ E2E_VERBOSE=${E2E_VERBOSE:-0}   # 1: print every command (the demo)
 # How an attached LV's filesystem is mounted: "loop" (mount -o loop, needs
 # root) or "fuse2fs" (a FUSE filesystem driver: works without root).
 E2E_FS_DRIVER=${E2E_FS_DRIVER:-loop}
+# COWSNAP_WRITEBACK=1: the server runs in write-back mode (writeback=on).
+COWSNAP_WRITEBACK=${COWSNAP_WRITEBACK:-0}
 WORK=""
 ROOT=""
 SOCK=""
@@ -114,8 +116,10 @@ uri() { echo "nbd+unix:///$1?socket=$SOCK"; }
 # ---- the server ----
 
 e2e_server_start() {
+  local mode=()
+  [[ "$COWSNAP_WRITEBACK" == 1 ]] && mode=(writeback=on)
   rm -f "$SOCK"
-  nbdkit -f -U "$SOCK" "$PLUGIN" root="$ROOT" 2>>"$WORK/nbdkit.log" &
+  nbdkit -f -U "$SOCK" "$PLUGIN" root="$ROOT" "${mode[@]}" 2>>"$WORK/nbdkit.log" &
   SERVER_PID=$!
   local i
   for ((i = 0; i < 100; i++)); do
@@ -160,9 +164,15 @@ e2e_attach() {
 }
 
 e2e_detach() {
-  local dir=$WORK/fuse/${1#*/}
-  mountpoint -q "$dir" && fusermount3 -u "$dir"
-  return 0
+  local dir=$WORK/fuse/${1#*/} i
+  # A loop device lets go of the file asynchronously after its umount, so
+  # nbdfuse may be busy for a moment.
+  for ((i = 0; i < 50; i++)); do
+    mountpoint -q "$dir" || return 0
+    fusermount3 -u "$dir" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  fusermount3 -u "$dir"
 }
 
 # e2e_mount_image FILE DIR [ro|rw]: mounts the ext4 image FILE on DIR with

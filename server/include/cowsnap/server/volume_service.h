@@ -107,6 +107,10 @@ class VolumeService {
     // What the VG metadata and its archives record as the command behind
     // an online change: the host program names itself here.
     std::string command_line = "cowsnap server (online change)";
+    // Origins' write-back mode (off: dm-snapshot's synchronous copy-out).
+    // Write-back acknowledges copy-out writes before they are durable; a
+    // crash may lose writes since the last FLUSH, never a snapshot's view.
+    WriteBackOptions write_back;
   };
 
   // Opens ROOT, scans it and activates every VG. A VG that cannot be

@@ -51,8 +51,44 @@
 //     exception leaves the engine.
 //
 // Locking order: barrier (shared for I/O, exclusive for attach/detach) ->
-// region lock -> a snapshot's invalidation mutex -> its table lock -> the
-// store's own locks.
+// region lock -> (write-back) the pending table's mutex -> a snapshot's
+// invalidation mutex -> its table lock -> the store's own locks.
+//
+// Write-back mode (WriteBackOptions::enabled; the default is the above,
+// dm-snapshot's contract). The contract is a disk cache's: a crash may lose
+// origin writes acknowledged since the last FLUSH, never a flushed write
+// and never a snapshot's view.
+//  8. An origin write that needs a copy-out is acknowledged once the old
+//     content of its regions is in memory and the new content is in a
+//     pending entry (engine/dm/write_back.h); a committer thread copies
+//     every pending chunk out in one batch (one commit per store) and only
+//     then writes the new origin bytes to the real device. So invariant 1
+//     holds for the device: new origin data reaches it only after the
+//     exception naming its chunk is durable in every valid snapshot (or
+//     that snapshot is durably invalid, invariant 3).
+//  9. While a region has a pending entry every origin write to it goes into
+//     the entry, never straight to the device, so pending data never
+//     overtakes a newer write. Origin reads overlay pending bytes; snapshot
+//     reads of a chunk still waiting for its copy-out are served from the
+//     entry's old content; snapshot writes, write-zeroes and discards of a
+//     region wait (under its region lock) until its entry is gone, then
+//     take the synchronous path.
+// 10. Pending memory is bounded by max_pending_bytes (two regions per
+//     pending region; one request larger than the bound is admitted
+//     alone). A writer waits for room before it takes any region lock, and
+//     the committer takes neither region locks nor the barrier, so it
+//     always progresses.
+// 11. flush_origin() returns once every write acknowledged before it is on
+//     the real device and the device is flushed. A copy-out that fails to
+//     write its data (ENOSPC, EIO) keeps its batch pending and retried,
+//     with the origin data held back; until a retry succeeds, flushes and
+//     writes that need a copy-out fail with that error.
+// 12. hold_io() drains all pending work before it returns (after taking the
+//     barrier, so nothing new arrives): attach, detach and replace_store
+//     see no pending entry. If the drain fails (invariant 11), attach fails
+//     with the error, detach drops the snapshot's pending needs, and
+//     replace_store swaps between two batches. Destroying the Origin
+//     drains too.
 #pragma once
 
 #include <array>
@@ -74,11 +110,30 @@
 namespace cowsnap {
 
 class SnapshotTarget;
+class WriteBack;
+
+// Write-back mode (invariants 8-12). Off: dm-snapshot's synchronous
+// copy-out.
+struct WriteBackOptions {
+  bool enabled = false;
+  // Memory for pending copy-outs (old and new content of pending regions).
+  uint64_t max_pending_bytes = uint64_t{64} << 20;
+  // A test hook: the committer waits this long before each batch, so that
+  // work stays pending longer and a crash test finds more of it.
+  uint32_t test_commit_delay_ms = 0;
+};
+
+struct WriteBackStats {
+  uint64_t pending_bytes = 0;
+  uint64_t peak_pending_bytes = 0;  // of pending and reserved memory, ever
+  uint64_t pending_regions = 0;
+};
 
 class Origin : public std::enable_shared_from_this<Origin> {
  public:
   // `real_name` is the name table lines use for the real device.
-  static std::shared_ptr<Origin> create(std::shared_ptr<BlockDevice> real, std::string real_name);
+  static std::shared_ptr<Origin> create(std::shared_ptr<BlockDevice> real, std::string real_name,
+                                        WriteBackOptions write_back = {});
 
   [[nodiscard]] BlockDevice& real() { return *real_; }
   [[nodiscard]] const std::string& real_name() const { return real_name_; }
@@ -113,16 +168,30 @@ class Origin : public std::enable_shared_from_this<Origin> {
   Status flush_origin();
 
   [[nodiscard]] uint32_t region_bytes() const;
+  [[nodiscard]] bool write_back_enabled() const { return write_back_ != nullptr; }
+  // All zero when write-back is off.
+  [[nodiscard]] WriteBackStats write_back_stats() const;
 
-  Origin(std::shared_ptr<BlockDevice> real, std::string real_name);
+  Origin(std::shared_ptr<BlockDevice> real, std::string real_name, WriteBackOptions write_back = {});
+  Origin(const Origin&) = delete;
+  Origin& operator=(const Origin&) = delete;
+  // Drains pending write-back work (invariant 12).
+  ~Origin();
 
  private:
   friend class SnapshotTarget;
+  friend class WriteBack;
+  // Whether some snapshot lacks an exception for a chunk of [offset, end).
+  static bool needs_copy(const std::vector<std::shared_ptr<SnapshotTarget>>& snapshots, uint64_t offset,
+                         uint64_t end);
   using ChangeFn = std::function<Status()>;
   // Applies `change` to [offset, offset+length) of the origin after
   // copying old chunks out where invariant 1 requires; all copy-outs of the
   // request share one commit per snapshot.
   Status change_origin(uint64_t offset, uint64_t length, const ChangeFn& change);
+  // The valid snapshots, after waiting for invalid ones to be durably so.
+  // REQUIRES: the barrier is held (shared).
+  Result<std::vector<std::shared_ptr<SnapshotTarget>>> active_snapshots();
   // Copies the range's old chunks into every valid snapshot lacking them.
   // REQUIRES: the region locks for [offset, offset+length) are held.
   Status copy_out_locked(uint64_t offset, uint64_t length,
@@ -148,6 +217,8 @@ class Origin : public std::enable_shared_from_this<Origin> {
   uint32_t region_shift_ = 12;                              // guarded by barrier_
   static constexpr size_t kRegionLocks = 1024;
   std::array<std::mutex, kRegionLocks> region_locks_;
+  // Last, so that it is destroyed (drained) first.
+  std::unique_ptr<WriteBack> write_back_;
 };
 
 // `snapshot-origin <origin-real>`.
@@ -180,6 +251,8 @@ class SnapshotOriginTarget final : public Target {
 // to the COW store (a partial-chunk write copies the rest of the chunk from
 // the origin first).
 class SnapshotTarget final : public Target {
+  friend class WriteBack;
+
  public:
   SnapshotTarget(const std::shared_ptr<Origin>& origin, std::unique_ptr<ExceptionStore> store,
                  ExceptionTable exceptions, std::string cow_name);

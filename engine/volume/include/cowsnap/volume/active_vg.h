@@ -56,6 +56,9 @@ class ActiveVolumeGroup {
  public:
   struct Options {
     bool read_only = false;
+    // Every origin activated runs in this mode (cowsnap/dm/snapshot.h,
+    // invariants 8-12).
+    WriteBackOptions write_back;
   };
   // Opens every PV of the VG and activates every user-visible LV. Fails
   // when a PV is missing or an LV uses a segment type cowsnap cannot serve
