@@ -11,7 +11,11 @@
 #   file        nbdkit's file plugin on base.raw: the baseline
 #   cowsnap-N   nbdkit + nbdkit-cowsnap-plugin.so root=DIR serving vg/lv, a
 #               1G LV (its content copied from base.raw) with N snapshots
-#               (lvcreate -s, 4K chunks, 1.1G COW each), N = 0, 1, 4
+#               (lvcreate -s, 4K chunks, 1.1G COW each), N = 0, 1, 4: the
+#               default sync mode (a write that copies waits for its
+#               copy-out to be durable)
+#   cowsnap-wb-N the same served with writeback=on (copy-outs commit in the
+#               background; durable at the client's FLUSH)
 #   cow-filter  nbdkit --filter=cow file base.raw (overlay in WORKDIR, 64K blocks)
 #   qcow2       qemu-nbd over ov.qcow2 (64K clusters) backed by base.raw,
 #               --cache=writeback by default (page cache + honoured flushes,
@@ -34,7 +38,7 @@
 #                       every chunk already copied
 #   randread-4k         4k random reads, QD 32, region C, time-based
 # Full: 1G export, A = 512M, B = 256M, C = 64M, runtime 5 s per job, and
-# 2 rounds: every server is benchmarked once per round, in turn, so that a
+# 3 rounds: every server is benchmarked once per round, in turn, so that a
 # burst of load from elsewhere on a shared machine hits one round of every
 # server rather than every round of one (report medians across rounds).
 # --quick: 64M export, A = B = 16M, C = 2M, runtime 1 s, one round.
@@ -54,7 +58,7 @@ quick=0
 out=""
 work=""
 runtime=""
-servers="file cowsnap-0 cowsnap-1 cowsnap-4 cow-filter qcow2"
+servers="file cowsnap-0 cowsnap-1 cowsnap-4 cowsnap-wb-0 cowsnap-wb-1 cowsnap-wb-4 cow-filter qcow2"
 qemu_cache=writeback
 keep=0
 rounds=""
@@ -94,7 +98,7 @@ else
   seq_off=0; seq_size=512M
   first_off=512M; first_size=256M
   copied_off=768M; copied_size=64M
-  : "${runtime:=5}" "${rounds:=2}"
+  : "${runtime:=5}" "${rounds:=3}"
 fi
 
 # ---- tools ---------------------------------------------------------------
@@ -109,6 +113,7 @@ done
 # The system python: a pyenv shim in PATH can cost a second per call.
 PY=${PYTHON:-/usr/bin/python3}
 [ -x "$PY" ] || PY=$(command -v python3) || die "python3 is required"
+"$PY" -c 'import nbd' 2>/dev/null || die "$PY has no nbd module (python3-libnbd)"
 have() { command -v "$1" >/dev/null; }
 
 cowsnap_cli=""; plugin=""
@@ -194,6 +199,10 @@ run_job() {
   cat "/proc/$server_pid/io" > "$work/io.before"
   cat "/proc/$server_pid/stat" > "$work/stat.before"
   fio "${args[@]}" >/dev/null || die "fio $job against $server failed (see $f)"
+  # An NBD FLUSH (untimed) makes the server write what it still holds in
+  # memory (cowsnap's write-back copy-outs), so that WA counts every byte.
+  "$PY" -c 'import nbd, sys; h = nbd.NBD(); h.connect_uri(sys.argv[1]); h.flush(); h.shutdown()' "$uri" ||
+    die "NBD flush of $server after $job failed"
   sync "${sync_files[@]}"
   cat "/proc/$server_pid/io" > "$work/io.after"
   cat "/proc/$server_pid/stat" > "$work/stat.after"
@@ -206,7 +215,7 @@ run_job() {
 }
 
 run_jobs() {
-  local server=$1 uri=$2
+  local server=$1 uri=$2 hwm
   log "$server: jobs start"
   run_job "$server" "$uri" seqwrite-1m-first  write     1M  8  "$seq_off"    "$seq_size"    0 1
   run_job "$server" "$uri" randwrite-4k-first randwrite 4k  32 "$first_off"  "$first_size"  0 1
@@ -214,6 +223,9 @@ run_jobs() {
   run_job "$server" "$uri" seqwrite-1m        write     1M  8  "$copied_off" "$copied_size" 1 1
   run_job "$server" "$uri" randwrite-4k       randwrite 4k  32 "$copied_off" "$copied_size" 1 1
   run_job "$server" "$uri" randread-4k        randread  4k  32 "$copied_off" "$copied_size" 1 1
+  # The server's peak RSS over all jobs (write-back mode holds copy-outs in memory).
+  hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$server_pid/status")
+  emit "{\"bench\":\"nbd_bench\",\"server\":\"$server\",\"round\":$round,\"peak_rss_kib\":${hwm:-0}}"
 }
 
 # ---- servers -------------------------------------------------------------
@@ -258,8 +270,10 @@ bench_qcow2() {
   rm -f "$work/ov.qcow2"
 }
 
+# bench_cowsnap N [wb]: N snapshots, in write-back mode with "wb".
 bench_cowsnap() {
-  local n=$1 name="cowsnap-$1"
+  local n=$1 name="cowsnap-$1" mode=()
+  if [ "${2:-}" = wb ]; then name="cowsnap-wb-$n" mode=(writeback=on); fi
   if ! have nbdkit; then
     missing_fatal nbdkit "server $name"
     emit "{\"bench\":\"nbd_bench\",\"server\":\"$name\",\"skipped\":\"nbdkit missing\"}"
@@ -287,7 +301,7 @@ bench_cowsnap() {
     "${cs[@]}" lvcreate -L "$snap_size" -s -c 4k -n "s$i" vg/lv >/dev/null
   done
   log "$name: $n snapshot(s) created; serving"
-  start_nbdkit "$sock" "$plugin" root="$root"
+  start_nbdkit "$sock" "$plugin" root="$root" "${mode[@]}"
   wait_socket "$sock" "$uri"
   run_jobs "$name" "$uri"
   stop_server
@@ -308,6 +322,7 @@ for ((round = 1; round <= rounds; round++)); do
       cow-filter) bench_cow_filter ;;
       qcow2) bench_qcow2 ;;
       cowsnap-[0-9]*) bench_cowsnap "${s#cowsnap-}" ;;
+      cowsnap-wb-[0-9]*) bench_cowsnap "${s#cowsnap-wb-}" wb ;;
       *) die "unknown server $s" ;;
     esac
   done
