@@ -174,7 +174,7 @@ class PipelinedCommit {
   }
 
   // Callers queued and in no batch yet (for tests that stage a race).
-  [[nodiscard]] size_t waiting() {
+  [[nodiscard]] size_t waiting() const {
     std::lock_guard lock(mu_);
     return queue_.size();
   }
@@ -224,7 +224,7 @@ class PipelinedCommit {
     queue_.front()->cv.notify_one();
   }
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::deque<Waiter*> queue_;  // guarded by mu_: callers in no batch yet
   bool leading_ = false;       // guarded by mu_; false only when queue_ is empty
   Batch handed_;               // guarded by mu_: prepared, waiting for its leader

@@ -84,6 +84,8 @@ class PersistentStore final : public StoreBase {
     return commits_.commit(exceptions, stages);
   }
 
+  [[nodiscard]] size_t queued_commits() const override { return commits_.waiting(); }
+
   Status invalidate() override {
     mark_invalid();
     std::vector<uint8_t> header(geometry_.chunk_bytes(), 0);

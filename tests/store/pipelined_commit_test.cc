@@ -313,9 +313,8 @@ struct StoreRun {
     dev->gate.wait_held();
     std::atomic<bool> b_written{false};
     std::thread tb([&] { b = commit(5000, b_count, &b_written); });
-    // B queues behind A then (a waiter the test cannot see from here).
-    while (!b_written) std::this_thread::sleep_for(1ms);
-    std::this_thread::sleep_for(50ms);
+    // B queues behind A, whose first flush is held.
+    while (!b_written || store->queued_commits() == 0) std::this_thread::sleep_for(1ms);
     dev->gate.open();
     ta.join();
     tb.join();

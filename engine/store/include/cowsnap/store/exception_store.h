@@ -89,6 +89,10 @@ class ExceptionStore {
   // flight gets EIO.
   virtual Status commit_exceptions(std::span<const NewException> exceptions) = 0;
 
+  // Callers waiting in commit_exceptions() that are in no batch yet: for
+  // tests that stage a race between batches. 0 for stores without a queue.
+  [[nodiscard]] virtual size_t queued_commits() const { return 0; }
+
   // Marks the store invalid, durably (persistent: header valid = 0 written
   // and flushed). Later prepare/commit calls fail with EIO.
   virtual Status invalidate() = 0;
