@@ -27,63 +27,55 @@ e2e_expect_eq "$(e2e_lv_field vgp/plainro lv_attr)" "-ri-a-----" "the read-only 
 e2e_expect_eq "$(nbdinfo --json "$(uri vgp/ro)" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["exports"][0]["is_read_only"])')" \
   "True" "the read-only snapshot's export is read-only"
 
-/usr/bin/python3 - "$SOCK" "$COWSNAP" "$ROOT" "$WORK/data0.img" <<'PY' || e2e_fail "writes to read-only LVs"
+/usr/bin/python3 - "$SOCK" "$COWSNAP" "$ROOT" "$WORK/data0.img" "$here" <<'PY' || e2e_fail "writes to read-only LVs"
 import errno, subprocess, sys
+sys.path.insert(0, sys.argv[5])
 import nbd
-sock, cowsnap, root, data0 = sys.argv[1:]
+from nbd_expect import Checks
+sock, cowsnap, root, data0 = sys.argv[1:5]
 original = open(data0, "rb").read()
-bad = 0
+c = Checks()
 def h(name):
-    c = nbd.NBD(); c.connect_uri(f"nbd+unix:///vgp/{name}?socket={sock}"); return c
-def expect_fail(what, fn, want=errno.EPERM):
-    global bad
-    try:
-        fn()
-    except nbd.Error as e:
-        if e.errno not in (want, errno.errorcode[want]):
-            print(f"FAIL: {what}: errno {e.errno} ({e.string}), want {errno.errorcode[want]}"); bad += 1
-        else:
-            print(f"ok {what}: {e.errno}")
-        return
-    print(f"FAIL: {what} succeeded"); bad += 1
+    conn = nbd.NBD(); conn.connect_uri(f"nbd+unix:///vgp/{name}?socket={sock}"); return conn
+def expect_eperm(what, request):
+    c.error(what, request, errno.EPERM)
 def lvchange(*args):
-    global bad
     r = subprocess.run([cowsnap, "--root", root, "lvchange", *args], capture_output=True, text=True)
     if r.returncode != 0:
-        print(f"FAIL: lvchange {' '.join(args)}: {r.stderr}"); bad += 1
+        c.fail(f"lvchange {' '.join(args)}: {r.stderr}")
     return r.stdout.strip()
 
 ro = h("ro")
 if not ro.is_read_only():
-    print("FAIL: the read-only snapshot's export is writable"); bad += 1
+    c.fail("the read-only snapshot's export is writable")
 if ro.pread(4096, 0) != original[:4096]:
-    print("FAIL: the read-only snapshot does not read its origin's content"); bad += 1
+    c.fail("the read-only snapshot does not read its origin's content")
 # nbdkit refuses these itself for a read-only export (it never asks the plugin).
-expect_fail("write to a read-only snapshot", lambda: ro.pwrite(b"x" * 4096, 0))
+expect_eperm("write to a read-only snapshot", lambda: ro.pwrite(b"x" * 4096, 0))
 
 # The origin changes; the read-only snapshot still gets its copy-outs.
 data = h("data")
 data.pwrite(b"n" * 65536, 0)
 data.flush()
 if ro.pread(65536, 0) != original[:65536]:
-    print("FAIL: the read-only snapshot shows the origin's new data"); bad += 1
+    c.fail("the read-only snapshot shows the origin's new data")
 
 # A client connected while its LV becomes read-only: the plugin refuses.
 out = lvchange("-p", "r", "vgp/data")
 if out != "Logical volume vgp/data changed.":
-    print(f"FAIL: lvchange -p r said {out!r}"); bad += 1
-expect_fail("write after lvchange -p r", lambda: data.pwrite(b"r" * 4096, 8192))
-expect_fail("zero after lvchange -p r", lambda: data.zero(4096, 8192))
-expect_fail("trim after lvchange -p r", lambda: data.trim(4096, 8192))
+    c.fail(f"lvchange -p r said {out!r}")
+expect_eperm("write after lvchange -p r", lambda: data.pwrite(b"r" * 4096, 8192))
+expect_eperm("zero after lvchange -p r", lambda: data.zero(4096, 8192))
+expect_eperm("trim after lvchange -p r", lambda: data.trim(4096, 8192))
 if data.pread(4096, 8192) != b"n" * 4096:
-    print("FAIL: a refused write changed the LV"); bad += 1
+    c.fail("a refused write changed the LV")
 lvchange("-p", "rw", "vgp/data")
 data.pwrite(b"w" * 4096, 8192)
 if data.pread(4096, 8192) != b"w" * 4096:
-    print("FAIL: the write after lvchange -p rw did not land"); bad += 1
+    c.fail("the write after lvchange -p rw did not land")
 print("ok writable again after lvchange -p rw")
 data.shutdown(); ro.shutdown()
-sys.exit(1 if bad else 0)
+sys.exit(c.exit_code())
 PY
 
 # The permission outlives the server (it is in the metadata).

@@ -22,39 +22,29 @@ head -c 16M /dev/urandom >"$WORK/new.img"
 nbdcopy "$WORK/new.img" "$(uri vgt/data)"
 e2e_expect_eq "$(e2e_lv_field vgt/small lv_attr)" "swi-I-s---" "small after the overflow"
 
-/usr/bin/python3 - "$SOCK" "$COWSNAP" "$ROOT" <<'PY' || e2e_fail "trim on invalid/removed snapshots"
+/usr/bin/python3 - "$SOCK" "$COWSNAP" "$ROOT" "$here" <<'PY' || e2e_fail "trim on invalid/removed snapshots"
 import errno, subprocess, sys
+sys.path.insert(0, sys.argv[4])
 import nbd
-sock, cowsnap, root = sys.argv[1:]
-bad = 0
+from nbd_expect import Checks
+sock, cowsnap, root = sys.argv[1:4]
+c = Checks()
 def h(name):
-    c = nbd.NBD(); c.connect_uri(f"nbd+unix:///vgt/{name}?socket={sock}"); return c
-def expect_fail(what, fn, want):
-    global bad
-    try:
-        fn()
-    except nbd.Error as e:
-        # libnbd's Error.errno is the errno's name ("EIO"), or None.
-        if e.errno not in (want, errno.errorcode[want]):
-            print(f"FAIL: {what}: errno {e.errno} ({e.string}), want {errno.errorcode[want]}"); bad += 1
-        else:
-            print(f"ok {what}: {e.errno}")
-        return
-    print(f"FAIL: {what} succeeded"); bad += 1
+    conn = nbd.NBD(); conn.connect_uri(f"nbd+unix:///vgt/{name}?socket={sock}"); return conn
 small = h("small")
-expect_fail("read of an invalid snapshot", lambda: small.pread(4096, 0), errno.EIO)
-expect_fail("trim of an invalid snapshot", lambda: small.trim(4096, 0), errno.EIO)
+c.error("read of an invalid snapshot", lambda: small.pread(4096, 0), errno.EIO)
+c.error("trim of an invalid snapshot", lambda: small.trim(4096, 0), errno.EIO)
 small.shutdown()
 gone = h("gone")
 gone.trim(4096, 0)  # valid: accepted (and discards nothing)
 print("ok trim of a valid snapshot")
 r = subprocess.run([cowsnap, "--root", root, "lvremove", "-f", "vgt/gone"], capture_output=True, text=True)
 if r.returncode != 0:
-    print(f"FAIL: lvremove -f of a connected snapshot: {r.stderr}"); bad += 1
+    c.fail(f"lvremove -f of a connected snapshot: {r.stderr}")
 # ENODEV has no NBD error code: nbdkit sends it as EINVAL.
-expect_fail("read of a removed snapshot", lambda: gone.pread(4096, 0), errno.EINVAL)
-expect_fail("trim of a removed snapshot", lambda: gone.trim(4096, 0), errno.EINVAL)
-sys.exit(1 if bad else 0)
+c.error("read of a removed snapshot", lambda: gone.pread(4096, 0), errno.EINVAL)
+c.error("trim of a removed snapshot", lambda: gone.trim(4096, 0), errno.EINVAL)
+sys.exit(c.exit_code())
 PY
 
 if csq lvextend -L +4M vgt/small 2>"$WORK/ext.err"; then e2e_fail "online lvextend of an invalid snapshot succeeded"; fi
