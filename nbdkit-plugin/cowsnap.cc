@@ -126,7 +126,7 @@ int cowsnap_config(const char* key, const char* value) {
   if (std::strcmp(key, "writeback-memory") == 0) {
     const int64_t bytes = nbdkit_parse_size(value);
     if (bytes == -1) return -1;
-    if (bytes < 64 * 1024) {
+    if (bytes < int64_t{64} * 1024) {
       nbdkit_error("writeback-memory=%s: at least 64K is needed", value);
       return -1;
     }
