@@ -467,8 +467,8 @@ bool WriteBack::round() {
   for (const Item& item : items) {
     auto e = entries_.find(item.region);
     if (e->second.gen == item.gen && e->second.missing.empty()) {
-      entries_.erase(e);
       pending_bytes_ -= e->second.cost;
+      entries_.erase(e);
     } else {
       e->second.first_unwritten = e->second.gen == item.gen ? UINT64_MAX : item.gen + 1;
     }
