@@ -295,9 +295,9 @@ int cowsnap_can_fast_zero(void* /*handle*/) { return 0; }
 // devices, the engine keeps no per-connection write cache (write-back's
 // pending copy-outs belong to the origin, shared by all its connections),
 // and flush() writes them and flushes the shared backing devices (PV
-// files). So a flush on one
-// connection makes durable every write that completed before it on any
-// connection, which is what NBD_FLAG_CAN_MULTI_CONN promises.
+// files). So a flush on one connection makes durable every write that
+// completed before it on any connection, which is what
+// NBD_FLAG_CAN_MULTI_CONN promises.
 int cowsnap_can_multi_conn(void* /*handle*/) { return 1; }
 
 // ---- data ----
