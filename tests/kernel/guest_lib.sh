@@ -31,3 +31,9 @@ guest_fail() {
   echo "FAIL (guest): $*" >&2
   exit 1
 }
+
+# guest_seed_files_match DIR: DIR holds the seed's files exactly as the host
+# wrote them (kernel_seed_files' manifest), or the guest fails.
+guest_seed_files_match() {
+  (cd "$1" && sha256sum --quiet -c "$GUEST_SCRATCH/orig.sha256") || guest_fail "files in $1 differ from the originals"
+}

@@ -37,6 +37,13 @@ kernel_seed_vg_on_tcp() {
   nbdinfo "nbd://127.0.0.1:$port/vgsrv/b64m" >/dev/null || e2e_fail "the server does not answer on 127.0.0.1:$port"
 }
 
+# The seed's files (fixed bytes, seed_files.py) in $SCRATCH/files, and their
+# sha256 manifest in $SCRATCH/orig.sha256 for guest_seed_files_match.
+kernel_seed_files() {
+  python3 "$KERNEL_TESTS_DIR/seed_files.py" "$SCRATCH/files"
+  (cd "$SCRATCH/files" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$SCRATCH/orig.sha256"
+}
+
 # kernel_snapshot_when_frozen GUEST_PID [LVCREATE_OPTION...]: the host's
 # half of the seed's online snapshots. Waits until the guest (GUEST_PID,
 # in_guest in the background) has frozen b64m's filesystem and says so in

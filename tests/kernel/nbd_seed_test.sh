@@ -26,8 +26,7 @@ mkdir -p "$SCRATCH"
 kernel_seed_vg_on_tcp
 echo "host: cowsnap server on 127.0.0.1:$port serving vgsrv/b64m (64 MiB)"
 
-python3 "$KERNEL_TESTS_DIR/seed_files.py" "$SCRATCH/files"
-(cd "$SCRATCH/files" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$SCRATCH/orig.sha256"
+kernel_seed_files
 echo "host: $(wc -l <"$SCRATCH/orig.sha256") seed files, $(du -sk "$SCRATCH/files" | cut -f1) KiB"
 
 cat >"$WORK/guest.sh" <<'GUEST'
@@ -38,7 +37,6 @@ S=$GUEST_SCRATCH
 M=/run/mnt
 say() { echo "guest [$(cut -d" " -f1 /proc/uptime)s]: $*"; }
 say "script started"
-sums_ok() { (cd "$1" && sha256sum --quiet -c "$S/orig.sha256") || guest_fail "files in $1 differ from the originals"; }
 attach() {
   nbd-client 10.0.2.2 "$port" "/dev/$1" -N "$2" >"$S/attach-$1.log" 2>&1 ||
     guest_fail "nbd-client $2 on /dev/$1: $(cat "$S/attach-$1.log")"
@@ -59,7 +57,7 @@ mkfs.ext4 -q -F -b 1024 -N 16384 -J size=4 /dev/nbd0
 mount /dev/nbd0 $M/b64m
 cp -r "$S/files/." $M/b64m/
 sync
-sums_ok $M/b64m
+guest_seed_files_match $M/b64m
 say "ext4 on /dev/nbd0, $(wc -l <"$S/orig.sha256") files copied in; $(df -k --output=used $M/b64m | tail -1) KiB used"
 
 fsfreeze -f $M/b64m
@@ -81,8 +79,8 @@ for d in nbd1 nbd2; do
 done
 mount -o ro /dev/nbd1 $M/sb64m
 mount -o ro /dev/nbd2 $M/sb64m2
-sums_ok $M/sb64m
-sums_ok $M/sb64m2
+guest_seed_files_match $M/sb64m
+guest_seed_files_match $M/sb64m2
 say "both snapshots clean (no journal recovery needed), mounted -o ro, every file identical; root reads: $(cat $M/sb64m/root) $(cat $M/sb64m2/root)"
 
 t0=$(date +%s.%N)
@@ -101,9 +99,9 @@ if (cat $M/sb64m/root && sha256sum $M/sb64m/bin/* $M/sb64m/log/*) >/dev/null 2>"
 fi
 grep -q 'Input/output error' "$S/cat1.err" || guest_fail "reading sb64m's files did not fail with EIO: $(cat "$S/cat1.err")"
 say "reading sb64m's files: $(grep -m1 'Input/output error' "$S/cat1.err")"
-sums_ok $M/sb64m2
+guest_seed_files_match $M/sb64m2
 say "sb64m2: every original file byte-identical (read after drop_caches)"
-sums_ok $M/b64m
+guest_seed_files_match $M/b64m
 [[ $(stat -c %s $M/b64m/40M.img) -eq 41943040 ]] || guest_fail "40M.img on the origin has the wrong size"
 
 umount $M/sb64m $M/sb64m2 $M/b64m

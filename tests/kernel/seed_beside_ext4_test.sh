@@ -26,8 +26,7 @@ mkdir -p "$SCRATCH"
 TOLERANCE=1.00
 
 kernel_seed_vg_on_tcp
-python3 "$KERNEL_TESTS_DIR/seed_files.py" "$SCRATCH/files"
-(cd "$SCRATCH/files" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$SCRATCH/orig.sha256"
+kernel_seed_files
 truncate -s 512M "$WORK/kpv.img"
 
 cat >"$WORK/guest.sh" <<'GUEST'
@@ -37,7 +36,6 @@ port=$2
 S=$GUEST_SCRATCH
 M=/run/mnt
 say() { echo "guest [$(cut -d" " -f1 /proc/uptime)s]: $*"; }
-sums_ok() { (cd "$1" && sha256sum --quiet -c "$S/orig.sha256") || guest_fail "files in $1 differ from the originals"; }
 mkdir -p $M/k $M/ks $M/c $M/cs
 cat >>"$LVM_SYSTEM_DIR/lvm.conf" <<'CONF'
 devices {
@@ -53,7 +51,7 @@ fill() {
   mount "$1" "$2"
   cp -r "$S/files/." "$2/"
   sync
-  sums_ok "$2"
+  guest_seed_files_match "$2"
 }
 write40() { dd if=/dev/zero of="$1/40M.img" bs=1M count=40 conv=fsync status=none || guest_fail "40 MiB into $1"; }
 
@@ -68,7 +66,7 @@ umount $M/k
 lvs --noheadings -o lv_name,lv_attr,origin,data_percent vgsrv >"$S/kernel.lvs"
 dmsetup status >"$S/kernel.status"
 mount -o ro /dev/mapper/vgsrv-sb64m2 $M/ks
-sums_ok $M/ks
+guest_seed_files_match $M/ks
 umount $M/ks
 say "lvm2: ext4, files, two snapshots of the mounted origin, 40 MiB, unmounted; sb64m2 holds every file"
 
@@ -86,7 +84,7 @@ write40 $M/c
 umount $M/c
 nbd-client 10.0.2.2 "$port" /dev/nbd2 -N vgsrv/sb64m2 >"$S/nbd2.log" 2>&1 || guest_fail "nbd-client sb64m2: $(cat "$S/nbd2.log")"
 mount -o ro /dev/nbd2 $M/cs
-sums_ok $M/cs
+guest_seed_files_match $M/cs
 umount $M/cs
 nbd-client -d /dev/nbd2 >/dev/null 2>&1 || guest_fail "nbd-client -d /dev/nbd2"
 nbd-client -d /dev/nbd0 >/dev/null 2>&1 || guest_fail "nbd-client -d /dev/nbd0"
