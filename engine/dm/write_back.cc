@@ -121,9 +121,9 @@ Status WriteBack::write(uint64_t offset, std::span<const uint8_t> buf,
       for (uint64_t r = first; r < end; r += region) {
         if (entries_.contains(r)) had_entries.push_back(r);
       }
-      bool any_entry = regions_lacking_entries() != (end - first + region - 1) / region;
-      direct = !any_entry && !Origin::needs_copy(active, offset, end);
-      if (!direct && regions_lacking_entries() * entry_cost() > reserved) {
+      const uint64_t lacking = (end - first + region - 1) / region - had_entries.size();
+      direct = had_entries.empty() && !Origin::needs_copy(active, offset, end);
+      if (!direct && lacking * entry_cost() > reserved) {
         // An entry went away since the reservation: reserve again.
         reserved_bytes_ -= reserved;
         reserved = UINT64_MAX;
