@@ -8,7 +8,6 @@
 #include <chrono>
 #include <new>
 #include <system_error>
-#include <unordered_map>
 
 #include "copy_out_pool.h"
 
@@ -17,11 +16,16 @@ namespace cowsnap {
 namespace {
 
 constexpr auto kRetryDelay = std::chrono::milliseconds(100);
+// What an entry costs besides its buffers: its table node, dirty ranges,
+// missing lists and the buffers' control blocks, rounded up.
+constexpr uint64_t kEntryOverhead = 512;
 
 }  // namespace
 
-WriteBack::WriteBack(Origin& origin, WriteBackOptions options) : origin_(origin), options_(options) {
+WriteBack::WriteBack(Origin& origin, WriteBackOptions options)
+    : origin_(origin), options_(options), buffers_(std::make_shared<BufferPool>(options.max_pending_bytes)) {
   committer_ = std::thread([this] { run(); });
+  writer_ = std::thread([this] { write_loop(); });
 }
 
 WriteBack::~WriteBack() {
@@ -31,12 +35,29 @@ WriteBack::~WriteBack() {
     stopping_ = true;
   }
   changed_.notify_all();
+  write_ready_.notify_all();
   committer_.join();
+  writer_.join();
 }
 
-uint64_t WriteBack::entry_cost() const {
-  // Old and new content of one region.
-  return uint64_t{2} << origin_.region_shift_;
+std::shared_ptr<uint8_t[]> WriteBack::buffer(uint64_t bytes) {
+  return std::allocate_shared_for_overwrite<uint8_t[]>(PoolAllocator<uint8_t>(buffers_), bytes);
+}
+
+uint64_t WriteBack::bytes_needed_locked(uint64_t first, uint64_t end) const {
+  // A new entry holds the region's old and new content; an entry whose old
+  // content was dropped may need it again (write() says when).
+  const uint64_t region = uint64_t{1} << origin_.region_shift_;
+  uint64_t bytes = 0;
+  for (uint64_t r = first; r < end; r += region) {
+    auto it = entries_.find(r);
+    if (it == entries_.end()) {
+      bytes += 2 * region + kEntryOverhead;
+    } else if (!it->second.old_data) {
+      bytes += region;
+    }
+  }
+  return bytes;
 }
 
 WriteBackStats WriteBack::stats() const {
@@ -86,12 +107,6 @@ Status WriteBack::write(uint64_t offset, std::span<const uint8_t> buf,
   const uint64_t end = offset + buf.size();
   const uint64_t first = offset & ~(region - 1);
   BlockDevice& real = origin_.real();
-  auto regions_lacking_entries = [&] {
-    uint64_t n = 0;
-    for (uint64_t r = first; r < end; r += region)
-      if (!entries_.contains(r)) ++n;
-    return n;
-  };
   // No snapshot needs a copy and no pending byte is there to be overtaken:
   // straight to the device, as in the synchronous mode.
   if (!Origin::needs_copy(active, offset, end) && !dirty_overlaps(offset, buf.size())) {
@@ -103,13 +118,13 @@ Status WriteBack::write(uint64_t offset, std::span<const uint8_t> buf,
     uint64_t reserved = 0;
     {
       std::unique_lock lock(mu_);
-      COWSNAP_RETURN_IF_ERROR(error_);
-      reserved = regions_lacking_entries() * entry_cost();
+      COWSNAP_RETURN_IF_ERROR(error_locked());
+      reserved = bytes_needed_locked(first, end);
       changed_.wait(lock, [&] {
         const uint64_t used = pending_bytes_ + reserved_bytes_;
-        return !error_.ok() || used == 0 || used + reserved <= options_.max_pending_bytes;
+        return !error_locked().ok() || used == 0 || used + reserved <= options_.max_pending_bytes;
       });
-      if (!error_.ok()) return error_;
+      COWSNAP_RETURN_IF_ERROR(error_locked());
       reserved_bytes_ += reserved;
       peak_bytes_ = std::max(peak_bytes_, pending_bytes_ + reserved_bytes_);
     }
@@ -121,9 +136,8 @@ Status WriteBack::write(uint64_t offset, std::span<const uint8_t> buf,
       for (uint64_t r = first; r < end; r += region) {
         if (entries_.contains(r)) had_entries.push_back(r);
       }
-      const uint64_t lacking = (end - first + region - 1) / region - had_entries.size();
       direct = had_entries.empty() && !Origin::needs_copy(active, offset, end);
-      if (!direct && lacking * entry_cost() > reserved) {
+      if (!direct && bytes_needed_locked(first, end) > reserved) {
         // An entry went away since the reservation: reserve again.
         reserved_bytes_ -= reserved;
         reserved = UINT64_MAX;
@@ -141,15 +155,16 @@ Status WriteBack::write(uint64_t offset, std::span<const uint8_t> buf,
     // them (their locks are held); used only for regions still lacking an
     // entry below, and only if no entry vanished meanwhile.
     const uint64_t padded = ((end + region - 1) & ~(region - 1)) - first;
-    Bytes old;
+    std::shared_ptr<uint8_t[]> old;
     try {
-      old.assign(padded, 0);
+      old = buffer(padded);
     } catch (const std::bad_alloc&) {
       release(reserved);
       return Status::Error(ENOMEM, "write-back: out of memory");
     }
     const uint64_t readable = std::min(padded, real.size_bytes() - first);
-    Status s = real.read(first, std::span(old).first(readable));
+    std::fill(old.get() + readable, old.get() + padded, uint8_t{0});
+    Status s = real.read(first, std::span(old.get(), readable));
     if (!s.ok()) {
       release(reserved);
       return s.with_context(fmt::format("write-back: reading {}", origin_.real_name()));
@@ -161,9 +176,9 @@ Status WriteBack::write(uint64_t offset, std::span<const uint8_t> buf,
     // held its current content.
     const bool vanished = std::any_of(had_entries.begin(), had_entries.end(),
                                       [&](uint64_t r) { return !entries_.contains(r); });
-    if (vanished || !error_.ok()) {
+    if (vanished || !error_locked().ok()) {
       reserved_bytes_ -= reserved;
-      Status error = error_;
+      Status error = error_locked();
       lock.unlock();
       changed_.notify_all();
       if (!error.ok()) return error;
@@ -171,41 +186,76 @@ Status WriteBack::write(uint64_t offset, std::span<const uint8_t> buf,
     }
     try {
       const uint64_t seq = ++seq_;
+      // The new content of the regions this write creates entries for: one
+      // buffer, the size of the old one, so that both come back to the pool
+      // in one size and the committer writes the regions to the device in
+      // one piece.
+      std::shared_ptr<uint8_t[]> fresh;
+      if (had_entries.empty()) fresh = buffer(padded);
       for (uint64_t r = first; r < end; r += region) {
         auto [it, created] = entries_.try_emplace(r);
         Entry& e = it->second;
-        const std::span<const uint8_t> old_region = std::span(old).subspan(r - first, region);
+        const uint64_t b = std::max(offset, r);
+        const uint64_t en = std::min(end, r + region);
+        const uint8_t* old_region = old.get() + (r - first);
         if (created) {
-          e.old_data = std::make_shared<const Bytes>(old_region.begin(), old_region.end());
-          e.new_data = std::make_shared<Bytes>(old_region.begin(), old_region.end());
-          e.cost = entry_cost();
+          if (fresh) {
+            e.old_data = std::shared_ptr<const uint8_t>(old, old_region);
+            e.new_data = std::shared_ptr<uint8_t[]>(fresh, fresh.get() + (r - first));
+          } else {
+            // Only part of the read buffer is used: it is not kept.
+            auto own = buffer(region);
+            std::copy(old_region, old_region + region, own.get());
+            e.old_data = std::shared_ptr<const uint8_t>(own, own.get());
+            e.new_data = buffer(region);
+          }
+          if (en - b != region) std::copy(old_region, old_region + region, e.new_data.get());
+          e.cost = 2 * region + kEntryOverhead;
           pending_bytes_ += e.cost;
           reserved_bytes_ -= e.cost;
           reserved -= e.cost;
           entry_count_.store(entries_.size(), std::memory_order_release);
-        } else if (e.new_data.use_count() > 1) {
-          e.new_data = std::make_shared<Bytes>(*e.new_data);  // a batch holds the old buffer
+        } else if (e.new_shared) {
+          // A batch or a reader may be reading the buffer.
+          auto copy = buffer(region);
+          std::copy(e.new_data.get(), e.new_data.get() + region, copy.get());
+          e.new_data = std::move(copy);
+          e.new_shared = false;
         }
-        const uint64_t b = std::max(offset, r);
-        const uint64_t en = std::min(end, r + region);
         // Chunks of the write that some snapshot still needs (W3).
+        bool now_missing = false;
         for (const auto& snapshot : active) {
           const ChunkGeometry& g = snapshot->geometry();
           auto m = std::find_if(e.missing.begin(), e.missing.end(),
                                 [&](const Missing& x) { return x.snapshot == snapshot; });
           for (ChunkIndex c = g.chunk_of(b); g.offset_of(c) < en; ++c.value) {
-            if (m != e.missing.end() && m->chunks.contains(c.value)) continue;
+            if (m != e.missing.end() && std::binary_search(m->chunks.begin(), m->chunks.end(), c.value)) {
+              continue;
+            }
             if (snapshot->has_exception(c)) continue;
             if (m == e.missing.end()) {
               e.missing.push_back({snapshot, {}});
               m = std::prev(e.missing.end());
             }
-            m->chunks.insert(c.value);
+            m->chunks.insert(std::upper_bound(m->chunks.begin(), m->chunks.end(), c.value), c.value);
+            now_missing = true;
           }
         }
+        if (now_missing && !e.old_data) {
+          // The entry's chunks were all copied out and its old content
+          // dropped (W6). A chunk missing now was never written since the
+          // entry appeared, so the device, read above under the region's
+          // lock, still holds its old bytes.
+          auto own = buffer(region);
+          std::copy(old_region, old_region + region, own.get());
+          e.old_data = std::shared_ptr<const uint8_t>(own, own.get());
+          e.cost += region;
+          pending_bytes_ += region;
+          reserved_bytes_ -= region;
+          reserved -= region;
+        }
         std::copy(buf.begin() + static_cast<std::ptrdiff_t>(b - offset),
-                  buf.begin() + static_cast<std::ptrdiff_t>(en - offset),
-                  e.new_data->begin() + static_cast<std::ptrdiff_t>(b - r));
+                  buf.begin() + static_cast<std::ptrdiff_t>(en - offset), e.new_data.get() + (b - r));
         add_dirty(e, b - r, en - r);
         e.gen = seq;
         e.first_unwritten = std::min(e.first_unwritten, seq);
@@ -235,15 +285,15 @@ Status WriteBack::wait_regions_clear(uint64_t offset, uint64_t length) {
     auto it = entries_.lower_bound(first);
     return it == entries_.end() || it->first >= end;
   };
-  changed_.wait(lock, [&] { return clear() || (!error_.ok() && rounds_ > rounds); });
+  changed_.wait(lock, [&] { return clear() || (!error_locked().ok() && rounds_ > rounds); });
   if (clear()) return Status::Ok();
-  return error_;
+  return error_locked();
 }
 
 Status WriteBack::read(uint64_t offset, std::span<uint8_t> buf) {
   struct Overlay {
     uint64_t region;
-    std::shared_ptr<Bytes> data;
+    std::shared_ptr<const uint8_t[]> data;
     std::vector<std::pair<uint64_t, uint64_t>> dirty;
   };
   std::vector<Overlay> overlays;
@@ -251,13 +301,14 @@ Status WriteBack::read(uint64_t offset, std::span<uint8_t> buf) {
   if (!empty()) {
     // Taken before the device is read: an entry dropped meanwhile was on the
     // device before it was dropped, and a buffer taken here is never changed
-    // (writers clone a shared one).
+    // (writers copy a shared one before they change it).
     const uint64_t region = uint64_t{1} << origin_.region_shift_;
     std::lock_guard lock(mu_);
     for (auto it = entries_.lower_bound(offset & ~(region - 1)); it != entries_.end() && it->first < end;
          ++it) {
       overlays.push_back(
           {it->first, it->second.new_data, {it->second.dirty.begin(), it->second.dirty.end()}});
+      it->second.new_shared = true;
     }
   }
   COWSNAP_RETURN_IF_ERROR(origin_.real().read(offset, buf));
@@ -266,8 +317,7 @@ Status WriteBack::read(uint64_t offset, std::span<uint8_t> buf) {
       const uint64_t from = std::max(offset, o.region + b);
       const uint64_t to = std::min(end, o.region + e);
       if (from >= to) continue;
-      std::copy(o.data->begin() + static_cast<std::ptrdiff_t>(from - o.region),
-                o.data->begin() + static_cast<std::ptrdiff_t>(to - o.region),
+      std::copy(o.data.get() + (from - o.region), o.data.get() + (to - o.region),
                 buf.begin() + static_cast<std::ptrdiff_t>(from - offset));
     }
   }
@@ -283,10 +333,11 @@ bool WriteBack::read_old(const SnapshotTarget& snapshot, ChunkIndex chunk, uint6
   auto it = entries_.find(pos & ~(region - 1));
   if (it == entries_.end()) return false;
   for (const Missing& m : it->second.missing) {
-    if (m.snapshot.get() != &snapshot || !m.chunks.contains(chunk.value)) continue;
-    const auto from = static_cast<std::ptrdiff_t>(pos - it->first);
-    std::copy(it->second.old_data->begin() + from,
-              it->second.old_data->begin() + from + static_cast<std::ptrdiff_t>(dst.size()), dst.begin());
+    if (m.snapshot.get() != &snapshot || !std::binary_search(m.chunks.begin(), m.chunks.end(), chunk.value)) {
+      continue;
+    }
+    const uint8_t* from = it->second.old_data.get() + (pos - it->first);
+    std::copy(from, from + dst.size(), dst.begin());
     return true;
   }
   return false;
@@ -301,8 +352,8 @@ Status WriteBack::flush() {
       return std::all_of(entries_.begin(), entries_.end(),
                          [&](const auto& kv) { return kv.second.first_unwritten > target; });
     };
-    changed_.wait(lock, [&] { return done() || (!error_.ok() && rounds_ > rounds); });
-    if (!done()) return error_;
+    changed_.wait(lock, [&] { return done() || (!error_locked().ok() && rounds_ > rounds); });
+    if (!done()) return error_locked();
   }
   return origin_.real().flush();
 }
@@ -310,9 +361,9 @@ Status WriteBack::flush() {
 Status WriteBack::drain() {
   std::unique_lock lock(mu_);
   const uint64_t rounds = rounds_;
-  changed_.wait(lock, [&] { return entries_.empty() || (!error_.ok() && rounds_ > rounds); });
+  changed_.wait(lock, [&] { return entries_.empty() || (!error_locked().ok() && rounds_ > rounds); });
   if (entries_.empty()) return Status::Ok();
-  return error_;
+  return error_locked();
 }
 
 void WriteBack::forget(const SnapshotTarget* snapshot) {
@@ -327,21 +378,40 @@ void WriteBack::run() noexcept {
   for (;;) {
     {
       std::unique_lock lock(mu_);
-      changed_.wait(lock, [&] { return stopping_ || !entries_.empty(); });
+      changed_.wait(lock,
+                    [&] { return stopping_ || (!entries_.empty() && (seq_ != taken_seq_ || retake_)); });
       if (stopping_) return;
       if (options_.test_commit_delay_ms != 0) {
         changed_.wait_for(lock, std::chrono::milliseconds(options_.test_commit_delay_ms),
                           [&] { return stopping_; });
       }
     }
+    std::vector<Item> items;
     bool ok = false;
     try {
       std::lock_guard round_lock(round_mu_);
-      ok = round();
+      {
+        std::lock_guard lock(mu_);
+        items = take_locked();
+      }
+      ok = copy_out(items);
     } catch (...) {
       std::lock_guard lock(mu_);
-      error_ = Status::Error(ENOMEM, "write-back: the committer ran out of memory");
+      hand_back_locked(items);
+      copy_error_ = Status::Error(ENOMEM, "write-back: the committer ran out of memory");
       ++rounds_;
+    }
+    if (ok) {
+      // One batch is written while the next is copied out (W5).
+      std::unique_lock lock(mu_);
+      changed_.wait(lock, [&] { return !writing_ || stopping_; });
+      if (stopping_) {
+        hand_back_locked(items);
+        return;
+      }
+      to_write_ = std::move(items);
+      writing_ = true;
+      write_ready_.notify_one();
     }
     changed_.notify_all();
     if (!ok) {
@@ -351,27 +421,42 @@ void WriteBack::run() noexcept {
   }
 }
 
-bool WriteBack::round() {
-  struct Item {
-    uint64_t region;
-    uint64_t gen;
-    std::shared_ptr<Bytes> data;
-    std::vector<std::pair<uint64_t, uint64_t>> dirty;
-  };
+std::vector<WriteBack::Item> WriteBack::take_locked() {
+  std::vector<Item> items;
+  items.reserve(entries_.size());
+  for (auto& [r, e] : entries_) {
+    if (e.taken_gen == e.gen) continue;  // in the batch being written, unchanged since
+    items.push_back({r, e.gen, e.new_data, {e.dirty.begin(), e.dirty.end()}});
+    e.taken_gen = e.gen;
+    e.new_shared = true;
+  }
+  taken_seq_ = seq_;
+  retake_ = false;
+  return items;
+}
+
+void WriteBack::hand_back_locked(const std::vector<Item>& items) {
+  for (const Item& item : items) {
+    auto e = entries_.find(item.region);
+    if (e != entries_.end() && e->second.taken_gen == item.gen) e->second.taken_gen = 0;
+  }
+  retake_ = true;
+}
+
+bool WriteBack::copy_out(std::vector<Item>& items) {
   struct Copy {
     std::shared_ptr<SnapshotTarget> snapshot;
-    std::vector<ChunkIndex> chunks;
-    std::vector<uint64_t> regions;  // regions[i] holds chunks[i]
-    std::unordered_map<uint64_t, std::span<const uint8_t>> old;
-    std::vector<std::shared_ptr<const Bytes>> pins;
+    std::vector<ChunkIndex> chunks;   // ascending, as the entries and their lists are
+    std::vector<uint64_t> regions;    // regions[i] holds chunks[i]
+    std::vector<const uint8_t*> old;  // old[i]: the old content of chunks[i]
+    std::vector<std::shared_ptr<const uint8_t>> pins;
     Status status;
   };
-  std::vector<Item> items;
   std::vector<Copy> copies;
   {
     std::lock_guard lock(mu_);
-    for (auto& [r, e] : entries_) {
-      items.push_back({r, e.gen, e.new_data, {e.dirty.begin(), e.dirty.end()}});
+    for (const Item& item : items) {
+      const Entry& e = entries_.find(item.region)->second;
       for (const Missing& m : e.missing) {
         auto c = std::find_if(copies.begin(), copies.end(),
                               [&](const Copy& x) { return x.snapshot == m.snapshot; });
@@ -383,9 +468,8 @@ bool WriteBack::round() {
         c->pins.push_back(e.old_data);
         for (uint64_t chunk : m.chunks) {
           c->chunks.push_back(ChunkIndex{chunk});
-          c->regions.push_back(r);
-          c->old[chunk] = std::span<const uint8_t>(*e.old_data)
-                              .subspan(g.offset_of(ChunkIndex{chunk}) - r, g.chunk_bytes());
+          c->regions.push_back(item.region);
+          c->old.push_back(e.old_data.get() + (g.offset_of(ChunkIndex{chunk}) - item.region));
         }
       }
     }
@@ -394,87 +478,139 @@ bool WriteBack::round() {
   // by pending entries, which keep snapshot writes of their regions waiting
   // (wait_regions_clear), so add_exceptions_locked's exclusion holds
   // without the region locks.
-  const std::function<void(size_t)> copy_out = [&](size_t i) {
+  const std::function<void(size_t)> copy_one = [&](size_t i) {
     Copy& c = copies[i];
     try {
       if (!c.snapshot->valid()) {
         c.status = c.snapshot->await_durably_invalid();
       } else {
-        c.status = c.snapshot->add_exceptions_locked(c.chunks,
-                                                     [&](ChunkIndex chunk) { return c.old.at(chunk.value); });
+        const uint64_t chunk_bytes = c.snapshot->geometry().chunk_bytes();
+        c.status = c.snapshot->add_exceptions_locked(c.chunks, [&](ChunkIndex chunk) {
+          const auto at = std::lower_bound(c.chunks.begin(), c.chunks.end(), chunk) - c.chunks.begin();
+          return std::span<const uint8_t>(c.old[static_cast<size_t>(at)], chunk_bytes);
+        });
       }
     } catch (...) {
       c.status = Status::Error(EIO, fmt::format("write-back copy-out to {} failed", c.snapshot->cow_name()));
     }
   };
-  CopyOutPool::shared().run(copies.size(), copy_out);
+  CopyOutPool::shared().run(copies.size(), copy_one);
   Status failed = Status::Ok();
-  {
-    std::lock_guard lock(mu_);
-    for (const Copy& c : copies) {
-      // Durably invalid: its chunks need no copy any more (invariant 3).
-      if (!c.status.ok() && !c.snapshot->durably_invalid()) {
-        if (failed.ok()) failed = c.status;
-        continue;
-      }
-      for (size_t i = 0; i < c.chunks.size(); ++i) {
-        Entry& e = entries_.find(c.regions[i])->second;
-        auto m = std::find_if(e.missing.begin(), e.missing.end(),
-                              [&](const Missing& x) { return x.snapshot == c.snapshot; });
-        if (m == e.missing.end()) continue;
-        m->chunks.erase(c.chunks[i].value);
-        if (m->chunks.empty()) e.missing.erase(m);
-      }
+  std::lock_guard lock(mu_);
+  for (const Copy& c : copies) {
+    // Durably invalid: its chunks need no copy any more (invariant 3).
+    if (!c.status.ok() && !c.snapshot->durably_invalid()) {
+      if (failed.ok()) failed = c.status;
+      continue;
     }
-    if (!failed.ok()) {
-      // W4: nothing of this batch reaches the origin.
-      error_ = failed.with_context("write-back: copy-out failed, origin writes held back");
-      ++rounds_;
-      return false;
+    for (size_t i = 0; i < c.chunks.size(); ++i) {
+      Entry& e = entries_.find(c.regions[i])->second;
+      auto m = std::find_if(e.missing.begin(), e.missing.end(),
+                            [&](const Missing& x) { return x.snapshot == c.snapshot; });
+      if (m == e.missing.end()) continue;
+      auto at = std::lower_bound(m->chunks.begin(), m->chunks.end(), c.chunks[i].value);
+      if (at != m->chunks.end() && *at == c.chunks[i].value) m->chunks.erase(at);
+      if (m->chunks.empty()) e.missing.erase(m);
     }
   }
-  // W1: every exception the batch's bytes depend on is durable now.
+  // W6: an entry whose chunks are all copied out needs its old content no
+  // more (snapshots read the COW stores for them now). The batch's own
+  // hold on those buffers goes first, so that memory reported free is free.
+  copies.clear();
+  const uint64_t region = uint64_t{1} << origin_.region_shift_;
+  for (const Item& item : items) {
+    Entry& e = entries_.find(item.region)->second;
+    if (e.missing.empty() && e.old_data) {
+      e.old_data.reset();
+      e.cost -= region;
+      pending_bytes_ -= region;
+    }
+  }
+  if (!failed.ok()) {
+    // W4: nothing of this batch reaches the origin.
+    hand_back_locked(items);
+    copy_error_ = failed.with_context("write-back: copy-out failed, origin writes held back");
+    ++rounds_;
+    return false;
+  }
+  copy_error_ = Status::Ok();
+  return true;
+}
+
+void WriteBack::write_loop() noexcept {
+  for (;;) {
+    std::vector<Item> items;
+    {
+      std::unique_lock lock(mu_);
+      write_ready_.wait(lock, [&] { return writing_ || stopping_; });
+      if (!writing_) return;
+      items = std::move(to_write_);
+    }
+    Status written = Status::Ok();
+    try {
+      written = write_items(items);
+    } catch (...) {
+      written = Status::Error(ENOMEM, "out of memory");
+    }
+    {
+      std::lock_guard lock(mu_);
+      ++rounds_;
+      if (!written.ok()) {
+        write_error_ = written.with_context(fmt::format("write-back: writing {}", origin_.real_name()));
+        hand_back_locked(items);
+      } else {
+        write_error_ = Status::Ok();
+        for (Item& item : items) {
+          item.data.reset();  // before the entry's memory is reported free
+          auto e = entries_.find(item.region);
+          if (e == entries_.end()) continue;
+          if (e->second.gen == item.gen && e->second.missing.empty()) {
+            pending_bytes_ -= e->second.cost;
+            entries_.erase(e);
+            continue;
+          }
+          e->second.first_unwritten = e->second.gen == item.gen ? UINT64_MAX : item.gen + 1;
+          if (e->second.taken_gen == item.gen) e->second.taken_gen = 0;
+        }
+        entry_count_.store(entries_.size(), std::memory_order_release);
+      }
+      to_write_.clear();
+      writing_ = false;
+    }
+    changed_.notify_all();
+  }
+}
+
+Status WriteBack::write_items(const std::vector<Item>& items) {
+  // W1: every exception the batch's bytes depend on is durable now. Dirty
+  // bytes that follow each other on the device and in memory (the regions
+  // of one write) go out as one write.
+  constexpr uint64_t kMaxWrite = uint64_t{4} << 20;
   BlockDevice& real = origin_.real();
   const uint64_t size = real.size_bytes();
-  Status written = Status::Ok();
-  Bytes run;
+  const uint8_t* run = nullptr;
   uint64_t run_start = 0;
-  auto flush_run = [&] {
-    if (run.empty() || !written.ok()) return;
-    written = real.write(run_start, run);
-    run.clear();
-  };
+  uint64_t run_bytes = 0;
   for (const Item& item : items) {
     for (const auto& [b, e] : item.dirty) {
       const uint64_t from = item.region + b;
       const uint64_t to = std::min(item.region + e, size);
       if (from >= to) continue;
-      if (!run.empty() && run_start + run.size() != from) flush_run();
-      if (run.empty()) run_start = from;
-      run.insert(run.end(), item.data->begin() + static_cast<std::ptrdiff_t>(b),
-                 item.data->begin() + static_cast<std::ptrdiff_t>(to - item.region));
-      if (run.size() >= (uint64_t{8} << 20)) flush_run();
+      const uint8_t* bytes = item.data.get() + b;
+      if (run_bytes != 0 &&
+          (run_start + run_bytes != from || run + run_bytes != bytes || run_bytes >= kMaxWrite)) {
+        COWSNAP_RETURN_IF_ERROR(real.write(run_start, std::span(run, run_bytes)));
+        run_bytes = 0;
+      }
+      if (run_bytes == 0) {
+        run = bytes;
+        run_start = from;
+      }
+      run_bytes += to - from;
     }
   }
-  flush_run();
-  std::lock_guard lock(mu_);
-  ++rounds_;
-  if (!written.ok()) {
-    error_ = written.with_context(fmt::format("write-back: writing {}", origin_.real_name()));
-    return false;
-  }
-  error_ = Status::Ok();
-  for (const Item& item : items) {
-    auto e = entries_.find(item.region);
-    if (e->second.gen == item.gen && e->second.missing.empty()) {
-      pending_bytes_ -= e->second.cost;
-      entries_.erase(e);
-    } else {
-      e->second.first_unwritten = e->second.gen == item.gen ? UINT64_MAX : item.gen + 1;
-    }
-  }
-  entry_count_.store(entries_.size(), std::memory_order_release);
-  return true;
+  if (run_bytes != 0) return real.write(run_start, std::span(run, run_bytes));
+  return Status::Ok();
 }
 
 }  // namespace cowsnap

@@ -7,8 +7,12 @@
 // content with the write applied, plus which bytes are dirty and which
 // chunks each snapshot still needs. One committer thread per origin takes
 // every pending entry as one batch, copies the old chunks into each
-// snapshot's store with one commit per store, and only after that writes
-// the dirty bytes to the origin's real device and drops the entries.
+// snapshot's store with one commit per store, and hands the batch to a
+// writer thread, which writes the dirty bytes to the origin's real device
+// and drops the entries. The two stages overlap: while batch k is written
+// to the origin, batch k+1 (entries that are new, or changed since batch k
+// took them) is copied out; batches reach the origin in the order they
+// were taken.
 //
 // Ordering, the reason this is crash safe:
 //  W1. Dirty bytes of an entry reach the real device only after every
@@ -32,11 +36,23 @@
 //      and later write-back writes until a retry succeeds, and is retried.
 //      A full store or failed commit invalidates the snapshot durably
 //      (invariant 3) and the batch goes on for the others.
+//  W5. Batches reach the device one at a time, in the order they were
+//      taken. A batch takes an entry that an earlier batch took and has not
+//      written only when the entry changed since, and then writes all of
+//      its dirty bytes; so a region's newer bytes are never overtaken by
+//      older ones. An origin write that fails hands its batch back (the
+//      next batch takes it again) and sets a sticky error like W4's.
+//  W6. Once every chunk of an entry is copied out, its old content is
+//      dropped (and its memory released): snapshots read those chunks from
+//      their stores. A later write that leaves a chunk of the region missing
+//      again (only possible when snapshots' chunk sizes differ) takes the
+//      old content of that chunk from the device, which holds it: bytes of
+//      a chunk nobody wrote since the entry appeared are not pending.
 //
 // Locking order: barrier -> region locks -> mu_ -> a snapshot's table
 // lock. The committer: round_mu_ -> (no mu_ held) store and snapshot locks;
-// round_mu_ -> mu_. Nothing takes round_mu_ while holding mu_ or a region
-// lock.
+// round_mu_ -> mu_. The writer takes only mu_. Nothing takes round_mu_
+// while holding mu_ or a region lock.
 #pragma once
 
 #include <atomic>
@@ -45,11 +61,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <span>
 #include <thread>
 #include <vector>
 
+#include "cowsnap/common/buffer_pool.h"
 #include "cowsnap/common/status.h"
 #include "cowsnap/dm/snapshot.h"
 
@@ -94,43 +110,81 @@ class WriteBack {
   [[nodiscard]] bool empty() const { return entry_count_.load(std::memory_order_acquire) == 0; }
 
  private:
-  using Bytes = std::vector<uint8_t>;
   struct Missing {
     std::shared_ptr<SnapshotTarget> snapshot;
-    std::set<uint64_t> chunks;
+    std::vector<uint64_t> chunks;  // ascending
   };
   struct Entry {
-    std::shared_ptr<const Bytes> old_data;  // the region before the first pending write
-    std::shared_ptr<Bytes> new_data;        // shared with a batch in flight: clone before changing
-    std::map<uint64_t, uint64_t> dirty;     // [begin, end) in the region, merged
+    // The region before the first pending write. The entries one write
+    // creates share one buffer, so that their chunks lie side by side in
+    // memory and go to a COW store in one write.
+    std::shared_ptr<const uint8_t> old_data;  // null once every chunk is copied out (W6)
+    // The region as users see it; the entries one write creates share one
+    // buffer too.
+    std::shared_ptr<uint8_t[]> new_data;
+    bool new_shared = false;  // a batch or a reader may be reading new_data: copy it before changing it
+    std::map<uint64_t, uint64_t> dirty;  // [begin, end) in the region, merged
     std::vector<Missing> missing;
     uint64_t cost = 0;                      // memory accounted for it
     uint64_t gen = 0;                       // seq_ of the last change
     uint64_t first_unwritten = UINT64_MAX;  // lower bound on the seq_ of changes not on the device
+    uint64_t taken_gen = 0;                 // the gen a batch took and has not yet written
+  };
+  // An entry's content as a batch took it.
+  struct Item {
+    uint64_t region;
+    uint64_t gen;
+    std::shared_ptr<const uint8_t[]> data;
+    std::vector<std::pair<uint64_t, uint64_t>> dirty;
   };
 
+  // The committer: takes a batch, copies it out, hands it to the writer.
   void run() noexcept;
-  // One batch; false when it failed (error_ is set then).
-  bool round();
-  uint64_t entry_cost() const;
+  // Takes every entry not already taken in its current state. REQUIRES: mu_.
+  std::vector<Item> take_locked();
+  // Copies a batch's missing chunks out; false when that failed (the batch
+  // is handed back then and copy_error_ is set).
+  bool copy_out(std::vector<Item>& items);
+  // Entries of a batch that was not written become takeable again.
+  // REQUIRES: mu_.
+  void hand_back_locked(const std::vector<Item>& items);
+  // The writer: writes the batches the committer hands over, in order.
+  void write_loop() noexcept;
+  Status write_items(const std::vector<Item>& items);
+  // The first of the two stages' errors. REQUIRES: mu_.
+  [[nodiscard]] Status error_locked() const { return copy_error_.ok() ? write_error_ : copy_error_; }
+  // A buffer from buffers_.
+  std::shared_ptr<uint8_t[]> buffer(uint64_t bytes);
+  // Memory a write to [first, end) may add to the table. REQUIRES: mu_.
+  [[nodiscard]] uint64_t bytes_needed_locked(uint64_t first, uint64_t end) const;
   void release(uint64_t reserved);
   static void add_dirty(Entry& e, uint64_t begin, uint64_t end);
 
   Origin& origin_;
   const WriteBackOptions options_;
   mutable std::mutex mu_;
-  std::condition_variable changed_;     // entries added, removed, or a round ended
-  std::map<uint64_t, Entry> entries_;   // by region start; guarded by mu_
-  std::atomic<size_t> entry_count_{0};  // entries_.size()
-  uint64_t seq_ = 0;                    // guarded by mu_
-  uint64_t pending_bytes_ = 0;          // guarded by mu_
-  uint64_t reserved_bytes_ = 0;         // guarded by mu_
-  uint64_t peak_bytes_ = 0;             // guarded by mu_
-  uint64_t rounds_ = 0;                 // rounds ended; guarded by mu_
-  Status error_ = Status::Ok();         // guarded by mu_
-  bool stopping_ = false;               // guarded by mu_
-  std::mutex round_mu_;                 // held by the committer for one batch
+  std::condition_variable changed_;      // entries added, removed, or a round ended
+  std::map<uint64_t, Entry> entries_;    // by region start; guarded by mu_
+  std::atomic<size_t> entry_count_{0};   // entries_.size()
+  uint64_t seq_ = 0;                     // guarded by mu_
+  uint64_t pending_bytes_ = 0;           // guarded by mu_
+  uint64_t reserved_bytes_ = 0;          // guarded by mu_
+  uint64_t peak_bytes_ = 0;              // guarded by mu_
+  uint64_t rounds_ = 0;                  // batches ended (copy-out failed, or written); guarded by mu_
+  uint64_t taken_seq_ = 0;               // seq_ when the last batch was taken; guarded by mu_
+  bool retake_ = false;                  // a batch was handed back; guarded by mu_
+  Status copy_error_ = Status::Ok();     // the last copy-out's; guarded by mu_
+  Status write_error_ = Status::Ok();    // the last origin write's; guarded by mu_
+  bool stopping_ = false;                // guarded by mu_
+  std::vector<Item> to_write_;           // the batch the writer writes; guarded by mu_
+  bool writing_ = false;                 // to_write_ holds a batch; guarded by mu_
+  std::condition_variable write_ready_;  // writing_ became true, or stopping_
+  std::mutex round_mu_;                  // held by the committer while it takes and copies out a batch
+  // Every pending buffer comes from here and goes back here (see
+  // BufferPool for why); it keeps at most max_pending_bytes of free ones.
+  std::shared_ptr<BufferPool> buffers_;
   std::thread committer_;
+  std::thread writer_;
 };
 
 }  // namespace cowsnap

@@ -358,3 +358,69 @@ TEST_CASE("write-back: pending origin data never overtakes a newer write of a co
   CHECK(read_all(*rig.target, 0, kChunk) == filled(kChunk, 0x22));
   CHECK(read_all(*rig.snap, 0, kChunk) == filled(kChunk, 0xAA));
 }
+
+TEST_CASE("write-back: an entry's old content is dropped once copied out, and read again when needed",
+          "[write-back]") {
+  // Snapshots with 4 KiB and 64 KiB chunks: the region is 64 KiB, so a
+  // later write can leave a 4 KiB chunk of a copied-out region missing.
+  constexpr uint64_t kRegion = 64 * 1024;
+  auto platter = std::make_shared<MemoryDevice>(kOrigin, "real");
+  REQUIRE(platter->write(0, filled(kOrigin, 0xAA)).ok());
+  auto real = std::make_shared<WatchedDevice>(platter);
+  auto origin = Origin::create(real, "real", {true, 64 << 20});
+  auto target = std::make_shared<SnapshotOriginTarget>(origin);
+  auto small_cow = std::make_shared<GateDevice>(std::make_shared<MemoryDevice>(2 * kOrigin, "cow4"));
+  auto small = open_snapshot(origin, {small_cow, "cow4", 'P', 8, true});
+  auto large =
+      open_snapshot(origin, {std::make_shared<MemoryDevice>(4 * kOrigin, "cow64"), "cow64", 'P', 128, true});
+  REQUIRE(small.ok());
+  REQUIRE(large.ok());
+  REQUIRE(origin->region_bytes() == kRegion);
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false, open = false, first = true;
+  real->on_write = [&](uint64_t, uint64_t) {
+    std::unique_lock lock(mu);
+    if (!first) return;
+    first = false;
+    entered = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return open; });
+  };
+  REQUIRE(target->write(0, filled(kChunk, 0x11)).ok());
+  {
+    // Copied out to both stores; the origin write waits at the gate.
+    std::unique_lock lock(mu);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return entered; }));
+  }
+  // Only the region's new content is held now.
+  const uint64_t held = origin->write_back_stats().pending_bytes;
+  CHECK(held >= kRegion);
+  CHECK(held < 2 * kRegion);
+  // Chunk 1 of the small snapshot has no exception yet: the region's old
+  // content is needed again, for it, until its copy-out (held at the gate)
+  // is done.
+  small_cow->arm(GateDevice::Kind::kWrite, kFirstDataChunk + kChunk);
+  REQUIRE(target->write(kChunk, filled(kChunk, 0x22)).ok());
+  REQUIRE(small_cow->wait_entered());
+  CHECK(origin->write_back_stats().pending_bytes == held + kRegion);
+  CHECK(read_all(**small, 0, kRegion) == filled(kRegion, 0xAA));
+  CHECK(read_all(**large, 0, kRegion) == filled(kRegion, 0xAA));
+  small_cow->open();
+  {
+    std::lock_guard lock(mu);
+    open = true;
+  }
+  cv.notify_all();
+  REQUIRE(target->flush().ok());
+  CHECK(origin->write_back_stats().pending_bytes == 0);
+  std::vector<uint8_t> expected = filled(kRegion, 0xAA);
+  std::fill_n(expected.begin(), kChunk, uint8_t{0x11});
+  std::fill_n(expected.begin() + kChunk, kChunk, uint8_t{0x22});
+  CHECK(read_all(*platter, 0, kRegion) == expected);
+  CHECK(read_all(*target, 0, kRegion) == expected);
+  CHECK(read_all(**small, 0, kRegion) == filled(kRegion, 0xAA));
+  CHECK(read_all(**large, 0, kRegion) == filled(kRegion, 0xAA));
+  CHECK((*small)->has_exception(ChunkIndex{1}));
+}

@@ -62,7 +62,8 @@
 //     content of its regions is in memory and the new content is in a
 //     pending entry (engine/dm/write_back.h); a committer thread copies
 //     every pending chunk out in one batch (one commit per store) and only
-//     then writes the new origin bytes to the real device. So invariant 1
+//     then hands the batch to a writer thread that writes the new origin
+//     bytes to the real device. So invariant 1
 //     holds for the device: new origin data reaches it only after the
 //     exception naming its chunk is durable in every valid snapshot (or
 //     that snapshot is durably invalid, invariant 3).
@@ -74,7 +75,8 @@
 //     region wait (under its region lock) until its entry is gone, then
 //     take the synchronous path.
 // 10. Pending memory is bounded by max_pending_bytes (two regions per
-//     pending region; one request larger than the bound is admitted
+//     region waiting for its copy-out, one per region waiting for its
+//     origin write; one request larger than the bound is admitted
 //     alone). A writer waits for room before it takes any region lock, and
 //     the committer takes neither region locks nor the barrier, so it
 //     always progresses.
