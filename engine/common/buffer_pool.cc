@@ -1,7 +1,15 @@
 // BufferPool (buffer_pool.h).
 #include "cowsnap/common/buffer_pool.h"
 
+#include <malloc.h>
+
 namespace cowsnap {
+
+namespace {
+
+constexpr size_t kTrimBytes = size_t{1} << 20;
+
+}  // namespace
 
 BufferPool::~BufferPool() {
   for (auto& [bytes, buffers] : kept_) {
@@ -11,6 +19,7 @@ BufferPool::~BufferPool() {
 
 void* BufferPool::get(size_t bytes) {
   std::vector<void*> evicted;
+  size_t evicted_bytes = 0;
   {
     std::lock_guard lock(mu_);
     auto it = kept_.find(bytes);
@@ -21,17 +30,23 @@ void* BufferPool::get(size_t bytes) {
       lent_bytes_ += bytes;
       return b;
     }
-    // Kept buffers of other sizes make room (a workload's sizes change).
-    for (auto k = kept_.begin(); k != kept_.end() && kept_bytes_ + lent_bytes_ + bytes > max_kept_; ++k) {
-      while (!k->second.empty() && kept_bytes_ + lent_bytes_ + bytes > max_kept_) {
-        evicted.push_back(k->second.back());
-        k->second.pop_back();
-        kept_bytes_ -= k->first;
+    // The workload's sizes changed: every kept buffer (all of other sizes)
+    // goes, at once.
+    if (kept_bytes_ + lent_bytes_ + bytes > max_kept_) {
+      for (auto& [size, buffers] : kept_) {
+        evicted_bytes += size * buffers.size();
+        evicted.insert(evicted.end(), buffers.begin(), buffers.end());
       }
+      kept_.clear();
+      kept_bytes_ = 0;
     }
     lent_bytes_ += bytes;
   }
   for (void* b : evicted) ::operator delete(b);
+  // malloc keeps freed memory for later requests of the sizes it was cut
+  // into; given back to the system, it does not stay resident beside the
+  // buffers of the new size.
+  if (evicted_bytes >= kTrimBytes) malloc_trim(0);
   try {
     return ::operator new(bytes);
   } catch (...) {

@@ -1,7 +1,7 @@
 // BufferPool: keeps freed byte buffers for reuse, by exact size, so long
-// as the buffers it keeps and those it has lent out stay within a cap; a
-// request for a size it does not keep frees kept buffers of other sizes
-// to stay within it.
+// as the buffers it keeps and those it has lent out stay within a cap. A
+// request for a size it does not keep, with no room left under the cap,
+// frees every kept buffer and gives the memory back to the system.
 //
 // Why: write-back buffers are allocated by request threads and freed by the
 // committer. Through malloc, each request thread's arena grows to its own
