@@ -19,6 +19,9 @@ constexpr auto kRetryDelay = std::chrono::milliseconds(100);
 // What an entry costs besides its buffers: its table node, dirty ranges,
 // missing lists and the buffers' control blocks, rounded up.
 constexpr uint64_t kEntryOverhead = 512;
+// A store's share of a batch at least this large is committed in two
+// halves side by side.
+constexpr size_t kSplitChunks = 256;
 
 }  // namespace
 
@@ -474,36 +477,55 @@ bool WriteBack::copy_out(std::vector<Item>& items) {
       }
     }
   }
-  // One commit per store, the stores side by side. The chunks are covered
-  // by pending entries, which keep snapshot writes of their regions waiting
+  // One commit per store, the stores side by side; a large batch goes to a
+  // store as two commits at once, so that the store's pipeline writes the
+  // second's data while it flushes the first's. The chunks are covered by
+  // pending entries, which keep snapshot writes of their regions waiting
   // (wait_regions_clear), so add_exceptions_locked's exclusion holds
   // without the region locks.
-  const std::function<void(size_t)> copy_one = [&](size_t i) {
-    Copy& c = copies[i];
+  struct Piece {
+    size_t copy;
+    size_t begin;
+    size_t end;
+    Status status;
+  };
+  std::vector<Piece> pieces;
+  for (size_t i = 0; i < copies.size(); ++i) {
+    const size_t n = copies[i].chunks.size();
+    const size_t half = n >= kSplitChunks ? n / 2 : n;
+    pieces.push_back({i, 0, half, Status::Ok()});
+    if (half < n) pieces.push_back({i, half, n, Status::Ok()});
+  }
+  const std::function<void(size_t)> copy_piece = [&](size_t p) {
+    Piece& piece = pieces[p];
+    Copy& c = copies[piece.copy];
     try {
       if (!c.snapshot->valid()) {
-        c.status = c.snapshot->await_durably_invalid();
+        piece.status = c.snapshot->await_durably_invalid();
       } else {
         const uint64_t chunk_bytes = c.snapshot->geometry().chunk_bytes();
-        c.status = c.snapshot->add_exceptions_locked(c.chunks, [&](ChunkIndex chunk) {
+        const auto chunks = std::span(c.chunks).subspan(piece.begin, piece.end - piece.begin);
+        piece.status = c.snapshot->add_exceptions_locked(chunks, [&](ChunkIndex chunk) {
           const auto at = std::lower_bound(c.chunks.begin(), c.chunks.end(), chunk) - c.chunks.begin();
           return std::span<const uint8_t>(c.old[static_cast<size_t>(at)], chunk_bytes);
         });
       }
     } catch (...) {
-      c.status = Status::Error(EIO, fmt::format("write-back copy-out to {} failed", c.snapshot->cow_name()));
+      piece.status =
+          Status::Error(EIO, fmt::format("write-back copy-out to {} failed", c.snapshot->cow_name()));
     }
   };
-  CopyOutPool::shared().run(copies.size(), copy_one);
+  CopyOutPool::shared().run(pieces.size(), copy_piece);
   Status failed = Status::Ok();
   std::lock_guard lock(mu_);
-  for (const Copy& c : copies) {
+  for (const Piece& piece : pieces) {
+    const Copy& c = copies[piece.copy];
     // Durably invalid: its chunks need no copy any more (invariant 3).
-    if (!c.status.ok() && !c.snapshot->durably_invalid()) {
-      if (failed.ok()) failed = c.status;
+    if (!piece.status.ok() && !c.snapshot->durably_invalid()) {
+      if (failed.ok()) failed = piece.status;
       continue;
     }
-    for (size_t i = 0; i < c.chunks.size(); ++i) {
+    for (size_t i = piece.begin; i < piece.end; ++i) {
       Entry& e = entries_.find(c.regions[i])->second;
       auto m = std::find_if(e.missing.begin(), e.missing.end(),
                             [&](const Missing& x) { return x.snapshot == c.snapshot; });
