@@ -7,6 +7,7 @@
 
 #include "cowsnap/report/data_percent.h"
 #include "cowsnap/report/size.h"
+#include "cowsnap/vg/allocation.h"
 
 namespace cowsnap::server {
 
@@ -16,7 +17,9 @@ using report::format_size_long;
 Result<std::unique_ptr<VolumeService>> VolumeService::start(const std::string& root_dir, Options options) {
   COWSNAP_ASSIGN_OR_RETURN(vg::VolumeManager vm, vg::VolumeManager::open(root_dir));
   vm.set_command_line(options.command_line);
+  COWSNAP_ASSIGN_OR_RETURN(vg::LvmConfig lvm_config, vg::load_lvm_config(root_dir));
   std::unique_ptr<VolumeService> service(new VolumeService(root_dir, std::move(vm), std::move(options)));
+  service->lvm_config_ = lvm_config;
   std::lock_guard control(service->control_mu_);
   std::unique_lock exports(service->exports_mu_);
   std::vector<std::string> notices;
@@ -104,6 +107,60 @@ void VolumeService::rebuild_exports() {
     }
   }
   exports_ = std::move(next);
+  install_growers();
+}
+
+void VolumeService::install_growers() {
+  if (!lvm_config_.autoextend()) return;
+  for (const auto& [name, exp] : exports_) {
+    const std::shared_ptr<ActiveVolume>& volume = exp->volume();
+    if (!volume->is_snapshot() || !volume->snapshot) continue;
+    volume->snapshot->set_grower(
+        [this, vg_name = exp->vg(), lv_name = exp->lv()] { return autoextend(vg_name, lv_name); },
+        lvm_config_.threshold_percent());
+  }
+}
+
+Status VolumeService::autoextend(const std::string& vg_name, const std::string& lv_name) {
+  std::unique_lock control(control_mu_, kGrowLockWait);
+  if (!control.owns_lock()) {
+    const Status busy =
+        Status::Error(EBUSY, fmt::format("Autoextend of {}/{} skipped: another command holds the "
+                                         "volume group",
+                                         vg_name, lv_name));
+    log_error(busy.message());
+    return busy;
+  }
+  auto fail = [&](const Status& s) {
+    log_error(fmt::format("Failed to extend snapshot {}/{}: {}", vg_name, lv_name, s.message()));
+    return s;
+  };
+  auto disk = vm_.read_vg(vg_name);
+  if (!disk.ok()) return fail(disk.status());
+  const vg::LogicalVolume* lv = disk->vg.find_lv(lv_name);
+  if (lv == nullptr) return fail(Status::Error(ENOENT, "it is gone"));
+  const uint64_t current = lv->extent_count();
+  const uint64_t wanted = lvm_config_.grown_extents(current);
+  const uint64_t free = vg::free_extent_count(disk->vg);
+  if (wanted - current > free) {
+    return fail(
+        Status::Error(ENOSPC, fmt::format("Insufficient free space: {} extents needed, but only {} available",
+                                          wanted - current, free)));
+  }
+  std::unique_lock exports(exports_mu_);
+  auto active = active_vg(vg_name);
+  if (!active.ok()) return fail(active.status());
+  auto commit = (*active)->grow_snapshot(vm_, lv_name, wanted);
+  if (!commit.ok()) return fail(commit.status());
+  for (const std::string& notice : commit->notices) log_error(notice);
+  const vg::LogicalVolume* grown = commit->vg.find_lv(lv_name);
+  const uint64_t now = grown != nullptr ? grown->extent_count() : wanted;
+  const uint64_t ext = commit->vg.extent_bytes();
+  log_error(fmt::format("Size of logical volume {}/{} changed from {} ({} extents) to {} ({} extents).",
+                        vg_name, lv_name, format_size_long(current * ext), current,
+                        format_size_long(now * ext), now));
+  log_error(fmt::format("Logical volume {}/{} successfully resized.", vg_name, lv_name));
+  return Status::Ok();
 }
 
 Result<std::shared_ptr<Export>> VolumeService::connect(const std::string& requested) {

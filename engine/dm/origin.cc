@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <functional>
 #include <new>
+#include <optional>
 #include <vector>
 
 #include "copy_out_pool.h"
@@ -183,19 +184,38 @@ bool Origin::needs_copy(const std::vector<std::shared_ptr<SnapshotTarget>>& snap
 
 Status Origin::change_origin(uint64_t offset, uint64_t length, const ChangeFn& change) {
   COWSNAP_RETURN_IF_ERROR(check_range(*real_, offset, length));
-  std::shared_lock io = enter_io();
-  COWSNAP_ASSIGN_OR_RETURN(auto active, active_snapshots());
-  // Exceptions are only ever added, and only after they are durable, so a
-  // range every snapshot already holds needs neither lock nor copy; in
-  // write-back mode, pending bytes there must not overtake it (invariant 9).
-  if (!needs_copy(active, offset, offset + length) &&
-      (!write_back_ || !write_back_->dirty_overlaps(offset, length))) {
-    return change();
+  for (;;) {
+    std::vector<std::shared_ptr<SnapshotTarget>> full;
+    std::optional<Status> changed;
+    {
+      std::shared_lock io = enter_io();
+      COWSNAP_ASSIGN_OR_RETURN(auto active, active_snapshots());
+      // Exceptions are only ever added, and only after they are durable, so
+      // a range every snapshot already holds needs neither lock nor copy; in
+      // write-back mode, pending bytes there must not overtake it
+      // (invariant 9).
+      if (!needs_copy(active, offset, offset + length) &&
+          (!write_back_ || !write_back_->dirty_overlaps(offset, length))) {
+        return change();
+      }
+      auto locks = lock_regions(offset, length);
+      if (write_back_) COWSNAP_RETURN_IF_ERROR(write_back_->wait_regions_clear(offset, length));
+      Status copied = copy_out_locked(offset, length, active);
+      if (copied.errnum() != SnapshotTarget::kMustGrow) {
+        COWSNAP_RETURN_IF_ERROR(copied);
+        changed = change();
+      }
+      for (const auto& s : active) {
+        if (s->must_grow()) full.push_back(s);
+      }
+    }
+    // Autoextend (SnapshotTarget::set_grower), with the locks and the
+    // barrier let go so that the stores can grow: a store past its
+    // threshold grows before the change returns; a full one grows and the
+    // change (which left the origin as it was) starts again.
+    for (const auto& s : full) s->grow_for_change();
+    if (changed) return *changed;
   }
-  auto locks = lock_regions(offset, length);
-  if (write_back_) COWSNAP_RETURN_IF_ERROR(write_back_->wait_regions_clear(offset, length));
-  COWSNAP_RETURN_IF_ERROR(copy_out_locked(offset, length, active));
-  return change();
 }
 
 Status Origin::copy_out_locked(uint64_t offset, uint64_t length,
@@ -239,9 +259,12 @@ Status Origin::copy_out_locked(uint64_t offset, uint64_t length,
     CopyOut& copy = copies[i];
     const ChunkGeometry& g = copy.snapshot->geometry();
     try {
-      copy.status = copy.snapshot->add_exceptions_locked(copy.missing, [&](ChunkIndex c) {
-        return std::span<const uint8_t>(old).subspan(g.offset_of(c) - start, g.chunk_bytes());
-      });
+      copy.status = copy.snapshot->add_exceptions_locked(
+          copy.missing,
+          [&](ChunkIndex c) {
+            return std::span<const uint8_t>(old).subspan(g.offset_of(c) - start, g.chunk_bytes());
+          },
+          /*may_grow=*/true);
     } catch (const std::bad_alloc&) {
       copy.status =
           Status::Error(ENOMEM, fmt::format("copy-out to {}: out of memory", copy.snapshot->cow_name()));
@@ -253,10 +276,14 @@ Status Origin::copy_out_locked(uint64_t offset, uint64_t length,
   // A snapshot that became durably invalid does not hold the origin back
   // (invariant 3); any other failure leaves its chunks uncopied, so the
   // origin must stay as it is (invariant 5).
+  // A store that must grow comes last: a real failure of another wins.
+  Status must_grow = Status::Ok();
   for (const CopyOut& copy : copies) {
-    if (!copy.status.ok() && !copy.snapshot->durably_invalid()) return copy.status;
+    if (copy.status.ok() || copy.snapshot->durably_invalid()) continue;
+    if (copy.status.errnum() != SnapshotTarget::kMustGrow) return copy.status;
+    must_grow = copy.status;
   }
-  return Status::Ok();
+  return must_grow;
 }
 
 }  // namespace cowsnap

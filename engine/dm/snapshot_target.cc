@@ -114,8 +114,25 @@ std::string chunk_range(std::span<const NewException> batch, size_t first, size_
 
 }  // namespace
 
+void SnapshotTarget::set_grower(GrowFn grow, uint32_t threshold_percent) {
+  std::lock_guard lock(grow_mu_);
+  grower_ = std::move(grow);
+  grow_threshold_.store(threshold_percent, std::memory_order_release);
+  growable_.store(static_cast<bool>(grower_), std::memory_order_release);
+}
+
+void SnapshotTarget::grow_for_change() {
+  std::lock_guard lock(grow_mu_);
+  if (!must_grow_.load(std::memory_order_acquire)) return;  // grown while this change waited
+  Status grown = grower_ ? grower_() : Status::Error(ENOSPC, "no grower");
+  // A grower that cannot grow the store lets the next full store overflow
+  // the snapshot, as without autoextend.
+  if (!grown.ok()) growable_.store(false, std::memory_order_release);
+  must_grow_.store(false, std::memory_order_release);
+}
+
 Status SnapshotTarget::add_exceptions_locked(std::span<const ChunkIndex> chunks,
-                                             const ChunkDataFn& chunk_data) {
+                                             const ChunkDataFn& chunk_data, bool may_grow) {
   // The store is full, invalid or could not commit: the snapshot cannot be
   // kept in step with its origin any more.
   auto invalidate_for = [&](const Status& s) {
@@ -125,8 +142,16 @@ Status SnapshotTarget::add_exceptions_locked(std::span<const ChunkIndex> chunks,
   const std::shared_ptr<ExceptionStore> store = this->store();
   // Reserved together, the chunks are consecutive on the COW device as a
   // rule, so a request's copies go out in few writes.
-  Result<std::vector<ChunkIndex>> cow_chunks = store->prepare_exceptions(chunks.size());
-  if (!cow_chunks.ok()) return invalidate_for(cow_chunks.status());
+  const bool grows = may_grow && growable_.load(std::memory_order_acquire);
+  Result<std::vector<ChunkIndex>> cow_chunks =
+      grows ? store->prepare_exceptions_if_room(chunks.size()) : store->prepare_exceptions(chunks.size());
+  if (!cow_chunks.ok()) {
+    if (grows && cow_chunks.status().errnum() == ENOSPC) {
+      must_grow_.store(true, std::memory_order_release);
+      return Status::Error(kMustGrow, fmt::format("snapshot on {}: its store is full and grows", cow_name_));
+    }
+    return invalidate_for(cow_chunks.status());
+  }
   std::vector<NewException> batch;
   std::vector<std::span<const uint8_t>> data;
   batch.reserve(chunks.size());
@@ -161,8 +186,17 @@ Status SnapshotTarget::add_exceptions_locked(std::span<const ChunkIndex> chunks,
   }
   Status s = store->commit_exceptions(batch);
   if (!s.ok()) return invalidate_for(s);
-  std::unique_lock lock(table_mu_);
-  for (const NewException& e : batch) exceptions_.insert(e.old_chunk, e.cow_chunk);
+  {
+    std::unique_lock lock(table_mu_);
+    for (const NewException& e : batch) exceptions_.insert(e.old_chunk, e.cow_chunk);
+  }
+  if (grows) {
+    const uint32_t threshold = grow_threshold_.load(std::memory_order_acquire);
+    const StoreUsage usage = store->usage();
+    if (threshold < 100 && usage.allocated_sectors * 100 >= uint64_t{threshold} * usage.total_sectors) {
+      must_grow_.store(true, std::memory_order_release);
+    }
+  }
   return Status::Ok();
 }
 

@@ -41,6 +41,24 @@ class StoreBase : public ExceptionStore {
     return chunks;
   }
 
+  Result<std::vector<ChunkIndex>> prepare_exceptions_if_room(size_t n) final {
+    std::vector<ChunkIndex> chunks;
+    chunks.reserve(n);
+    std::lock_guard lock(mu_);
+    const uint64_t next_free = next_free_;
+    const std::vector<uint64_t> abandoned = abandoned_;
+    for (size_t i = 0; i < n; ++i) {
+      Result<ChunkIndex> chunk = prepare_locked(/*invalidate_when_full=*/false);
+      if (!chunk.ok()) {
+        next_free_ = next_free;
+        abandoned_ = abandoned;
+        return chunk.status();
+      }
+      chunks.push_back(*chunk);
+    }
+    return chunks;
+  }
+
   void abandon_exception(ChunkIndex cow_chunk) noexcept final {
     std::lock_guard lock(mu_);
     try {
@@ -83,7 +101,7 @@ class StoreBase : public ExceptionStore {
   std::vector<uint64_t> abandoned_;
 
   // REQUIRES: mu_ held.
-  Result<ChunkIndex> prepare_locked() {
+  Result<ChunkIndex> prepare_locked(bool invalidate_when_full = true) {
     if (!valid_) return invalid_error();
     if (!abandoned_.empty()) {
       const ChunkIndex chunk{abandoned_.back()};
@@ -93,7 +111,7 @@ class StoreBase : public ExceptionStore {
     // The kernel's test: the chunk after next_free must still end within
     // the device.
     if ((next_free_ + 1) * geometry_.chunk_sectors() > total_sectors_) {
-      valid_ = false;  // an overflowed store is invalid (the caller persists that)
+      if (invalidate_when_full) valid_ = false;  // an overflowed store is invalid (the caller persists that)
       return full_error();
     }
     const ChunkIndex chunk{next_free_};

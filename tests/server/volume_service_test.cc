@@ -1,13 +1,17 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <fstream>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "cowsnap/server/volume_service.h"
+#include "cowsnap/vg/allocation.h"
 #include "support/checks.h"
 #include "support/patterns.h"
 #include "support/system.h"
@@ -433,4 +437,95 @@ TEST_CASE("VolumeService: clients' I/O and snapshot changes run at once without 
   CHECK(service->flush_all().ok());
   service->disconnect(data);
   service->disconnect(other);
+}
+
+namespace {
+
+// A service over `t` with lvm.conf's autoextend on (70%, +20%) and its
+// log lines collected.
+struct AutoextendService {
+  std::mutex mu;
+  std::vector<std::string> lines;
+  std::unique_ptr<VolumeService> service;
+
+  explicit AutoextendService(TestRoot& t) {
+    std::ofstream(t.root + "/lvm.conf")
+        << "activation {\n\tsnapshot_autoextend_threshold = 70\n\tsnapshot_autoextend_percent = 20\n}\n";
+    VolumeService::Options options;
+    options.log_error = [this](const std::string& line) {
+      std::lock_guard lock(mu);
+      lines.push_back(line);
+    };
+    service = t.start(std::move(options));
+  }
+  bool logged(const std::string& line) {
+    std::lock_guard lock(mu);
+    return std::find(lines.begin(), lines.end(), line) != lines.end();
+  }
+  std::string log() {
+    std::lock_guard lock(mu);
+    std::string all;
+    for (const auto& l : lines) all += l + "\n";
+    return all;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("VolumeService autoextend: lvm.conf's policy grows a filling snapshot, which never overflows") {
+  TestRoot t;
+  AutoextendService a(t);
+  VolumeService& service = *a.service;
+  // 4 MiB of COW under a 16 MiB origin: rewriting the origin would fill it
+  // four times over (the overflow test above).
+  ok(service,
+     {{"op", "lvcreate_snapshot"}, {"vg", "vg0"}, {"origin", "data"}, {"lv", "snap"}, {"extents", 1u}});
+  auto data = must(service.connect("vg0/data"));
+  std::atomic<int> failed{0};
+  std::vector<std::thread> writers;
+  for (uint64_t w = 0; w < 4; ++w) {
+    writers.emplace_back([&, w] {
+      for (uint64_t off = w * 4 * kMiB; off < (w + 1) * 4 * kMiB; off += 256 * 1024) {
+        if (!write_at(*data, off, pattern(off, 256 * 1024, 1)).ok()) ++failed;
+      }
+    });
+  }
+  for (auto& th : writers) th.join();
+  INFO(a.log());
+  CHECK(failed == 0);
+  const json snap = lvs_entry(service, "snap");
+  CHECK(snap.at("valid") == true);
+  CHECK(
+      a.logged("Size of logical volume vg0/snap changed from 4.00 MiB (1 extents) to 8.00 MiB (2 extents)."));
+  CHECK(a.logged("Logical volume vg0/snap successfully resized."));
+  // The snapshot still reads the origin as it was (zeroes), and lvm2's
+  // metadata on disk has the grown COW LV.
+  auto snap_export = must(service.connect("vg0/snap"));
+  CHECK(read_at(*snap_export, 0, 16 * kMiB) == std::vector<uint8_t>(16 * kMiB, 0));
+  service.disconnect(snap_export);
+  service.disconnect(data);
+  auto disk = must(vg::VolumeManager::open(t.root)).read_vg("vg0");
+  REQUIRE(disk.ok());
+  CHECK(disk->vg.find_lv("snap")->extent_count() >= 5);
+}
+
+TEST_CASE(
+    "VolumeService autoextend: with the VG full the snapshot overflows as before, and the log says why") {
+  TestRoot t;
+  AutoextendService a(t);
+  VolumeService& service = *a.service;
+  ok(service,
+     {{"op", "lvcreate_snapshot"}, {"vg", "vg0"}, {"origin", "data"}, {"lv", "snap"}, {"extents", 1u}});
+  // Every free extent taken.
+  const uint64_t free = vg::free_extent_count(must(vg::VolumeManager::open(t.root)).read_vg("vg0")->vg);
+  ok(service, {{"op", "lvcreate"}, {"vg", "vg0"}, {"lv", "filler"}, {"extents", free}});
+  auto data = must(service.connect("vg0/data"));
+  REQUIRE(write_at(*data, 0, pattern(0, 16 * kMiB, 1)).ok());
+  INFO(a.log());
+  CHECK(lvs_entry(service, "snap").at("valid") == false);
+  CHECK(
+      a.logged("Failed to extend snapshot vg0/snap: Insufficient free space: 1 extents needed, but only 0 "
+               "available"));
+  CHECK(byte_diff(read_at(*data, 0, kMiB), pattern(0, kMiB, 1)) == "");
+  service.disconnect(data);
 }

@@ -27,6 +27,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -42,6 +43,7 @@
 #include "cowsnap/common/status.h"
 #include "cowsnap/control/protocol.h"
 #include "cowsnap/vg/lock.h"
+#include "cowsnap/vg/lvm_config.h"
 #include "cowsnap/vg/volume_manager.h"
 #include "cowsnap/volume/active_vg.h"
 
@@ -189,8 +191,22 @@ class VolumeService {
     if (options_.log_debug) options_.log_debug(msg);
   }
 
+  // Autoextend (ROOT/lvm.conf): grows snapshot `lv_name` of `vg_name` by
+  // lvm.conf's percent, as lvm2's `lvextend --use-policies`, logging lvm2's
+  // messages. Called by origin writes (SnapshotTarget::set_grower) with no
+  // lock of the engine held, but inside an export's io(): so it waits at
+  // most kGrowLockWait for control_mu_ (a control operation retiring that
+  // export waits for the write) and fails then, as it does when the VG has
+  // no free extents; the snapshot then overflows as without autoextend.
+  Status autoextend(const std::string& vg_name, const std::string& lv_name);
+  static constexpr std::chrono::seconds kGrowLockWait{2};
+  // Sets a grower on every active snapshot when lvm.conf turns autoextend
+  // on. REQUIRES: exports_mu_ held.
+  void install_growers();
+
   const std::string root_dir_;
-  std::mutex control_mu_;
+  // Timed so that autoextend can give up (see autoextend()).
+  std::timed_mutex control_mu_;
   vg::VolumeManager vm_;  // guarded by control_mu_
   const Options options_;
 
@@ -198,6 +214,7 @@ class VolumeService {
   std::map<std::string, std::unique_ptr<ActiveVolumeGroup>> vgs_;  // guarded by exports_mu_
   std::map<std::string, std::shared_ptr<Export>> exports_;         // guarded by exports_mu_, by "VG/LV"
   std::map<std::string, Status> unserved_;      // guarded by exports_mu_: VG name -> why it is not served
+  vg::LvmConfig lvm_config_;                    // read at start
   std::map<std::string, vg::PvLock> pv_locks_;  // guarded by control_mu_, by PV path
 };
 

@@ -95,6 +95,7 @@
 
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -287,6 +288,21 @@ class SnapshotTarget final : public Target {
   Status replace_store(std::unique_ptr<ExceptionStore> store,
                        const std::unique_lock<std::shared_mutex>& held);
 
+  // Autoextend's promise (lvm.conf's snapshot_autoextend_*, kept by the
+  // volume layer's owner): while a grower is set, a synchronous origin
+  // change that finds this snapshot's store full does not overflow it. The
+  // change lets go of its region locks and the barrier, calls the grower
+  // (which grows the store through replace_store, under hold_io) and starts
+  // again; only once the grower has failed (no free extents, or the most
+  // COW the origin can fill) does a full store overflow the snapshot as
+  // before. Write-back batches and the snapshot's own writes still overflow
+  // a full store. One grower call at a time; concurrent changes that found
+  // the store full wait for it and retry. With `threshold_percent` < 100, a
+  // change whose copy-out leaves the store at least that full calls the
+  // grower too, after the change and before it returns (lvm2's threshold).
+  using GrowFn = std::function<Status()>;
+  void set_grower(GrowFn grow, uint32_t threshold_percent = 100);
+
   // Persistently invalidates the snapshot (idempotent); `why` is logged in
   // the error messages of later requests. Returns once the valid = 0 header
   // is durable, or with EIO naming the store when it cannot be written (the
@@ -315,7 +331,16 @@ class SnapshotTarget final : public Target {
   // (durably, before this returns) and returns EIO; a failed data write
   // returns its own errno and leaves the snapshot valid (invariant 5).
   // REQUIRES: the chunks' region locks are held.
-  Status add_exceptions_locked(std::span<const ChunkIndex> chunks, const ChunkDataFn& chunk_data);
+  // `may_grow`: with a grower set, a full store returns kMustGrow instead
+  // (nothing is copied; the caller lets go of its locks and calls
+  // grow_for_change()).
+  Status add_exceptions_locked(std::span<const ChunkIndex> chunks, const ChunkDataFn& chunk_data,
+                               bool may_grow = false);
+  static constexpr int kMustGrow = EAGAIN;
+  // After add_exceptions_locked returned kMustGrow: calls the grower unless
+  // another change already did since. REQUIRES: no region lock, no barrier.
+  void grow_for_change();
+  [[nodiscard]] bool must_grow() const { return must_grow_.load(std::memory_order_acquire); }
   Status invalid_error() const;
   // Before an origin change skips this invalid snapshot: waits for an
   // invalidation in progress, retrying the header write if it failed.
@@ -347,7 +372,12 @@ class SnapshotTarget final : public Target {
   std::atomic<bool> invalid_durable_;  // written under invalidate_mu_; implies !valid_
   std::atomic<bool> detached_{false};
   mutable std::mutex why_mu_;
-  std::string invalid_reason_;  // guarded by why_mu_
+  std::string invalid_reason_;                 // guarded by why_mu_
+  std::mutex grow_mu_;                         // one grower call at a time
+  GrowFn grower_;                              // guarded by grow_mu_
+  std::atomic<bool> growable_{false};          // a grower is set and has not failed
+  std::atomic<bool> must_grow_{false};         // a change found the store full (or past the threshold)
+  std::atomic<uint32_t> grow_threshold_{100};  // percent
 };
 
 // Opens the snapshot stored on `cow` and attaches it to `origin`.

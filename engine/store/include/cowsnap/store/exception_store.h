@@ -68,6 +68,9 @@ class ExceptionStore {
   // (the store is invalid anyway). Each chunk is abandoned or committed as
   // one from prepare_exception() is.
   virtual Result<std::vector<ChunkIndex>> prepare_exceptions(size_t n) = 0;
+  // The same, except that a store without room for all `n` returns ENOSPC
+  // unchanged and still valid (it is about to grow: autoextend).
+  virtual Result<std::vector<ChunkIndex>> prepare_exceptions_if_room(size_t n) = 0;
   // Gives back a chunk from prepare_exception() that will not be committed
   // (writing its data failed), so that the next prepare_exception() hands
   // it out again and a failed copy-out costs no space. Crash-safe because
