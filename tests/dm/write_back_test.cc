@@ -35,6 +35,38 @@ class WatchedDevice final : public DeviceWrapper {
   }
 };
 
+// Holds the first write to `device` (the committer's first origin write)
+// until open().
+class FirstWriteGate {
+ public:
+  explicit FirstWriteGate(WatchedDevice& device) {
+    device.on_write = [this](uint64_t, uint64_t) {
+      std::unique_lock lock(mu_);
+      if (!first_) return;
+      first_ = false;
+      entered_ = true;
+      cv_.notify_all();
+      cv_.wait(lock, [&] { return open_; });
+    };
+  }
+  bool wait_entered() {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(30), [&] { return entered_; });
+  }
+  void open() {
+    {
+      std::lock_guard lock(mu_);
+      open_ = true;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool entered_ = false, open_ = false, first_ = true;
+};
+
 std::vector<uint8_t> filled(uint64_t n, uint8_t v) { return std::vector<uint8_t>(n, v); }
 
 std::vector<uint8_t> read_all(BlockDevice& d, uint64_t offset = 0, uint64_t n = kOrigin) {
@@ -330,33 +362,16 @@ TEST_CASE("write-back: with copy-outs stuck on a full COW filesystem, attach fai
 
 TEST_CASE("write-back: pending origin data never overtakes a newer write of a copied chunk", "[write-back]") {
   Rig rig;
-  std::mutex mu;
-  std::condition_variable cv;
-  bool entered = false, open = false, first = true;
-  rig.real->on_write = [&](uint64_t, uint64_t) {
-    std::unique_lock lock(mu);
-    if (!first) return;
-    first = false;
-    entered = true;
-    cv.notify_all();
-    cv.wait(lock, [&] { return open; });
-  };
+  FirstWriteGate gate(*rig.real);
   REQUIRE(rig.target->write(0, filled(kChunk, 0x11)).ok());
-  {
-    // The committer has committed the exception and stopped before writing
-    // the pending data to the device.
-    std::unique_lock lock(mu);
-    REQUIRE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return entered; }));
-  }
+  // The committer has committed the exception and stopped before writing
+  // the pending data to the device.
+  REQUIRE(gate.wait_entered());
   REQUIRE(rig.snap->has_exception(ChunkIndex{0}));
   // No copy is needed any more, but the pending bytes must not land after
   // this write.
   REQUIRE(rig.target->write(0, filled(kChunk, 0x22)).ok());
-  {
-    std::lock_guard lock(mu);
-    open = true;
-  }
-  cv.notify_all();
+  gate.open();
   REQUIRE(rig.target->flush().ok());
   CHECK(read_all(*rig.platter, 0, kChunk) == filled(kChunk, 0x22));
   CHECK(read_all(*rig.target, 0, kChunk) == filled(kChunk, 0x22));
@@ -381,23 +396,10 @@ TEST_CASE("write-back: an entry's old content is dropped once copied out, and re
   REQUIRE(large.ok());
   REQUIRE(origin->region_bytes() == kRegion);
 
-  std::mutex mu;
-  std::condition_variable cv;
-  bool entered = false, open = false, first = true;
-  real->on_write = [&](uint64_t, uint64_t) {
-    std::unique_lock lock(mu);
-    if (!first) return;
-    first = false;
-    entered = true;
-    cv.notify_all();
-    cv.wait(lock, [&] { return open; });
-  };
+  FirstWriteGate gate(*real);
   REQUIRE(target->write(0, filled(kChunk, 0x11)).ok());
-  {
-    // Copied out to both stores; the origin write waits at the gate.
-    std::unique_lock lock(mu);
-    REQUIRE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return entered; }));
-  }
+  // Copied out to both stores; the origin write waits at the gate.
+  REQUIRE(gate.wait_entered());
   // Only the region's new content is held now.
   const uint64_t held = origin->write_back_stats().pending_bytes;
   CHECK(held >= kRegion);
@@ -412,11 +414,7 @@ TEST_CASE("write-back: an entry's old content is dropped once copied out, and re
   CHECK(read_all(**small, 0, kRegion) == filled(kRegion, 0xAA));
   CHECK(read_all(**large, 0, kRegion) == filled(kRegion, 0xAA));
   small_cow->open();
-  {
-    std::lock_guard lock(mu);
-    open = true;
-  }
-  cv.notify_all();
+  gate.open();
   REQUIRE(target->flush().ok());
   CHECK(origin->write_back_stats().pending_bytes == 0);
   std::vector<uint8_t> expected = filled(kRegion, 0xAA);
