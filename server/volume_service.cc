@@ -124,10 +124,9 @@ void VolumeService::install_growers() {
 Status VolumeService::autoextend(const std::string& vg_name, const std::string& lv_name) {
   std::unique_lock control(control_mu_, kGrowLockWait);
   if (!control.owns_lock()) {
-    const Status busy =
-        Status::Error(EBUSY, fmt::format("Autoextend of {}/{} skipped: another command holds the "
-                                         "volume group",
-                                         vg_name, lv_name));
+    Status busy = Status::Error(EBUSY, fmt::format("Autoextend of {}/{} skipped: another command holds the "
+                                                   "volume group",
+                                                   vg_name, lv_name));
     log_error(busy.message());
     return busy;
   }
