@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 
 namespace cowsnap {
@@ -13,6 +14,40 @@ Status check_range(const BlockDevice& dev, uint64_t offset, uint64_t length) {
                                              dev.describe(), offset, length, size));
   }
   return Status::Ok();
+}
+
+Status BlockDevice::write_gather_durable(uint64_t offset, std::span<const std::span<const uint8_t>> pieces) {
+  COWSNAP_RETURN_IF_ERROR(check_range(*this, offset, gather_bytes(pieces)));
+  for (const std::span<const uint8_t> piece : pieces) {
+    COWSNAP_RETURN_IF_ERROR(write(offset, piece));
+    offset += piece.size();
+  }
+  return flush();
+}
+
+uint64_t gather_bytes(std::span<const std::span<const uint8_t>> pieces) {
+  uint64_t n = 0;
+  for (const std::span<const uint8_t> piece : pieces) n += piece.size();
+  return n;
+}
+
+std::vector<std::span<const uint8_t>> gather_range(std::span<const std::span<const uint8_t>> pieces,
+                                                   uint64_t from, uint64_t length) {
+  std::vector<std::span<const uint8_t>> out;
+  uint64_t at = 0;  // offset of the current piece in the concatenation
+  for (const std::span<const uint8_t> piece : pieces) {
+    if (length == 0) break;
+    const uint64_t end = at + piece.size();
+    if (end > from) {
+      const uint64_t skip = from - at;
+      const uint64_t n = std::min<uint64_t>(piece.size() - skip, length);
+      out.push_back(piece.subspan(static_cast<size_t>(skip), static_cast<size_t>(n)));
+      from += n;
+      length -= n;
+    }
+    at = end;
+  }
+  return out;
 }
 
 }  // namespace cowsnap

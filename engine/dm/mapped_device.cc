@@ -66,6 +66,12 @@ Status MappedDevice::write(uint64_t offset, std::span<const uint8_t> buf) {
   });
 }
 
+Status MappedDevice::write_gather_durable(uint64_t offset, std::span<const std::span<const uint8_t>> pieces) {
+  return for_each_piece(offset, gather_bytes(pieces), [&](Target& t, uint64_t at, uint64_t pos, uint64_t n) {
+    return t.write_gather_durable(at, gather_range(pieces, pos, n));
+  });
+}
+
 Status MappedDevice::write_zeroes(uint64_t offset, uint64_t length) {
   return for_each_piece(offset, length,
                         [&](Target& t, uint64_t at, uint64_t, uint64_t n) { return t.write_zeroes(at, n); });

@@ -29,6 +29,10 @@ class LinearTarget final : public Target {
     return device_->write(base() + offset, buf);
   }
   Status flush() override { return device_->flush(); }
+  Status write_gather_durable(uint64_t offset, std::span<const std::span<const uint8_t>> pieces) override {
+    COWSNAP_RETURN_IF_ERROR(check_range(*this, offset, gather_bytes(pieces)));
+    return device_->write_gather_durable(base() + offset, pieces);
+  }
   Status write_zeroes(uint64_t offset, uint64_t length) override {
     COWSNAP_RETURN_IF_ERROR(check_range(*this, offset, length));
     return device_->write_zeroes(base() + offset, length);

@@ -22,6 +22,17 @@ Status CountingDevice::write(uint64_t offset, std::span<const uint8_t> buf) {
   return Status::Ok();
 }
 
+Status CountingDevice::write_gather_durable(uint64_t offset,
+                                            std::span<const std::span<const uint8_t>> pieces) {
+  const uint64_t bytes = gather_bytes(pieces);
+  COWSNAP_RETURN_IF_ERROR(check_range(*this, offset, bytes));
+  COWSNAP_RETURN_IF_ERROR(target()->write_gather_durable(offset, pieces));
+  writes_.fetch_add(1, std::memory_order_relaxed);
+  bytes_written_.fetch_add(bytes, std::memory_order_relaxed);
+  durable_writes_.fetch_add(1, std::memory_order_relaxed);
+  return Status::Ok();
+}
+
 Status CountingDevice::flush() {
   COWSNAP_RETURN_IF_ERROR(DeviceWrapper::flush());
   flushes_.fetch_add(1, std::memory_order_relaxed);
@@ -53,12 +64,13 @@ CountingDevice::Counters CountingDevice::counters() const {
   c.zero_ops = zero_ops_.load(std::memory_order_relaxed);
   c.bytes_zeroed = bytes_zeroed_.load(std::memory_order_relaxed);
   c.flushes = flushes_.load(std::memory_order_relaxed);
+  c.durable_writes = durable_writes_.load(std::memory_order_relaxed);
   return c;
 }
 
 void CountingDevice::reset() {
-  for (auto* counter :
-       {&reads_, &bytes_read_, &writes_, &bytes_written_, &zero_ops_, &bytes_zeroed_, &flushes_}) {
+  for (auto* counter : {&reads_, &bytes_read_, &writes_, &bytes_written_, &zero_ops_, &bytes_zeroed_,
+                        &flushes_, &durable_writes_}) {
     counter->store(0, std::memory_order_relaxed);
   }
 }

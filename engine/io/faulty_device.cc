@@ -23,6 +23,21 @@ Status FaultyDevice::write(uint64_t offset, std::span<const uint8_t> buf) {
   return DeviceWrapper::write(offset, buf);
 }
 
+Status FaultyDevice::write_gather_durable(uint64_t offset, std::span<const std::span<const uint8_t>> pieces) {
+  std::lock_guard lock(mu_);
+  const uint64_t bytes = gather_bytes(pieces);
+  COWSNAP_RETURN_IF_ERROR(before_mutation(offset, bytes));
+  // Through the target's write(): durable here is this device's promise,
+  // kept in the undo log, whatever the target would do with it.
+  uint64_t at = offset;
+  for (const std::span<const uint8_t> piece : pieces) {
+    COWSNAP_RETURN_IF_ERROR(DeviceWrapper::write(at, piece));
+    at += piece.size();
+  }
+  keep_locked(offset, bytes);
+  return Status::Ok();
+}
+
 Status FaultyDevice::write_zeroes(uint64_t offset, uint64_t length) {
   std::lock_guard lock(mu_);
   COWSNAP_RETURN_IF_ERROR(before_mutation(offset, length));
@@ -68,6 +83,31 @@ Status FaultyDevice::before_mutation(uint64_t offset, uint64_t length) {
                               .with_context(fmt::format("{}: saving undo bytes", describe())));
   undo_.push_back(std::move(undo));
   return Status::Ok();
+}
+
+void FaultyDevice::keep_locked(uint64_t offset, uint64_t length) {
+  const uint64_t end = offset + length;
+  std::vector<Undo> kept;
+  kept.reserve(undo_.size());
+  for (Undo& u : undo_) {
+    const uint64_t u_end = u.offset + u.old_bytes.size();
+    if (u_end <= offset || u.offset >= end) {
+      kept.push_back(std::move(u));
+      continue;
+    }
+    // The parts outside the durable range still roll back.
+    if (u.offset < offset) {
+      kept.push_back(Undo{
+          u.offset, std::vector<uint8_t>(u.old_bytes.begin(),
+                                         u.old_bytes.begin() + static_cast<ptrdiff_t>(offset - u.offset))});
+    }
+    if (u_end > end) {
+      kept.push_back(
+          Undo{end, std::vector<uint8_t>(u.old_bytes.begin() + static_cast<ptrdiff_t>(end - u.offset),
+                                         u.old_bytes.end())});
+    }
+  }
+  undo_ = std::move(kept);
 }
 
 void FaultyDevice::cut_locked() {

@@ -4,10 +4,12 @@
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <vector>
 
 #include "cowsnap/io/devices.h"
@@ -133,6 +135,46 @@ Status FileDevice::write(uint64_t offset, std::span<const uint8_t> buf) {
                            fmt::format("file {}: write at offset {} made no progress", path_, offset + done));
     }
     done += static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+Status FileDevice::write_gather_durable(uint64_t offset, std::span<const std::span<const uint8_t>> pieces) {
+  if (read_only_) return Status::Error(EROFS, fmt::format("file {}: opened read-only", path_));
+  const uint64_t total = gather_bytes(pieces);
+  COWSNAP_RETURN_IF_ERROR(check_range(*this, offset, total));
+  std::vector<iovec> iov;
+  iov.reserve(pieces.size());
+  for (const std::span<const uint8_t> piece : pieces) {
+    if (!piece.empty()) iov.push_back(iovec{const_cast<uint8_t*>(piece.data()), piece.size()});
+  }
+  size_t next = 0;  // first iovec not fully written
+  uint64_t done = 0;
+  while (next < iov.size()) {
+    // The kernel syncs just this range (and what the file system needs to
+    // find it), then the device's cache; the file's other dirty pages stay
+    // in memory.
+    const int count = static_cast<int>(std::min<size_t>(iov.size() - next, IOV_MAX));
+    const ssize_t n = ::pwritev2(fd_, &iov[next], count, static_cast<off_t>(offset + done), RWF_DSYNC);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EOPNOTSUPP || errno == EINVAL) return BlockDevice::write_gather_durable(offset, pieces);
+      return errno_error(path_,
+                         fmt::format("durable write of {} bytes at offset {}", total - done, offset + done));
+    }
+    if (n == 0) {
+      return Status::Error(EIO,
+                           fmt::format("file {}: write at offset {} made no progress", path_, offset + done));
+    }
+    done += static_cast<uint64_t>(n);
+    // Past what was written; a short write resumes inside an iovec.
+    for (size_t left = static_cast<size_t>(n); left > 0;) {
+      const size_t take = std::min(left, iov[next].iov_len);
+      iov[next].iov_base = static_cast<uint8_t*>(iov[next].iov_base) + take;
+      iov[next].iov_len -= take;
+      left -= take;
+      if (iov[next].iov_len == 0) ++next;
+    }
   }
   return Status::Ok();
 }

@@ -21,6 +21,11 @@ Status SliceDevice::write(uint64_t offset, std::span<const uint8_t> buf) {
   return base_->write(offset_ + offset, buf);
 }
 
+Status SliceDevice::write_gather_durable(uint64_t offset, std::span<const std::span<const uint8_t>> pieces) {
+  COWSNAP_RETURN_IF_ERROR(check_range(*this, offset, gather_bytes(pieces)));
+  return base_->write_gather_durable(offset_ + offset, pieces);
+}
+
 Status SliceDevice::write_zeroes(uint64_t offset, uint64_t length) {
   COWSNAP_RETURN_IF_ERROR(check_range(*this, offset, length));
   return base_->write_zeroes(offset_ + offset, length);

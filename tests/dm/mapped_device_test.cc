@@ -61,3 +61,26 @@ TEST_CASE("mapped device refuses tables with gaps or wrong lengths") {
   CHECK(wrong.status().errnum() == EINVAL);
   CHECK(MappedDevice::create("e", {}).status().errnum() == EINVAL);
 }
+
+TEST_CASE("mapped device: a durable gather write is cut at target boundaries, its pieces inside them") {
+  auto pv = std::make_shared<FaultyDevice>(std::make_shared<MemoryDevice>(1 << 20, "pv"));
+  // sectors 0-7 -> pv sectors 100-107; 8-15 -> pv sectors 0-7
+  auto dev = MappedDevice::create(
+      "vg-cow", {{0, 8, make_linear_target(pv, "7:0", 100, 8)}, {8, 8, make_linear_target(pv, "7:0", 0, 8)}});
+  REQUIRE(dev.ok());
+  const auto a = pattern(0, 3000, 1);
+  const auto b = pattern(0, 2000, 2);
+  const auto c = pattern(0, 1000, 3);
+  const std::span<const uint8_t> pieces[] = {a, b, c};
+  REQUIRE((*dev)->write_gather_durable(2048, pieces).ok());  // 2048 + 6000 crosses 4096
+  pv->power_cut();                                           // no flush came: only durable writes survive
+  std::vector<uint8_t> expected(a);
+  expected.insert(expected.end(), b.begin(), b.end());
+  expected.insert(expected.end(), c.begin(), c.end());
+  std::vector<uint8_t> first(2048), second(6000 - 2048);
+  REQUIRE(pv->target()->read(100 * 512 + 2048, first).ok());
+  REQUIRE(pv->target()->read(0, second).ok());
+  CHECK(std::equal(first.begin(), first.end(), expected.begin()));
+  CHECK(std::equal(second.begin(), second.end(), expected.begin() + 2048));
+  CHECK((*dev)->write_gather_durable(8192 - 10, pieces).errnum() == EINVAL);
+}

@@ -24,13 +24,15 @@ TEST_CASE("CountingDevice counts successful operations and their bytes") {
   REQUIRE(dev.discard(4096, 1024).ok());
   REQUIRE(dev.flush().ok());
   REQUIRE(dev.flush().ok());
+  REQUIRE(dev.write_durable(16384, std::span(buf).first(512)).ok());
   // A rejected request moved nothing and is not counted.
   CHECK(dev.write((1 << 20) - 10, buf).errnum() == EINVAL);
   CHECK(dev.read((1 << 20) - 10, buf).errnum() == EINVAL);
 
   auto c = dev.counters();
-  CHECK(c.writes == 2);
-  CHECK(c.bytes_written == 4196);
+  CHECK(c.writes == 3);
+  CHECK(c.bytes_written == 4708);
+  CHECK(c.durable_writes == 1);
   CHECK(c.reads == 1);
   CHECK(c.bytes_read == 4096);
   CHECK(c.zero_ops == 2);
@@ -43,5 +45,7 @@ TEST_CASE("CountingDevice counts successful operations and their bytes") {
 
   dev.reset();
   c = dev.counters();
-  CHECK(c.reads + c.bytes_read + c.writes + c.bytes_written + c.zero_ops + c.bytes_zeroed + c.flushes == 0);
+  CHECK(c.reads + c.bytes_read + c.writes + c.bytes_written + c.zero_ops + c.bytes_zeroed + c.flushes +
+            c.durable_writes ==
+        0);
 }

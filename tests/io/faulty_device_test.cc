@@ -224,3 +224,32 @@ TEST_CASE("FaultyDevice under concurrent writers restores exactly the last flush
     CHECK(image_of(*mem) == last_flushed);
   }
 }
+
+TEST_CASE("FaultyDevice: a write_durable survives a power cut, and makes no other write durable") {
+  Rig r;
+  REQUIRE(r.dev->write(0, filled(4096, 1)).ok());
+  REQUIRE(r.dev->flush().ok());
+  // Unflushed writes around and under the durable one.
+  REQUIRE(r.dev->write(0, filled(4096, 2)).ok());
+  REQUIRE(r.dev->write(8192, filled(512, 3)).ok());
+  REQUIRE(r.dev->write_durable(1024, filled(1024, 4)).ok());
+  REQUIRE(r.dev->write(1536, filled(16, 5)).ok());  // after it, unflushed again
+  r.dev->power_cut();
+
+  const std::vector<uint8_t> img = image_of(*r.mem);
+  for (size_t i = 0; i < 1024; ++i) REQUIRE(img[i] == 1);     // the unflushed rewrite is undone
+  for (size_t i = 1024; i < 2048; ++i) REQUIRE(img[i] == 4);  // the durable bytes stay, 5 is undone
+  for (size_t i = 2048; i < 4096; ++i) REQUIRE(img[i] == 1);
+  for (size_t i = 8192; i < 8192 + 512; ++i) REQUIRE(img[i] == 0);
+}
+
+TEST_CASE("FaultyDevice: write_durable is a write-type call for fail_write_after and power_cut_after") {
+  Rig r;
+  r.dev->fail_write_after(0);
+  CHECK(r.dev->write_durable(0, filled(16, 1)).errnum() == EIO);
+  CHECK(image_of(*r.mem)[0] == 0);
+  r.dev->power_cut_after(0);
+  CHECK(r.dev->write_durable(0, filled(16, 1)).errnum() == EIO);
+  CHECK(r.dev->is_cut());
+  CHECK(image_of(*r.mem)[0] == 0);
+}

@@ -17,6 +17,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "cowsnap/common/status.h"
 
@@ -40,6 +41,16 @@ class BlockDevice {
   virtual Status write(uint64_t offset, std::span<const uint8_t> buf) = 0;
   // Makes every write that returned before this call durable.
   virtual Status flush() = 0;
+  // A write of `pieces`, back to back from `offset`, that is durable when
+  // it returns OK, as if flush() followed it, but that need not make any
+  // other write durable. A file does it with one O_DSYNC gather write,
+  // which leaves the file's other dirty pages where they are: committing a
+  // copy-out then costs the copy, not also every origin write that happens
+  // to share the PV file. The default writes each piece, then flushes.
+  virtual Status write_gather_durable(uint64_t offset, std::span<const std::span<const uint8_t>> pieces);
+  Status write_durable(uint64_t offset, std::span<const uint8_t> buf) {
+    return write_gather_durable(offset, std::span(&buf, 1));
+  }
   // The range reads as zeroes afterwards.
   virtual Status write_zeroes(uint64_t offset, uint64_t length) = 0;
   // The device may forget the range's content; afterwards it reads as
@@ -53,5 +64,12 @@ class BlockDevice {
 
 // Checks a request's range against the device; EINVAL naming the device.
 Status check_range(const BlockDevice& dev, uint64_t offset, uint64_t length);
+
+// The bytes of a gather list.
+uint64_t gather_bytes(std::span<const std::span<const uint8_t>> pieces);
+// The pieces holding bytes [from, from + length) of a gather list's
+// concatenation. REQUIRES: from + length <= gather_bytes(pieces).
+std::vector<std::span<const uint8_t>> gather_range(std::span<const std::span<const uint8_t>> pieces,
+                                                   uint64_t from, uint64_t length);
 
 }  // namespace cowsnap

@@ -59,6 +59,8 @@ class MappedDevice final : public BlockDevice {
   Status read(uint64_t offset, std::span<uint8_t> buf) override;
   Status write(uint64_t offset, std::span<const uint8_t> buf) override;
   Status flush() override;
+  // Each target's part is a durable write of its own.
+  Status write_gather_durable(uint64_t offset, std::span<const std::span<const uint8_t>> pieces) override;
   Status write_zeroes(uint64_t offset, uint64_t length) override;
   Status discard(uint64_t offset, uint64_t length) override;
   [[nodiscard]] std::string describe() const override { return name_; }

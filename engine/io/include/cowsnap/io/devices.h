@@ -39,6 +39,9 @@ class FileDevice final : public BlockDevice {
   Status read(uint64_t offset, std::span<uint8_t> buf) override;
   Status write(uint64_t offset, std::span<const uint8_t> buf) override;
   Status flush() override;
+  // pwritev2(RWF_DSYNC), up to IOV_MAX pieces a call; where the kernel or
+  // file system refuses the flag, writes then flush().
+  Status write_gather_durable(uint64_t offset, std::span<const std::span<const uint8_t>> pieces) override;
   Status write_zeroes(uint64_t offset, uint64_t length) override;
   Status discard(uint64_t offset, uint64_t length) override;
   [[nodiscard]] std::string describe() const override { return "file " + path_; }
@@ -91,6 +94,7 @@ class SliceDevice final : public BlockDevice {
   Status read(uint64_t offset, std::span<uint8_t> buf) override;
   Status write(uint64_t offset, std::span<const uint8_t> buf) override;
   Status flush() override { return base_->flush(); }
+  Status write_gather_durable(uint64_t offset, std::span<const std::span<const uint8_t>> pieces) override;
   Status write_zeroes(uint64_t offset, uint64_t length) override;
   Status discard(uint64_t offset, uint64_t length) override;
   [[nodiscard]] std::string describe() const override;
@@ -104,7 +108,9 @@ class SliceDevice final : public BlockDevice {
 };
 
 // Forwards every call to a wrapped device; decorators override only what
-// they change.
+// they change. write_gather_durable is not forwarded: it is this wrapper's
+// own write()s then flush(), so a decorator that watches writes sees it; a
+// decorator that can pass it on unchanged says so by overriding it.
 class DeviceWrapper : public BlockDevice {
  public:
   explicit DeviceWrapper(std::shared_ptr<BlockDevice> target) : target_(std::move(target)) {}
@@ -132,11 +138,13 @@ class CountingDevice final : public DeviceWrapper {
     uint64_t writes = 0, bytes_written = 0;   // write() calls only
     uint64_t zero_ops = 0, bytes_zeroed = 0;  // write_zeroes() and discard()
     uint64_t flushes = 0;
+    uint64_t durable_writes = 0;  // write_gather_durable() calls, also counted in writes
   };
   using DeviceWrapper::DeviceWrapper;
   Status read(uint64_t offset, std::span<uint8_t> buf) override;
   Status write(uint64_t offset, std::span<const uint8_t> buf) override;
   Status flush() override;
+  Status write_gather_durable(uint64_t offset, std::span<const std::span<const uint8_t>> pieces) override;
   Status write_zeroes(uint64_t offset, uint64_t length) override;
   Status discard(uint64_t offset, uint64_t length) override;
   [[nodiscard]] Counters counters() const;
@@ -144,15 +152,18 @@ class CountingDevice final : public DeviceWrapper {
 
  private:
   std::atomic<uint64_t> reads_{0}, bytes_read_{0}, writes_{0}, bytes_written_{0};
-  std::atomic<uint64_t> zero_ops_{0}, bytes_zeroed_{0}, flushes_{0};
+  std::atomic<uint64_t> zero_ops_{0}, bytes_zeroed_{0}, flushes_{0}, durable_writes_{0};
 };
 
 // Injects faults for tests.
 // - fail_write_after(n): the (n+1)th write-type call from now (write,
-//   write_zeroes, discard) fails with EIO, once; writes before it succeed.
+//   write_gather_durable, write_zeroes, discard) fails with EIO, once;
+//   writes before it succeed.
 // - power_cut(): every write not yet covered by a successful flush() is
 //   undone (the wrapped device gets back the bytes it held at the last
-//   flush), and from then on every call fails with EIO.
+//   flush), and from then on every call fails with EIO. A durable write
+//   that returned OK stays; only it does (the weakest device the contract
+//   allows), so code that leans on it making other writes durable fails.
 // - power_cut_after(n): a power cut happens instead of the (n+1)th
 //   operation of any kind except read; that operation fails with EIO.
 // Undo data for unflushed writes is kept in memory until the next flush.
@@ -165,6 +176,7 @@ class FaultyDevice final : public DeviceWrapper {
   Status read(uint64_t offset, std::span<uint8_t> buf) override;
   Status write(uint64_t offset, std::span<const uint8_t> buf) override;
   Status flush() override;
+  Status write_gather_durable(uint64_t offset, std::span<const std::span<const uint8_t>> pieces) override;
   Status write_zeroes(uint64_t offset, uint64_t length) override;
   Status discard(uint64_t offset, uint64_t length) override;
 
@@ -187,6 +199,9 @@ class FaultyDevice final : public DeviceWrapper {
   // Under mu_. Counts a non-read operation; cuts power if it is the chosen
   // one.
   Status count_operation_locked(std::string_view what);
+  // Under mu_. No undo entry restores bytes of [offset, offset+length) any
+  // more: they are durable.
+  void keep_locked(uint64_t offset, uint64_t length);
   void cut_locked();
 
   mutable std::mutex mu_;
