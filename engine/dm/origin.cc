@@ -264,7 +264,7 @@ Status Origin::copy_out_locked(uint64_t offset, uint64_t length,
           [&](ChunkIndex c) {
             return std::span<const uint8_t>(old).subspan(g.offset_of(c) - start, g.chunk_bytes());
           },
-          /*may_grow=*/true);
+          SnapshotTarget::CopyOptions{.may_grow = true});
     } catch (const std::bad_alloc&) {
       copy.status =
           Status::Error(ENOMEM, fmt::format("copy-out to {}: out of memory", copy.snapshot->cow_name()));

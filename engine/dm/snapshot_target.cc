@@ -132,7 +132,7 @@ void SnapshotTarget::grow_for_change() {
 }
 
 Status SnapshotTarget::add_exceptions_locked(std::span<const ChunkIndex> chunks,
-                                             const ChunkDataFn& chunk_data, bool may_grow) {
+                                             const ChunkDataFn& chunk_data, CopyOptions options) {
   // The store is full, invalid or could not commit: the snapshot cannot be
   // kept in step with its origin any more.
   auto invalidate_for = [&](const Status& s) {
@@ -142,7 +142,7 @@ Status SnapshotTarget::add_exceptions_locked(std::span<const ChunkIndex> chunks,
   const std::shared_ptr<ExceptionStore> store = this->store();
   // Reserved together, the chunks are consecutive on the COW device as a
   // rule, so a request's copies go out in few writes.
-  const bool grows = may_grow && growable_.load(std::memory_order_acquire);
+  const bool grows = options.may_grow && growable_.load(std::memory_order_acquire);
   Result<std::vector<ChunkIndex>> cow_chunks =
       grows ? store->prepare_exceptions_if_room(chunks.size()) : store->prepare_exceptions(chunks.size());
   if (!cow_chunks.ok()) {
@@ -157,20 +157,30 @@ Status SnapshotTarget::add_exceptions_locked(std::span<const ChunkIndex> chunks,
   batch.reserve(chunks.size());
   data.reserve(chunks.size());
   for (size_t i = 0; i < chunks.size(); ++i) {
-    batch.push_back({chunks[i], (*cow_chunks)[i]});
+    batch.push_back({chunks[i], (*cow_chunks)[i], options.durable_writes});
     data.push_back(chunk_data(chunks[i]));
   }
-  const uint64_t chunk_bytes = geometry_.chunk_bytes();
+  std::vector<std::span<const uint8_t>> gather;
   for (size_t first = 0; first < batch.size();) {
-    // A run: consecutive COW chunks whose sources follow each other in
-    // memory, written as one.
+    // A run: consecutive COW chunks, written as one. A plain write takes a
+    // run whose sources follow each other in memory; a durable one gathers
+    // its sources, since each durable write costs a cache flush.
     size_t last = first;
-    while (last + 1 < batch.size() && batch[last + 1].cow_chunk.value == batch[last].cow_chunk.value + 1 &&
-           data[last + 1].data() == data[last].data() + chunk_bytes) {
+    gather.assign(1, data[first]);
+    while (last + 1 < batch.size() && batch[last + 1].cow_chunk.value == batch[last].cow_chunk.value + 1) {
+      const std::span<const uint8_t> next = data[last + 1];
+      if (next.data() == gather.back().data() + gather.back().size()) {
+        gather.back() = std::span(gather.back().data(), gather.back().size() + next.size());
+      } else if (options.durable_writes) {
+        gather.push_back(next);
+      } else {
+        break;
+      }
       ++last;
     }
-    const std::span<const uint8_t> run(data[first].data(), (last - first + 1) * chunk_bytes);
-    Status s = store->cow_device().write(geometry_.offset_of(batch[first].cow_chunk), run);
+    const uint64_t at = geometry_.offset_of(batch[first].cow_chunk);
+    Status s = options.durable_writes ? store->cow_device().write_gather_durable(at, gather)
+                                      : store->cow_device().write(at, gather.front());
     if (!s.ok()) {
       // Nothing names these chunks on disk: hand them out again, and keep
       // the snapshot valid (invariant 5).

@@ -505,10 +505,13 @@ bool WriteBack::copy_out(std::vector<Item>& items) {
       } else {
         const uint64_t chunk_bytes = c.snapshot->geometry().chunk_bytes();
         const auto chunks = std::span(c.chunks).subspan(piece.begin, piece.end - piece.begin);
-        piece.status = c.snapshot->add_exceptions_locked(chunks, [&](ChunkIndex chunk) {
-          const auto at = std::lower_bound(c.chunks.begin(), c.chunks.end(), chunk) - c.chunks.begin();
-          return std::span<const uint8_t>(c.old[static_cast<size_t>(at)], chunk_bytes);
-        });
+        piece.status = c.snapshot->add_exceptions_locked(
+            chunks,
+            [&](ChunkIndex chunk) {
+              const auto at = std::lower_bound(c.chunks.begin(), c.chunks.end(), chunk) - c.chunks.begin();
+              return std::span<const uint8_t>(c.old[static_cast<size_t>(at)], chunk_bytes);
+            },
+            SnapshotTarget::CopyOptions{.durable_writes = true});
       }
     } catch (...) {
       piece.status =

@@ -23,6 +23,12 @@
 // that prefix and some entries of the batch being published, all pointing
 // at durable data). Any failed write or flush invalidates the store and
 // fails both batches in flight.
+// A batch whose every data chunk was written durably (write_durable: the
+// write-back committer's copies) writes its own metadata durably too, and
+// its flushes are skipped: each step is durable when it returns, which is
+// all steps 2 and 4 ask, and the COW device's other dirty pages (origin
+// data sharing the PV file) are not written out with it. A flush is still
+// run whenever a plain write of either batch in flight is not yet covered.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -134,6 +140,7 @@ class PersistentStore final : public StoreBase {
     uint64_t from = 0;           // byte offset in the area
     std::vector<uint8_t> bytes;  // the area image's bytes from `from`
     size_t exceptions = 0;
+    bool durable = false;  // every data chunk was written durably: so are this batch's metadata writes
   };
 
   // The PipelinedCommit stages (see its contract and the protocol at the
@@ -198,22 +205,31 @@ class PersistentStore final : public StoreBase {
       from = 0;
       to = area_.size();
     }
+    const bool durable =
+        std::all_of(batch.begin(), batch.end(), [](const Pending& p) { return p.data_durable; });
     Plan plan{.first_area = first_area,
               .from = from,
               .bytes = std::vector<uint8_t>(area_.begin() + static_cast<ptrdiff_t>(from),
                                             area_.begin() + static_cast<ptrdiff_t>(to)),
-              .exceptions = batch.size()};
+              .exceptions = batch.size(),
+              .durable = durable};
 
-    Status s = layout_.area_location(first_area) >= device_chunks_
-                   ? write_chunk(layout_.area_location(first_area), area_)  // refused there, with the reason
-                   : Status::Ok();
+    Status s =
+        layout_.area_location(first_area) >= device_chunks_
+            ? write_chunk(layout_.area_location(first_area), area_, durable)  // refused, with the reason
+            : Status::Ok();
     for (const AreaImage& image : later) {
-      if (s.ok()) s = write_chunk(layout_.area_location(image.area), image.bytes);
+      if (s.ok()) s = write_chunk(layout_.area_location(image.area), image.bytes, durable);
     }
     if (s.ok() && zero_next) {
       const uint64_t chunk = layout_.area_location(area + 1);
-      s = cow_->write_zeroes(geometry_.offset_of(ChunkIndex{chunk}), geometry_.chunk_bytes());
+      if (durable) {
+        s = write_chunk(chunk, std::vector<uint8_t>(geometry_.chunk_bytes(), 0), true);
+      } else {
+        s = cow_->write_zeroes(geometry_.offset_of(ChunkIndex{chunk}), geometry_.chunk_bytes());
+      }
     }
+    if (!durable) flush_owed_ = true;
     if (!s.ok()) return batch_error(batch.size(), s);
 
     if (!later.empty()) area_ = std::move(later.back().bytes);
@@ -230,8 +246,10 @@ class PersistentStore final : public StoreBase {
     return Status::Ok();
   }
 
-  // Steps 2 and 4 (and, in the pipeline, one flush is both).
+  // Steps 2 and 4 (and, in the pipeline, one flush is both); nothing to do
+  // when every write since the last flush was durable already.
   Status flush_batches() {
+    if (!std::exchange(flush_owed_, false)) return Status::Ok();
     Status s = cow_->flush();
     if (!s.ok()) {
       mark_invalid();
@@ -246,19 +264,22 @@ class PersistentStore final : public StoreBase {
     const Plan plan = std::move(*planned_);
     planned_.reset();
     const uint64_t location = layout_.area_location(plan.first_area);
-    Status s = cow_->write(geometry_.offset_of(ChunkIndex{location}) + plan.from, plan.bytes);
+    const uint64_t at = geometry_.offset_of(ChunkIndex{location}) + plan.from;
+    Status s = plan.durable ? cow_->write_durable(at, plan.bytes) : cow_->write(at, plan.bytes);
+    if (!plan.durable) flush_owed_ = true;
     if (!s.ok()) return batch_error(plan.exceptions, s);
     return Status::Ok();
   }
 
-  Status write_chunk(uint64_t chunk, std::span<const uint8_t> bytes) {
+  Status write_chunk(uint64_t chunk, std::span<const uint8_t> bytes, bool durable) {
     if (chunk >= device_chunks_) {
       // Only reachable when commits name chunks prepare_exception never
       // handed out; refuse rather than write past the end.
       return Status::Error(EIO, fmt::format("metadata chunk {} is beyond the device's end ({} chunks)", chunk,
                                             device_chunks_));
     }
-    return cow_->write(geometry_.offset_of(ChunkIndex{chunk}), bytes);
+    const uint64_t at = geometry_.offset_of(ChunkIndex{chunk});
+    return durable ? cow_->write_durable(at, bytes) : cow_->write(at, bytes);
   }
 
   const AreaLayout layout_;
@@ -272,6 +293,7 @@ class PersistentStore final : public StoreBase {
   uint64_t committed_;              // entries in area_, prepared ones included
   bool rewrite_whole_area_ = true;  // until the first commit since opening
   std::optional<Plan> planned_;     // the batch prepared and not yet published
+  bool flush_owed_ = false;         // a plain write of a batch in flight is not yet flushed
 
   PipelinedCommit<Pending> commits_;
 };

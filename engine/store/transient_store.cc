@@ -4,6 +4,7 @@
 // chunks durable, one device flush per batch of concurrent commits.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <mutex>
 
@@ -21,7 +22,11 @@ class TransientStore final : public StoreBase {
 
   [[nodiscard]] std::string_view type_code() const override { return "N"; }
 
-  Status commit_exceptions(std::span<const NewException> /*exceptions*/) override {
+  Status commit_exceptions(std::span<const NewException> exceptions) override {
+    if (std::all_of(exceptions.begin(), exceptions.end(),
+                    [](const NewException& e) { return e.data_durable; })) {
+      return valid() ? Status::Ok() : invalid_error();
+    }
     static constexpr int kFlushRequest = 0;
     return flushes_.commit(std::span(&kFlushRequest, 1), [this](std::span<const int> /*batch*/) -> Status {
       if (!valid()) return invalid_error();

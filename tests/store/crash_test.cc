@@ -36,6 +36,17 @@ class ReorderingCrashDevice final : public DeviceWrapper {
     COWSNAP_RETURN_IF_ERROR(before_mutation_locked(offset, length));
     return DeviceWrapper::write_zeroes(offset, length);
   }
+  // Survives any cut once it returned; nothing else becomes durable.
+  Status write_gather_durable(uint64_t offset, std::span<const std::span<const uint8_t>> pieces) override {
+    std::lock_guard lock(mu_);
+    COWSNAP_RETURN_IF_ERROR(count_locked());
+    if ((offset / kChunkBytes) % (kPerArea + 1) == 1) ++metadata_writes_;
+    for (const std::span<const uint8_t> piece : pieces) {
+      COWSNAP_RETURN_IF_ERROR(DeviceWrapper::write(offset, piece));
+      offset += piece.size();
+    }
+    return Status::Ok();
+  }
   // With a delay, a flush takes that long, and covers only the writes made
   // before it was called (writes made meanwhile stay undoable), so
   // committers pile up behind it as on a real disk.
@@ -107,16 +118,24 @@ class ReorderingCrashDevice final : public DeviceWrapper {
 constexpr uint64_t kDeviceChunks = 700;
 constexpr uint64_t kCommits = 300;  // fills area 0 (256) and goes on into area 1
 
+// How commit_run writes its data chunks: plainly (the commit flushes
+// them), or durably (write_durable; the commit says so and need not flush).
+enum class DataWrites { kPlain, kDurable };
+
 // Prepare, write the data chunk, commit; the exception is acknowledged
 // when commit returns OK. Stops at the first failure.
 void commit_run(ExceptionStore& store, BlockDevice& dev, uint64_t first_old, uint64_t count,
-                std::vector<Mapping>& acknowledged, std::mutex& mu) {
+                std::vector<Mapping>& acknowledged, std::mutex& mu, DataWrites writes = DataWrites::kPlain) {
+  const bool durable = writes == DataWrites::kDurable;
   for (uint64_t i = 0; i < count; ++i) {
     const uint64_t old_chunk = first_old + i * 3;
     auto cow = store.prepare_exception();
     if (!cow.ok()) return;
-    if (!dev.write(cow->value * kChunkBytes, data_pattern(old_chunk)).ok()) return;
-    if (!commit_one(store, ChunkIndex{old_chunk}, *cow).ok()) return;
+    const uint64_t at = cow->value * kChunkBytes;
+    const std::vector<uint8_t> data = data_pattern(old_chunk);
+    if (!(durable ? dev.write_durable(at, data) : dev.write(at, data)).ok()) return;
+    const NewException one{ChunkIndex{old_chunk}, *cow, durable};
+    if (!store.commit_exceptions(std::span(&one, 1)).ok()) return;
     std::lock_guard lock(mu);
     acknowledged.emplace_back(old_chunk, cow->value);
   }
@@ -267,5 +286,59 @@ TEST_CASE("power cuts that keep a random subset of unflushed writes with two bat
     opened.store.reset();
     check_after_crash(mem, acknowledged);
     if (!crashing->is_cut()) break;  // n is past the run's last operation
+  }
+}
+
+// Durably written data (the write-back committer's) lets a batch skip the
+// flushes: its metadata is written durably instead. Mixed with plainly
+// written commits in the same batches, the flushes still cover the plain
+// ones, under the harshest cut (any subset of unflushed writes survives,
+// durable writes always do).
+TEST_CASE("power cuts with durably written data among the commits, two batches in flight") {
+  constexpr uint64_t kThreads = 4, kPerThread = 70;
+  auto run = [&](const std::shared_ptr<ReorderingCrashDevice>& crashing, ExceptionStore& store,
+                 std::vector<Mapping>& acknowledged, uint64_t durable_threads) {
+    std::mutex mu;
+    std::vector<std::thread> threads;
+    for (uint64_t t = 0; t < kThreads; ++t) {
+      const DataWrites writes = t < durable_threads ? DataWrites::kDurable : DataWrites::kPlain;
+      threads.emplace_back([&, t, writes] {
+        commit_run(store, *crashing, t * 100000 + 7, kPerThread, acknowledged, mu, writes);
+      });
+    }
+    for (auto& th : threads) th.join();
+  };
+  {
+    // Every commit durable: no flush at all, every batch still acknowledged.
+    auto mem = std::make_shared<MemoryDevice>(kDeviceChunks * kChunkBytes, "cow-durable");
+    REQUIRE(create_persistent_store(mem, kChunkSectors).ok());
+    auto crashing = std::make_shared<ReorderingCrashDevice>(mem, ~uint64_t{0}, 1);
+    Opened opened = open_store(crashing);
+    REQUIRE(opened.status.ok());
+    std::vector<Mapping> acknowledged;
+    run(crashing, *opened.store, acknowledged, kThreads);
+    REQUIRE(acknowledged.size() == kThreads * kPerThread);
+    CHECK(crashing->flushes() == 0);
+    CHECK(crashing->metadata_writes() > 0);
+    opened.store.reset();
+    check_after_crash(mem, acknowledged);
+  }
+  for (const uint64_t durable_threads : {kThreads, uint64_t{2}}) {
+    for (uint64_t n = 0;; n += 3) {
+      INFO(durable_threads << " durable committers, power cut after " << n << " operations (seed " << n
+                           << ")");
+      auto mem = std::make_shared<MemoryDevice>(kDeviceChunks * kChunkBytes, "cow-durable");
+      fill_device(*mem, 0xAA);
+      REQUIRE(create_persistent_store(mem, kChunkSectors).ok());
+      auto crashing = std::make_shared<ReorderingCrashDevice>(mem, n, n);
+      crashing->set_flush_delay(std::chrono::microseconds(100));
+      Opened opened = open_store(crashing);
+      REQUIRE(opened.status.ok());
+      std::vector<Mapping> acknowledged;
+      run(crashing, *opened.store, acknowledged, durable_threads);
+      opened.store.reset();
+      check_after_crash(mem, acknowledged);
+      if (!crashing->is_cut()) break;
+    }
   }
 }

@@ -63,6 +63,23 @@ TEST_CASE("transient: a failed flush fails the commit with EIO and invalidates")
   CHECK_FALSE(store->valid());
 }
 
+TEST_CASE("transient: a commit of durably written data flushes nothing; a mixed one flushes") {
+  auto counting = std::make_shared<CountingDevice>(std::make_shared<MemoryDevice>(64 * kChunkBytes, "cow-t"));
+  auto store = std::move(create_transient_store(counting, kChunkSectors)).value();
+  auto a = store->prepare_exception();
+  auto b = store->prepare_exception();
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  const NewException durable{ChunkIndex{1}, *a, true};
+  REQUIRE(store->commit_exceptions(std::span(&durable, 1)).ok());
+  CHECK(counting->counters().flushes == 0);
+  const NewException mixed[] = {{ChunkIndex{2}, *b, true}, {ChunkIndex{3}, *b, false}};
+  REQUIRE(store->commit_exceptions(mixed).ok());
+  CHECK(counting->counters().flushes == 1);
+  REQUIRE(store->invalidate().ok());
+  CHECK(store->commit_exceptions(std::span(&durable, 1)).errnum() == EIO);
+}
+
 TEST_CASE("transient: bad chunk sizes and devices smaller than a chunk are refused") {
   auto dev = std::make_shared<MemoryDevice>(64 * kChunkBytes, "cow-t");
   CHECK(create_transient_store(dev, 3).status().errnum() == EINVAL);

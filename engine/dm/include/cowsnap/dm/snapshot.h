@@ -331,11 +331,21 @@ class SnapshotTarget final : public Target {
   // (durably, before this returns) and returns EIO; a failed data write
   // returns its own errno and leaves the snapshot valid (invariant 5).
   // REQUIRES: the chunks' region locks are held.
-  // `may_grow`: with a grower set, a full store returns kMustGrow instead
-  // (nothing is copied; the caller lets go of its locks and calls
-  // grow_for_change()).
+  struct CopyOptions {
+    // With a grower set, a full store returns kMustGrow instead (nothing is
+    // copied; the caller lets go of its locks and calls grow_for_change()).
+    bool may_grow = false;
+    // Each run of chunks goes out as one durable gather write and the commit
+    // flushes nothing (NewException::data_durable). Worth it for large
+    // batches (the write-back committer's): a flush of the PV file would
+    // also write out every origin write waiting in its page cache.
+    bool durable_writes = false;
+  };
   Status add_exceptions_locked(std::span<const ChunkIndex> chunks, const ChunkDataFn& chunk_data,
-                               bool may_grow = false);
+                               CopyOptions options);
+  Status add_exceptions_locked(std::span<const ChunkIndex> chunks, const ChunkDataFn& chunk_data) {
+    return add_exceptions_locked(chunks, chunk_data, CopyOptions{});
+  }
   static constexpr int kMustGrow = EAGAIN;
   // After add_exceptions_locked returned kMustGrow: calls the grower unless
   // another change already did since. REQUIRES: no region lock, no barrier.

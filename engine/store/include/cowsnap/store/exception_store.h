@@ -35,6 +35,10 @@ struct StoreUsage {
 struct NewException {
   ChunkIndex old_chunk;
   ChunkIndex cow_chunk;
+  // The data chunk went out with write_durable(): the commit need not
+  // flush the COW device for it. A batch made only of such exceptions
+  // writes its metadata durably and flushes nothing.
+  bool data_durable = false;
 };
 
 // Called once per committed exception found on the device, in on-disk order.
@@ -80,8 +84,9 @@ class ExceptionStore {
   // Makes each `old_chunk -> cow_chunk` durable and returns only then.
   // REQUIRES: every cow_chunk came from prepare_exception() and its data
   // were written to cow_device() before this call.
-  // Crash safety: the data chunks are flushed before the metadata naming
-  // them is written, and the metadata is flushed before this returns, so a
+  // Crash safety: the data chunks are durable (flushed, or written durably)
+  // before the metadata naming them is written, and the metadata is durable
+  // before this returns, so a
   // crash never leaves an exception pointing at unwritten data.
   // Group commit: concurrent callers share one metadata write and flush.
   // Persistent stores pipeline batches: the flush that makes one batch's
