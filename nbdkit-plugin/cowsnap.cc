@@ -45,8 +45,10 @@ constexpr uint32_t kMaxBlockBytes = 32 * 1024 * 1024;
 // Set by config, read-only once nbdkit starts serving.
 std::string root_dir;
 cowsnap::WriteBackOptions write_back;
-// Created in get_ready, destroyed in cleanup/unload; the pointers are not
-// changed while connections exist, the objects are thread-safe.
+// Created in get_ready (the control socket) and after_fork (the service,
+// whose threads must live in the process that serves), destroyed in
+// cleanup/unload; the pointers are not changed while connections exist,
+// the objects are thread-safe.
 std::unique_ptr<VolumeService> service;
 std::unique_ptr<ControlServer> control_server;
 
@@ -159,6 +161,27 @@ void cowsnap_dump_plugin() {
 
 int cowsnap_get_ready() {
   return guarded([] {
+    // A bad root is reported here, before nbdkit forks into the
+    // background, where the user sees it. The service itself starts after
+    // the fork: its threads (write-back committers, the snapshot monitor)
+    // would not survive it.
+    if (Status s = VolumeService::check_root(root_dir); !s.ok()) {
+      return Status::Error(s.errnum(), "cannot serve cowsnap root " + root_dir + ": " + s.message());
+    }
+    // The socket is bound before nbdkit forks, so a second server on the
+    // same root fails here, visibly, instead of in the background. It
+    // accepts nothing before after_fork has started the service.
+    auto listening = ControlServer::listen(
+        cowsnap::control::socket_path(root_dir),
+        [](const nlohmann::json& request) { return service->handle(request); }, log_error);
+    if (!listening.ok()) return listening.status();
+    control_server = std::move(listening).value();
+    return Status::Ok();
+  });
+}
+
+int cowsnap_after_fork() {
+  return guarded([] {
     VolumeService::Options options;
     options.log_error = log_error;
     options.log_debug = log_debug;
@@ -179,19 +202,8 @@ int cowsnap_get_ready() {
                            "cannot serve cowsnap root " + root_dir + ": " + started.status().message());
     }
     service = std::move(started).value();
-    // The socket is bound before nbdkit forks, so a second server on the
-    // same root fails here, visibly, instead of in the background.
-    auto listening = ControlServer::listen(
-        cowsnap::control::socket_path(root_dir),
-        [](const nlohmann::json& request) { return service->handle(request); }, log_error);
-    if (!listening.ok()) return listening.status();
-    control_server = std::move(listening).value();
-    return Status::Ok();
+    return control_server->start();
   });
-}
-
-int cowsnap_after_fork() {
-  return guarded([] { return control_server->start(); });
 }
 
 void cowsnap_cleanup() {

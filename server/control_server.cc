@@ -111,6 +111,7 @@ ControlServer::~ControlServer() {
 }
 
 Status ControlServer::start() {
+  started_in_ = ::getpid();
   try {
     accept_thread_ = std::thread([this] { accept_loop(); });
   } catch (const std::system_error& e) {
@@ -120,6 +121,9 @@ Status ControlServer::start() {
 }
 
 void ControlServer::stop() {
+  // Another process serves this socket (we are nbdkit's parent, exiting
+  // after the fork): the stop eventfd and the file are the child's too.
+  if (started_in_ != ::getpid()) return;
   {
     std::lock_guard lock(sessions_mu_);
     if (stopped_) return;

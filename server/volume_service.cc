@@ -1,6 +1,7 @@
 #include "cowsnap/server/volume_service.h"
 
 #include <cerrno>
+#include <thread>
 #include <utility>
 
 #include <fmt/format.h>
@@ -26,7 +27,60 @@ Result<std::unique_ptr<VolumeService>> VolumeService::start(const std::string& r
   COWSNAP_RETURN_IF_ERROR(service->activate_all(notices));
   for (const std::string& n : notices) service->log_error(n);
   service->rebuild_exports();
+  if (service->options_.monitor_interval.count() > 0) {
+    VolumeService* self = service.get();
+    self->monitor_thread_ = std::thread([self] {
+      std::unique_lock lock(self->monitor_stop_mu_);
+      while (!self->monitor_wake_.wait_for(lock, self->options_.monitor_interval,
+                                           [self] { return self->monitor_stopping_; })) {
+        lock.unlock();
+        self->monitor_snapshots();
+        lock.lock();
+      }
+    });
+  }
   return service;
+}
+
+Status VolumeService::check_root(const std::string& root_dir) {
+  COWSNAP_ASSIGN_OR_RETURN(vg::VolumeManager vm, vg::VolumeManager::open(root_dir));
+  COWSNAP_RETURN_IF_ERROR(vm.scan().status());
+  return vg::load_lvm_config(root_dir).status();
+}
+
+VolumeService::~VolumeService() {
+  {
+    std::lock_guard lock(monitor_stop_mu_);
+    monitor_stopping_ = true;
+  }
+  monitor_wake_.notify_all();
+  if (monitor_thread_.joinable()) monitor_thread_.join();
+}
+
+void VolumeService::monitor_snapshots() {
+  std::lock_guard monitor(monitor_mu_);
+  std::vector<SnapshotMonitor::Observation> seen;
+  {
+    std::shared_lock exports(exports_mu_);
+    for (const auto& [name, exp] : exports_) {
+      const std::shared_ptr<ActiveVolume>& volume = exp->volume();
+      if (!volume->is_snapshot() || !volume->snapshot) continue;
+      auto vg = vgs_.find(exp->vg());
+      if (vg == vgs_.end()) continue;
+      const SnapshotTarget& snap = *volume->snapshot;
+      seen.push_back({.device = vg->second->dm_name(exp->lv()),
+                      .usage = snap.usage(),
+                      .length_sectors = snap.size_bytes() / kSectorBytes,
+                      .valid = snap.valid(),
+                      .status = snap.status_params()});
+    }
+  }
+  std::vector<std::string> devices;
+  for (const SnapshotMonitor::Observation& o : seen) {
+    devices.push_back(o.device);
+    for (const std::string& line : monitor_.check(o)) log_error(line);
+  }
+  monitor_.keep_only(devices);
 }
 
 Status VolumeService::activate_all(std::vector<std::string>& notices) {

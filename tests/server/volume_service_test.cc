@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <fstream>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "cowsnap/server/volume_service.h"
@@ -528,4 +530,40 @@ TEST_CASE(
                "available"));
   CHECK(byte_diff(read_at(*data, 0, kMiB), pattern(0, kMiB, 1)) == "");
   service.disconnect(data);
+}
+
+TEST_CASE("VolumeService monitor: dmeventd's warnings as a snapshot fills, and when it overflows") {
+  TestRoot t;
+  std::mutex mu;
+  std::vector<std::string> lines;
+  VolumeService::Options options;
+  options.log_error = [&](const std::string& line) {
+    std::lock_guard lock(mu);
+    lines.push_back(line);
+  };
+  options.monitor_interval = std::chrono::milliseconds(0);  // the test looks itself
+  auto service = t.start(std::move(options));
+  ok(*service,
+     {{"op", "lvcreate_snapshot"}, {"vg", "vg0"}, {"origin", "data"}, {"lv", "snap"}, {"extents", 1u}});
+  auto data = must(service->connect("vg0/data"));
+  auto taken = [&] {
+    std::lock_guard lock(mu);
+    return std::exchange(lines, {});
+  };
+  REQUIRE(write_at(*data, 0, pattern(0, 2 * kMiB, 1)).ok());  // about half of the 4 MiB store
+  service->monitor_snapshots();
+  CHECK(taken().empty());
+  REQUIRE(write_at(*data, 2 * kMiB, pattern(2 * kMiB, 1536 * 1024, 1)).ok());  // past 80 %
+  service->monitor_snapshots();
+  std::vector<std::string> warned = taken();
+  REQUIRE(warned.size() == 1);
+  CHECK_THAT(warned[0],
+             Catch::StartsWith("WARNING: Snapshot vg0-snap is now 8") && Catch::EndsWith("% full."));
+  service->monitor_snapshots();
+  CHECK(taken().empty());                                               // the same level is not warned twice
+  REQUIRE(write_at(*data, 4 * kMiB, pattern(4 * kMiB, kMiB, 1)).ok());  // overflows
+  service->monitor_snapshots();
+  CHECK(taken() == std::vector<std::string>{
+                       "WARNING: Snapshot vg0-snap changed state to: Invalid and should be removed."});
+  service->disconnect(data);
 }

@@ -23,6 +23,8 @@
 // or leaves mid-line, costs one idle thread and blocks no one.
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <functional>
 #include <list>
@@ -56,7 +58,10 @@ class ControlServer {
   ControlServer& operator=(const ControlServer&) = delete;
   ~ControlServer();
 
-  // Starts the accept thread.
+  // Starts the accept thread. The process that calls it owns the socket:
+  // stop() there ends the sessions and removes the file. In a process that
+  // only listened (nbdkit's parent, which forks and exits running static
+  // destructors) stop() does nothing: the socket is the child's.
   Status start();
   // Stops accepting, ends every client connection, joins the threads and
   // removes the socket file. Idempotent.
@@ -118,6 +123,7 @@ class ControlServer {
   const PausePoint pause_;
   mutable std::atomic<int> pause_seen_{0};  // OP requests counted so far
   std::thread accept_thread_;
+  pid_t started_in_ = 0;  // the process whose start() ran; 0 before
   std::mutex sessions_mu_;
   std::list<Session> sessions_;  // guarded by sessions_mu_
   bool stopped_ = false;

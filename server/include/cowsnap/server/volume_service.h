@@ -28,6 +28,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -36,12 +37,14 @@
 #include <optional>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "cowsnap/common/status.h"
 #include "cowsnap/control/protocol.h"
+#include "cowsnap/server/snapshot_monitor.h"
 #include "cowsnap/vg/lock.h"
 #include "cowsnap/vg/lvm_config.h"
 #include "cowsnap/vg/volume_manager.h"
@@ -113,12 +116,31 @@ class VolumeService {
     // Write-back acknowledges copy-out writes before they are durable; a
     // crash may lose writes since the last FLUSH, never a snapshot's view.
     WriteBackOptions write_back;
+    // How often the snapshot monitor looks at every active snapshot and
+    // logs dmeventd's warnings (80 % full and each 5 % after, invalid);
+    // dmeventd looks every 10 s. Zero: no monitor thread (monitor_snapshots()
+    // still works).
+    std::chrono::milliseconds monitor_interval{1000};
   };
 
   // Opens ROOT, scans it and activates every VG. A VG that cannot be
   // activated is logged and skipped (the others are still served); a root
   // that cannot be opened or scanned fails.
   static Result<std::unique_ptr<VolumeService>> start(const std::string& root_dir, Options options);
+  // What start() checks before it activates anything: ROOT opens and
+  // scans, and ROOT/lvm.conf parses. For a host that must report a bad
+  // root before it can start threads (nbdkit's get_ready, before it forks:
+  // threads do not survive the fork, so start() waits for after_fork).
+  static Status check_root(const std::string& root_dir);
+  VolumeService(const VolumeService&) = delete;
+  VolumeService& operator=(const VolumeService&) = delete;
+  // Stops the monitor thread.
+  ~VolumeService();
+
+  // One look of the snapshot monitor at every active snapshot, logging
+  // what dmeventd would (see SnapshotMonitor). The monitor thread calls it
+  // every monitor_interval. REQUIRES: no lock of this service held.
+  void monitor_snapshots();
 
   [[nodiscard]] const std::string& root_dir() const { return root_dir_; }
 
@@ -216,6 +238,15 @@ class VolumeService {
   std::map<std::string, Status> unserved_;      // guarded by exports_mu_: VG name -> why it is not served
   vg::LvmConfig lvm_config_;                    // read at start
   std::map<std::string, vg::PvLock> pv_locks_;  // guarded by control_mu_, by PV path
+
+  // Lock order: monitor_mu_ is taken with no other lock of this service
+  // held, and exports_mu_ is never held while a line is logged by it.
+  std::mutex monitor_mu_;
+  SnapshotMonitor monitor_;  // guarded by monitor_mu_
+  std::mutex monitor_stop_mu_;
+  std::condition_variable monitor_wake_;
+  bool monitor_stopping_ = false;  // guarded by monitor_stop_mu_
+  std::thread monitor_thread_;     // started last in start(), joined first in the destructor
 };
 
 }  // namespace cowsnap::server

@@ -128,6 +128,10 @@ class ActiveVolumeGroup {
 
   ActiveVolumeGroup(std::string vg_name, Options options) : vg_name_(std::move(vg_name)), options_(options) {}
 
+  // The device-mapper name of an LV of this VG, as lvm2 names it ("VG-LV",
+  // dashes in either doubled).
+  [[nodiscard]] std::string dm_name(const std::string& lv_name) const;
+
  private:
   Result<std::shared_ptr<BlockDevice>> pv_device(const std::string& path);
   Result<std::shared_ptr<MappedDevice>> linear_device(const vg::VolumeGroup& vg, const std::string& lv_name,
@@ -142,7 +146,6 @@ class ActiveVolumeGroup {
   void activate_snapshot_or_fail(const vg::VolumeGroup& vg, const vg::SnapshotRef& ref);
   Status activate_committed_snapshot(const vg::VolumeGroup& vg, const std::string& snap_name,
                                      bool create_store, std::unique_lock<std::shared_mutex>* held);
-  [[nodiscard]] std::string dm_name(const std::string& lv_name) const;
   [[nodiscard]] std::string dm_text(bool status) const;
   // The volume and, for an origin, its active snapshots.
   [[nodiscard]] std::vector<std::shared_ptr<ActiveVolume>> with_snapshots(
