@@ -44,7 +44,10 @@ std::vector<std::string> SnapshotMonitor::check(const Observation& seen) {
     return lines;
   }
   // A store as large as its origin's data can never fill: nothing to watch.
-  if (seen.length_sectors <= seen.usage.allocated_sectors - seen.usage.metadata_sectors) return lines;
+  const uint64_t data_sectors = seen.usage.allocated_sectors > seen.usage.metadata_sectors
+                                    ? seen.usage.allocated_sectors - seen.usage.metadata_sectors
+                                    : 0;
+  if (seen.length_sectors <= data_sectors) return lines;
   if (state.known_size != seen.usage.total_sectors) {
     // Grown (lvextend, autoextend): the steps start again.
     state.percent_check = kFirstCheck;

@@ -169,6 +169,29 @@ void check_after_crash(const std::shared_ptr<MemoryDevice>& mem, const std::vect
   REQUIRE(commit_one(*opened.store, ChunkIndex{999999}, *cow).ok());
 }
 
+// Runs `run` (committers over a store on the crashing device) with slow
+// flushes and a power cut after every third operation, keeping a random
+// subset of the unflushed writes, until a run ends uncut; after each cut
+// the store reopens with every acknowledged exception and no garbage.
+template <typename Run>
+void cut_every_third_operation(const char* device_name, Run&& run) {
+  for (uint64_t n = 0;; n += 3) {
+    INFO("power cut after " << n << " operations (seed " << n << ")");
+    auto mem = std::make_shared<MemoryDevice>(kDeviceChunks * kChunkBytes, device_name);
+    fill_device(*mem, 0xAA);
+    REQUIRE(create_persistent_store(mem, kChunkSectors).ok());
+    auto crashing = std::make_shared<ReorderingCrashDevice>(mem, n, n);
+    crashing->set_flush_delay(std::chrono::microseconds(100));
+    Opened opened = open_store(crashing);
+    REQUIRE(opened.status.ok());
+    std::vector<Mapping> acknowledged;
+    run(crashing, *opened.store, acknowledged);
+    opened.store.reset();
+    check_after_crash(mem, acknowledged);
+    if (!crashing->is_cut()) break;  // n is past the run's last operation
+  }
+}
+
 }  // namespace
 
 TEST_CASE("power cut after every operation of a run of commits") {
@@ -272,21 +295,7 @@ TEST_CASE("power cuts that keep a random subset of unflushed writes with two bat
     INFO("flushes " << crashing->flushes() << ", metadata writes " << crashing->metadata_writes());
     CHECK(crashing->flushes() * 4 < crashing->metadata_writes() * 7);
   }
-  for (uint64_t n = 0;; n += 3) {
-    INFO("power cut after " << n << " operations (seed " << n << ")");
-    auto mem = std::make_shared<MemoryDevice>(kDeviceChunks * kChunkBytes, "cow-pipe");
-    fill_device(*mem, 0xAA);
-    REQUIRE(create_persistent_store(mem, kChunkSectors).ok());
-    auto crashing = std::make_shared<ReorderingCrashDevice>(mem, n, n);
-    crashing->set_flush_delay(std::chrono::microseconds(100));
-    Opened opened = open_store(crashing);
-    REQUIRE(opened.status.ok());
-    std::vector<Mapping> acknowledged;
-    run(crashing, *opened.store, acknowledged);
-    opened.store.reset();
-    check_after_crash(mem, acknowledged);
-    if (!crashing->is_cut()) break;  // n is past the run's last operation
-  }
+  cut_every_third_operation("cow-pipe", run);
 }
 
 // Durably written data (the write-back committer's) lets a batch skip the
@@ -324,21 +333,10 @@ TEST_CASE("power cuts with durably written data among the commits, two batches i
     check_after_crash(mem, acknowledged);
   }
   for (const uint64_t durable_threads : {kThreads, uint64_t{2}}) {
-    for (uint64_t n = 0;; n += 3) {
-      INFO(durable_threads << " durable committers, power cut after " << n << " operations (seed " << n
-                           << ")");
-      auto mem = std::make_shared<MemoryDevice>(kDeviceChunks * kChunkBytes, "cow-durable");
-      fill_device(*mem, 0xAA);
-      REQUIRE(create_persistent_store(mem, kChunkSectors).ok());
-      auto crashing = std::make_shared<ReorderingCrashDevice>(mem, n, n);
-      crashing->set_flush_delay(std::chrono::microseconds(100));
-      Opened opened = open_store(crashing);
-      REQUIRE(opened.status.ok());
-      std::vector<Mapping> acknowledged;
-      run(crashing, *opened.store, acknowledged, durable_threads);
-      opened.store.reset();
-      check_after_crash(mem, acknowledged);
-      if (!crashing->is_cut()) break;
-    }
+    INFO(durable_threads << " durable committers");
+    cut_every_third_operation("cow-durable", [&](const std::shared_ptr<ReorderingCrashDevice>& crashing,
+                                                 ExceptionStore& store, std::vector<Mapping>& acknowledged) {
+      run(crashing, store, acknowledged, durable_threads);
+    });
   }
 }

@@ -28,7 +28,7 @@ class SnapshotMonitor {
     StoreUsage usage;             // as `dmsetup status` reports it
     uint64_t length_sectors = 0;  // the snapshot's size (its origin's)
     bool valid = true;
-    std::string status;  // `dmsetup status` parameters, quoted when invalid ("Invalid")
+    std::string status;  // `dmsetup status` parameters ("Invalid" once invalid)
   };
 
   // The lines dmeventd would log for this observation (most often none).
