@@ -721,13 +721,15 @@ class Bench {
                     : std::accumulate(all.begin(), all.end(), 0.0) / static_cast<double>(all.size()) / 1000.0;
 
     const auto oc = origin_.counting->counters();
-    uint64_t cow_written = 0, cow_zeroed = 0, cow_flushes = 0, cow_data = 0, cow_meta = 0, exceptions = 0;
+    uint64_t cow_written = 0, cow_zeroed = 0, cow_flushes = 0, cow_durable = 0, cow_data = 0, cow_meta = 0;
+    uint64_t exceptions = 0;
     uint64_t table_bytes = 0, table_exceptions = 0;
     for (size_t i = 0; i < s.cows.size(); ++i) {
       const auto c = s.cows[i].counting->counters();
       cow_written += c.bytes_written;
       cow_zeroed += c.bytes_zeroed;
       cow_flushes += c.flushes;
+      cow_durable += c.durable_writes;
       cow_data += s.cows[i].classifier->data_bytes();
       cow_meta += s.cows[i].classifier->metadata_bytes();
       exceptions += s.snapshots[i]->exception_count() - exceptions_before[i];
@@ -762,6 +764,8 @@ class Bench {
         {"exceptions", exceptions},
         {"origin_flushes", oc.flushes},
         {"cow_flushes", cow_flushes},
+        // Write-back commits make copies durable with O_DSYNC writes, not flushes.
+        {"cow_durable_writes", cow_durable},
         {"flushes", oc.flushes + cow_flushes},
         {"write_amplification", ratio(backing, d.client_bytes)},
         {"throughput_mib_s",
