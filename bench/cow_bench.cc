@@ -109,6 +109,10 @@ class FlushGate final : public DeviceWrapper {
     if (gated.load(std::memory_order_relaxed)) return Status::Ok();
     return DeviceWrapper::flush();
   }
+  // Passed on: a durable write is no flush of the whole device.
+  Status write_gather_durable(uint64_t offset, std::span<const std::span<const uint8_t>> pieces) override {
+    return target()->write_gather_durable(offset, pieces);
+  }
   std::atomic<bool> gated{false};
 };
 
@@ -123,14 +127,13 @@ class CowClassifier final : public DeviceWrapper {
 
   Status write(uint64_t offset, std::span<const uint8_t> buf) override {
     COWSNAP_RETURN_IF_ERROR(DeviceWrapper::write(offset, buf));
-    // Chunk by chunk: a write never straddles data and metadata in
-    // practice, but count it exactly if it does.
-    for (uint64_t pos = offset, end = offset + buf.size(); pos < end;) {
-      const uint64_t chunk = pos / chunk_bytes_;
-      const uint64_t n = std::min(end, (chunk + 1) * chunk_bytes_) - pos;
-      (is_metadata(chunk) ? metadata_ : data_).fetch_add(n, std::memory_order_relaxed);
-      pos += n;
-    }
+    classify(offset, buf.size());
+    return Status::Ok();
+  }
+  // Passed on as it is, so the device below does its own durable write.
+  Status write_gather_durable(uint64_t offset, std::span<const std::span<const uint8_t>> pieces) override {
+    COWSNAP_RETURN_IF_ERROR(target()->write_gather_durable(offset, pieces));
+    classify(offset, cowsnap::gather_bytes(pieces));
     return Status::Ok();
   }
   Status write_zeroes(uint64_t offset, uint64_t length) override {
@@ -154,6 +157,16 @@ class CowClassifier final : public DeviceWrapper {
 
  private:
   [[nodiscard]] bool is_metadata(uint64_t chunk) const { return chunk == 0 || chunk % (epa_ + 1) == 1; }
+  // Chunk by chunk: a write never straddles data and metadata in practice,
+  // but count it exactly if it does.
+  void classify(uint64_t offset, uint64_t length) {
+    for (uint64_t pos = offset, end = offset + length; pos < end;) {
+      const uint64_t chunk = pos / chunk_bytes_;
+      const uint64_t n = std::min(end, (chunk + 1) * chunk_bytes_) - pos;
+      (is_metadata(chunk) ? metadata_ : data_).fetch_add(n, std::memory_order_relaxed);
+      pos += n;
+    }
+  }
   uint64_t chunk_bytes_;
   uint64_t epa_;
   std::atomic<uint64_t> data_{0}, metadata_{0}, zeroed_{0};
