@@ -90,6 +90,10 @@ void Origin::detach_snapshot(const std::shared_ptr<SnapshotTarget>& snapshot,
   if (held == nullptr) own = hold_io();
   std::erase(snapshots_, snapshot);
   snapshot->detached_.store(true);
+  if (merging_ == snapshot) {
+    merging_.reset();
+    merge_running_.store(false, std::memory_order_release);
+  }
   if (write_back_) write_back_->forget(snapshot.get());
 }
 
@@ -135,6 +139,7 @@ Status Origin::read_origin(uint64_t offset, std::span<uint8_t> buf) {
     std::shared_lock io = enter_io();
     return write_back_->read(offset, buf);
   }
+  if (merge_running_.load(std::memory_order_acquire)) return read_merging(offset, buf);
   return real_->read(offset, buf);
 }
 
@@ -145,22 +150,43 @@ Status Origin::write_origin(uint64_t offset, std::span<const uint8_t> buf) {
     COWSNAP_ASSIGN_OR_RETURN(auto active, active_snapshots());
     return write_back_->write(offset, buf, active);
   }
-  return change_origin(offset, buf.size(), [&] { return real_->write(offset, buf); });
+  return change_origin(offset, buf.size(), [&] {
+    return on_pieces(offset, buf.size(), [&](BlockDevice& device, uint64_t at, uint64_t pos, uint64_t n) {
+      return device.write(at, buf.subspan(pos, n));
+    });
+  });
 }
 
 Status Origin::write_zeroes_origin(uint64_t offset, uint64_t length) {
-  return change_origin(offset, length, [&] { return real_->write_zeroes(offset, length); });
+  return change_origin(offset, length, [&] {
+    return on_pieces(offset, length, [](BlockDevice& device, uint64_t at, uint64_t /*pos*/, uint64_t n) {
+      return device.write_zeroes(at, n);
+    });
+  });
 }
 
 Status Origin::discard_origin(uint64_t offset, uint64_t length) {
-  return change_origin(offset, length, [&] { return real_->discard(offset, length); });
+  return change_origin(offset, length, [&] {
+    return on_pieces(offset, length, [](BlockDevice& device, uint64_t at, uint64_t /*pos*/, uint64_t n) {
+      return device.discard(at, n);
+    });
+  });
 }
 
-Status Origin::flush_origin() { return write_back_ ? write_back_->flush() : real_->flush(); }
+Status Origin::flush_origin() {
+  if (write_back_) return write_back_->flush();
+  if (merge_running_.load(std::memory_order_acquire)) {
+    // Writes to chunks not yet merged went to the merging snapshot's store.
+    std::shared_ptr<SnapshotTarget> merging = merging_snapshot();
+    if (merging) COWSNAP_RETURN_IF_ERROR(merging->store()->cow_device().flush());
+  }
+  return real_->flush();
+}
 
 Result<std::vector<std::shared_ptr<SnapshotTarget>>> Origin::active_snapshots() {
   std::vector<std::shared_ptr<SnapshotTarget>> active;
   for (const auto& s : snapshots_) {
+    if (s == merging_) continue;  // it takes no copies (invariant 13)
     if (s->valid()) {
       active.push_back(s);
     } else {
@@ -195,7 +221,7 @@ Status Origin::change_origin(uint64_t offset, uint64_t length, const ChangeFn& c
       // write-back mode, pending bytes there must not overtake it
       // (invariant 9).
       if (!needs_copy(active, offset, offset + length) &&
-          (!write_back_ || !write_back_->dirty_overlaps(offset, length))) {
+          (!write_back_ || !write_back_->dirty_overlaps(offset, length)) && !merge_overlaps(offset, length)) {
         return change();
       }
       auto locks = lock_regions(offset, length);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <iterator>
 #include <map>
 #include <vector>
 
@@ -40,7 +41,7 @@ std::string SnapshotTarget::status_params() const {
 
 uint64_t SnapshotTarget::exception_count() const {
   std::shared_lock lock(table_mu_);
-  return exceptions_.size();
+  return exceptions_.size() - merged_chunks_;
 }
 
 size_t SnapshotTarget::exception_table_bytes() const {
@@ -50,9 +51,42 @@ size_t SnapshotTarget::exception_table_bytes() const {
 
 bool SnapshotTarget::has_exception(ChunkIndex chunk) const { return find_exception(chunk).has_value(); }
 
+namespace {
+
+bool in_runs(const std::map<uint64_t, uint64_t>& runs, uint64_t chunk) {
+  auto it = runs.upper_bound(chunk);
+  if (it == runs.begin()) return false;
+  return chunk < std::prev(it)->second;
+}
+
+}  // namespace
+
 std::optional<ChunkIndex> SnapshotTarget::find_exception(ChunkIndex chunk) const {
   std::shared_lock lock(table_mu_);
-  return exceptions_.lookup(chunk);
+  return lookup_locked(chunk);
+}
+
+std::optional<ChunkIndex> SnapshotTarget::lookup_locked(ChunkIndex chunk) const {
+  std::optional<ChunkIndex> found = exceptions_.lookup(chunk);
+  if (found && !merged_.empty() && in_runs(merged_, chunk.value)) return std::nullopt;
+  return found;
+}
+
+void SnapshotTarget::mark_merged(ChunkIndex first, uint64_t count) {
+  std::unique_lock lock(table_mu_);
+  uint64_t begin = first.value;
+  uint64_t end = first.value + count;
+  // Runs touching the new one join it, so the map stays one entry per gap.
+  auto it = merged_.lower_bound(begin);
+  if (it != merged_.begin() && std::prev(it)->second >= begin) --it;
+  while (it != merged_.end() && it->first <= end) {
+    merged_chunks_ -= it->second - it->first;
+    begin = std::min(begin, it->first);
+    end = std::max(end, it->second);
+    it = merged_.erase(it);
+  }
+  merged_.emplace(begin, end);
+  merged_chunks_ += end - begin;
 }
 
 Status SnapshotTarget::invalidate_durably(const Status& why) {
@@ -96,6 +130,9 @@ Status SnapshotTarget::invalid_error() const {
 
 Result<std::shared_ptr<Origin>> SnapshotTarget::begin_request(uint64_t offset, uint64_t length) const {
   if (detached_.load()) return Status::Error(ENODEV, fmt::format("snapshot on {} was removed", cow_name_));
+  if (merging()) {
+    return Status::Error(EBUSY, fmt::format("snapshot on {} is merging into its origin", cow_name_));
+  }
   if (!valid()) return invalid_error();
   COWSNAP_RETURN_IF_ERROR(check_range(*this, offset, length));
   auto origin = origin_.lock();
@@ -213,9 +250,17 @@ Status SnapshotTarget::add_exceptions_locked(std::span<const ChunkIndex> chunks,
 bool SnapshotTarget::has_all_exceptions(uint64_t offset, uint64_t length) const {
   std::shared_lock lock(table_mu_);
   for (ChunkIndex c = geometry_.chunk_of(offset); geometry_.offset_of(c) < offset + length; ++c.value) {
-    if (!exceptions_.lookup(c)) return false;
+    if (!lookup_locked(c)) return false;
   }
   return true;
+}
+
+bool SnapshotTarget::has_any_exception(uint64_t offset, uint64_t length) const {
+  std::shared_lock lock(table_mu_);
+  for (ChunkIndex c = geometry_.chunk_of(offset); geometry_.offset_of(c) < offset + length; ++c.value) {
+    if (lookup_locked(c)) return true;
+  }
+  return false;
 }
 
 Status SnapshotTarget::read(uint64_t offset, std::span<uint8_t> buf) {

@@ -105,6 +105,73 @@ class PersistentStore final : public StoreBase {
     return Status::Ok();
   }
 
+  // The kernel's merge (persistent_prepare_merge / _commit_merge): the
+  // current area's image is the commit leader's, and no commit runs
+  // beside a merge (the contract), so the merge owns it.
+  Result<MergeRun> prepare_merge(uint64_t max_chunks) override {
+    uint64_t area = 0;
+    {
+      std::lock_guard lock(mu_);
+      if (!valid_) return invalid_error();
+      area = current_area_;
+    }
+    if (committed_ == 0) {
+      if (area == 0) return MergeRun{};
+      // The walk reached `area` only through a full one before it.
+      std::vector<uint8_t> bytes(geometry_.chunk_bytes());
+      const uint64_t location = layout_.area_location(area - 1);
+      if (Status s = cow_->read(geometry_.offset_of(ChunkIndex{location}), bytes); !s.ok()) {
+        return Status::Error(EIO, fmt::format("{}: cannot read metadata area {} to merge it: {}",
+                                              cow_->describe(), area - 1, s.message()));
+      }
+      area_ = std::move(bytes);
+      committed_ = layout_.exceptions_per_area();
+      std::lock_guard lock(mu_);
+      current_area_ = area - 1;
+    }
+    const DiskException last = pstore::decode_exception(area_, committed_ - 1);
+    const uint64_t limit = std::min(committed_, std::max<uint64_t>(max_chunks, 1));
+    uint64_t n = 1;
+    while (n < limit && last.old_chunk >= n && last.new_chunk >= n) {
+      const DiskException e = pstore::decode_exception(area_, committed_ - 1 - n);
+      if (e.old_chunk != last.old_chunk - n || e.new_chunk != last.new_chunk - n) break;
+      ++n;
+    }
+    return MergeRun{.old_first = ChunkIndex{last.old_chunk + 1 - n},
+                    .cow_first = ChunkIndex{last.new_chunk + 1 - n},
+                    .chunks = n};
+  }
+
+  Status commit_merge(uint64_t chunks) override {
+    if (chunks > committed_) {
+      return Status::Error(EINVAL, fmt::format("{}: cannot merge {} chunk(s): the metadata area holds {}",
+                                               cow_->describe(), chunks, committed_));
+    }
+    std::vector<uint8_t> image = area_;
+    for (uint64_t i = 0; i < chunks; ++i) {
+      pstore::encode_exception(image, committed_ - 1 - i, DiskException{});  // zeroes end the table here
+    }
+    uint64_t area = 0;
+    {
+      std::lock_guard lock(mu_);
+      area = current_area_;
+    }
+    // The whole area, durably, as the kernel writes it (FUA after a flush
+    // that the caller's origin flush stands in for).
+    if (Status s = write_chunk(layout_.area_location(area), image, /*durable=*/true); !s.ok()) {
+      return Status::Error(
+          EIO, fmt::format("{}: cannot commit the merge of {} chunk(s): {}", cow_->describe(), chunks, s.message()));
+    }
+    area_ = std::move(image);
+    committed_ -= chunks;
+    std::lock_guard lock(mu_);
+    // As the kernel counts it while merging: the chunks up to the last
+    // entry left, so Data% falls to 0 as the merge ends.
+    next_free_ = layout_.area_location(current_area_) + committed_ + 1;
+    abandoned_.clear();
+    return Status::Ok();
+  }
+
   [[nodiscard]] StoreUsage usage() const override {
     std::lock_guard lock(mu_);
     const uint64_t cs = geometry_.chunk_sectors();

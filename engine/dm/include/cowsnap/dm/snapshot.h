@@ -50,6 +50,27 @@
 //     request never waits for a thread that cannot be had, and no
 //     exception leaves the engine.
 //
+// Merging (lvconvert --merge: the `snapshot-merge` target, engine/dm/merge.cc).
+// 13. Origin::start_merge() makes one valid persistent snapshot the
+//     merging one, behind the barrier. From then on the origin shows that
+//     snapshot's content: a chunk with an exception not yet merged is read
+//     from and written to the snapshot's COW store, every other chunk is
+//     the real device's. Origin changes copy out to the other snapshots
+//     only, never to the merging one (it takes no new exceptions, so its
+//     store never fills and it stays valid). The snapshot serves no I/O of
+//     its own (EBUSY).
+// 14. Origin::merge_next() copies back one run from the end of the
+//     snapshot's table (ExceptionStore::prepare_merge), as an origin
+//     change: under the run's region locks, after copying the old chunks
+//     out to the other snapshots (invariant 1); then the real device is
+//     flushed, the store drops the run durably (commit_merge) and only
+//     then do the chunks count as merged. Origin I/O to a run waits on its
+//     region locks while it is copied back; any other I/O goes on. A crash
+//     at any point leaves every chunk either merged with its data home or
+//     still in the table, to be copied again on restart.
+// 15. Write-back origins cannot merge (ENOTSUP): the volume layer serves an
+//     origin with a merging snapshot in the synchronous mode.
+//
 // Locking order: barrier (shared for I/O, exclusive for attach/detach) ->
 // region lock -> (write-back) the pending table's mutex -> a snapshot's
 // invalidation mutex -> its table lock -> the store's own locks.
@@ -98,6 +119,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -170,6 +192,22 @@ class Origin : public std::enable_shared_from_this<Origin> {
   Status discard_origin(uint64_t offset, uint64_t length);
   Status flush_origin();
 
+  // Merging (invariants 13-15). start_merge: EINVAL for a snapshot that is
+  // not this origin's or is invalid, ENOTSUP for a transient store or a
+  // write-back origin, EBUSY while another merge runs. Detaching the
+  // merging snapshot ends its merge (done or not).
+  Status start_merge(const std::shared_ptr<SnapshotTarget>& snapshot);
+  struct MergeStep {
+    uint64_t chunks = 0;  // merged by this step
+    bool done = false;    // the table is empty: detach the snapshot
+  };
+  // Merges the next run of at most `max_bytes` (one chunk at least). EINVAL
+  // when no merge runs; an I/O error fails the merge: the origin serves on
+  // as it is (merge_failed() from then on) and nothing more is merged.
+  Result<MergeStep> merge_next(uint64_t max_bytes);
+  [[nodiscard]] std::shared_ptr<SnapshotTarget> merging_snapshot() const;
+  [[nodiscard]] bool merge_failed() const { return merge_failed_.load(std::memory_order_acquire); }
+
   [[nodiscard]] uint32_t region_bytes() const;
   [[nodiscard]] bool write_back_enabled() const { return write_back_ != nullptr; }
   // All zero when write-back is off.
@@ -204,6 +242,17 @@ class Origin : public std::enable_shared_from_this<Origin> {
   // Takes the region locks covering [offset, offset+length) (invariant 2).
   // REQUIRES: the barrier is held (shared).
   [[nodiscard]] std::vector<std::unique_lock<std::mutex>> lock_regions(uint64_t offset, uint64_t length);
+  // A change of [offset, offset+length), applied piece by piece to the
+  // device holding each piece: `at` on `device`, `pos` from `offset`.
+  using PieceFn = std::function<Status(BlockDevice& device, uint64_t at, uint64_t pos, uint64_t length)>;
+  // The real device's pieces, and while merging the merging snapshot's
+  // (invariant 13). REQUIRES: the barrier is held (shared).
+  Status on_pieces(uint64_t offset, uint64_t length, const PieceFn& fn);
+  // Whether the merging snapshot (if any) still has exceptions in the
+  // range. REQUIRES: the barrier is held (shared).
+  [[nodiscard]] bool merge_overlaps(uint64_t offset, uint64_t length) const;
+  // A read while merging (invariant 13).
+  Status read_merging(uint64_t offset, std::span<uint8_t> buf);
   // Takes the barrier for one request, waiting first while a hold_io() is
   // pending (invariant 6). Not reentrant with a pending hold_io(): a
   // request takes it once, at its start.
@@ -218,6 +267,9 @@ class Origin : public std::enable_shared_from_this<Origin> {
   std::atomic<bool> suspend_pending_{false};                // suspends_waiting_ != 0, read without the lock
   std::vector<std::shared_ptr<SnapshotTarget>> snapshots_;  // guarded by barrier_
   uint32_t region_shift_ = 12;                              // guarded by barrier_
+  std::shared_ptr<SnapshotTarget> merging_;                 // guarded by barrier_
+  std::atomic<bool> merge_running_{false};                  // merging_ is set, read without the barrier
+  std::atomic<bool> merge_failed_{false};
   static constexpr size_t kRegionLocks = 1024;
   std::array<std::mutex, kRegionLocks> region_locks_;
   // Last, so that it is destroyed (drained) first.
@@ -316,6 +368,10 @@ class SnapshotTarget final : public Target {
   // Invalid, and the store's valid = 0 header is durable.
   [[nodiscard]] bool durably_invalid() const { return invalid_durable_.load(std::memory_order_acquire); }
 
+  // Being merged into its origin (Origin::start_merge); its own I/O is
+  // refused then.
+  [[nodiscard]] bool merging() const { return merging_.load(std::memory_order_acquire); }
+
   // Null once the origin is gone.
   [[nodiscard]] std::shared_ptr<Origin> origin() const { return origin_.lock(); }
   [[nodiscard]] const std::string& cow_name() const { return cow_name_; }
@@ -323,7 +379,13 @@ class SnapshotTarget final : public Target {
  private:
   friend class Origin;
   [[nodiscard]] std::optional<ChunkIndex> find_exception(ChunkIndex chunk) const;
+  // REQUIRES: table_mu_ held (shared at least).
+  [[nodiscard]] std::optional<ChunkIndex> lookup_locked(ChunkIndex chunk) const;
   [[nodiscard]] bool has_all_exceptions(uint64_t offset, uint64_t length) const;
+  [[nodiscard]] bool has_any_exception(uint64_t offset, uint64_t length) const;
+  // The chunks [first, first + count) were merged into the origin: their
+  // exceptions no longer count (invariant 14).
+  void mark_merged(ChunkIndex first, uint64_t count);
   using ChunkDataFn = std::function<std::span<const uint8_t>(ChunkIndex chunk)>;
   // Adds exceptions for `chunks` (none of which has one), copying
   // chunk_data(c) (one whole chunk each) into the store and committing them
@@ -377,6 +439,11 @@ class SnapshotTarget final : public Target {
   std::string cow_name_;
   mutable std::shared_mutex table_mu_;
   ExceptionTable exceptions_;          // guarded by table_mu_
+  // Guarded by table_mu_: runs [first, end) of chunks merged back, whose
+  // entries in exceptions_ are void (a merging snapshot only loses them).
+  std::map<uint64_t, uint64_t> merged_;
+  uint64_t merged_chunks_ = 0;         // guarded by table_mu_
+  std::atomic<bool> merging_{false};   // set once, under the origin's barrier
   std::mutex invalidate_mu_;           // serialises invalidation (invariant 3)
   std::atomic<bool> valid_;            // written under invalidate_mu_ (after construction)
   std::atomic<bool> invalid_durable_;  // written under invalidate_mu_; implies !valid_

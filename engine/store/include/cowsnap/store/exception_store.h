@@ -106,6 +106,33 @@ class ExceptionStore {
   virtual Status invalidate() = 0;
 
   [[nodiscard]] virtual StoreUsage usage() const = 0;
+
+  // Merging (lvconvert --merge, the kernel's snapshot-merge target): the
+  // table is taken apart from its end, run by run, in the kernel's way, so
+  // that the kernel can continue a merge this store began and the other
+  // way round. Only the merge calls these, never beside commit_exceptions().
+  //
+  // The last run of exceptions on disk: the longest series of entries at
+  // the end of the table, within one metadata area, whose origin and COW
+  // chunks both count up by one, cut to its last `max_chunks`. chunks == 0
+  // once the table is empty. An emptied area is left for the one before
+  // it, read from the device. EIO when the store is invalid or the read
+  // fails; ENOTSUP for a store that cannot merge (transient).
+  struct MergeRun {
+    ChunkIndex old_first{0};
+    ChunkIndex cow_first{0};
+    uint64_t chunks = 0;
+  };
+  virtual Result<MergeRun> prepare_merge(uint64_t max_chunks);
+  // Drops the last `chunks` entries, which the caller has copied back into
+  // the origin. Crash safety: REQUIRES that copy to be durable already
+  // (the caller flushed the origin); the entries' area is then rewritten
+  // with them zeroed and is durable before this returns, so a crash leaves
+  // each entry either still in the table (merged again on restart: the
+  // copy is idempotent) or gone with its data home. On an error the store
+  // is unchanged in memory and the merge must stop. REQUIRES: chunks is at
+  // most the run prepare_merge() last returned.
+  virtual Status commit_merge(uint64_t chunks);
 };
 
 // Persistent store ("P").
