@@ -82,6 +82,16 @@ class Backend {
   // lvchange -a y|n. The offline backend refuses (ENOTSUP): activation
   // means "served by a running server".
   virtual Status set_active(const std::string& vg_name, const std::string& lv_name, bool active) = 0;
+  // lvconvert --merge of a snapshot: the merge is committed in the
+  // metadata (notices: lvm2's lines, "Delaying merge since ..."); `started`
+  // when a running server began it now, else it starts at the origin's
+  // next activation.
+  struct MergeStart {
+    vg::CommitResult commit;
+    bool started = false;
+    std::string origin_lv;
+  };
+  virtual Result<MergeStart> lvconvert_merge(const std::string& vg_name, const std::string& snap_name) = 0;
   // lvchange -p r|rw. Online, connected clients stay; their writes are
   // refused from then on (EROFS) or accepted again.
   virtual Result<vg::CommitResult> set_permission(const std::string& vg_name, const std::string& lv_name,

@@ -101,6 +101,15 @@ class OfflineBackend final : public Backend {
                                     uint64_t new_extents) override {
     return vm_.lvresize(vg_name, lv_name, new_extents);
   }
+  Result<MergeStart> lvconvert_merge(const std::string& vg_name, const std::string& snap_name) override {
+    COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult commit, vm_.lvconvert_merge(vg_name, snap_name));
+    auto ref = vg::snapshot_for(commit.vg, snap_name);
+    MergeStart start{.commit = std::move(commit), .started = false, .origin_lv = ref ? ref->origin_lv : ""};
+    // Nothing is active offline: lvm2's words for an inactive origin.
+    start.commit.notices.push_back(fmt::format("Merging of snapshot {}/{} will occur on next activation of {}/{}.",
+                                               vg_name, snap_name, vg_name, start.origin_lv));
+    return start;
+  }
   Result<vg::CommitResult> set_permission(const std::string& vg_name, const std::string& lv_name,
                                           vg::LvPermission permission) override {
     return vm_.lvchange_permission(vg_name, lv_name, permission);

@@ -47,7 +47,16 @@ class OnlineBackend final : public Backend {
       live.open = s.open_connections > 0;
       live.snapshot_valid = s.valid;
       live.failure = s.failure;
+      live.merging = s.merging;
+      live.merge_failed = s.merge_failed;
       if (s.usage) live.usage = to_store_usage(*s.usage);
+    }
+    // A merging snapshot has no device of its own: lvm2 reports it with
+    // its origin's state and the snapshot-merge target's usage.
+    for (const vg::SnapshotRef& ref : vg::snapshots(disk.vg)) {
+      auto origin = state.find(ref.origin_lv);
+      if (!ref.merging || origin == state.end() || !origin->second.merging) continue;
+      state[ref.cow_lv] = origin->second;
     }
     // A VG the server does not serve (it failed to activate, or appeared
     // after a direct edit): report it as the offline backend would.
@@ -120,6 +129,13 @@ class OnlineBackend final : public Backend {
   Result<vg::CommitResult> lvresize(const std::string& vg_name, const std::string& lv_name,
                                     uint64_t new_extents) override {
     return committed(vg_name, client_.lvextend_extents(vg_name, lv_name, new_extents));
+  }
+  Result<MergeStart> lvconvert_merge(const std::string& vg_name, const std::string& snap_name) override {
+    Result<control::Response> response = client_.lvconvert_merge(vg_name, snap_name);
+    const bool started = response.ok() && response->body.value("started", false);
+    const std::string origin = response.ok() ? response->body.value("origin", std::string()) : std::string();
+    COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult commit, committed(vg_name, std::move(response)));
+    return MergeStart{.commit = std::move(commit), .started = started, .origin_lv = origin};
   }
   Status set_active(const std::string& vg_name, const std::string& lv_name, bool active) override {
     COWSNAP_ASSIGN_OR_RETURN(control::Response r, client_.lvchange(vg_name, lv_name, active));

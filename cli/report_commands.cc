@@ -184,7 +184,8 @@ int lv_rows(Backend& backend, const vg::ScanResult& scan, const ReportArgs& args
       // lvm2 never lists a snapshot's internal snapshotN LV, even with -a.
       if (vg::lv_role(disk.vg, lv.name) == vg::LvRole::kSnapshotInternal) continue;
       const bool visible = vg::lv_user_visible(disk.vg, lv);
-      if (!visible && !args.all) continue;
+      // A hidden LV named on the command line is listed, as "[name]".
+      if (!visible && !args.all && whole) continue;
       if (!whole && std::find(lv_names.begin(), lv_names.end(), lv.name) == lv_names.end()) continue;
       lvs.push_back(&lv);
     }

@@ -173,6 +173,10 @@ Result<Response> Client::lvchange_permission(const std::string& vg, const std::s
   return request({{"op", "lvchange"}, {"vg", vg}, {"lv", lv}, {"permission", writable ? "rw" : "r"}});
 }
 
+Result<Response> Client::lvconvert_merge(const std::string& vg, const std::string& lv) {
+  return request({{"op", "lvconvert"}, {"vg", vg}, {"lv", lv}, {"merge", true}});
+}
+
 Result<std::string> Client::dmsetup(bool status, const std::string& vg) {
   json req = {{"op", status ? "dmsetup_status" : "dmsetup_table"}};
   if (!vg.empty()) req["vg"] = vg;

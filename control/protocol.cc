@@ -104,17 +104,21 @@ json to_json(const LvState& s) {
             {"snapshot", s.is_snapshot},
             {"snapshot_count", s.snapshot_count},
             {"preferred_block_bytes", s.preferred_block_bytes}};
+  if (s.merging) {
+    j["merging"] = true;
+    j["merge_failed"] = s.merge_failed;
+  }
   if (s.is_snapshot) {
     j["origin"] = s.origin;
     j["valid"] = s.valid;
     j["chunk_sectors"] = s.chunk_sectors;
     j["data_percent"] = s.data_percent;
     if (!s.failure.empty()) j["failure"] = s.failure;
-    if (s.usage) {
-      j["usage"] = {{"total", s.usage->total_sectors},
-                    {"allocated", s.usage->allocated_sectors},
-                    {"metadata", s.usage->metadata_sectors}};
-    }
+  }
+  if (s.usage) {
+    j["usage"] = {{"total", s.usage->total_sectors},
+                  {"allocated", s.usage->allocated_sectors},
+                  {"metadata", s.usage->metadata_sectors}};
   }
   return j;
 }
@@ -130,20 +134,22 @@ Result<LvState> lv_state_from_json(const json& j) {
     s.is_snapshot = j.value("snapshot", false);
     COWSNAP_ASSIGN_OR_RETURN(s.snapshot_count, integer_or(j, "snapshot_count", int64_t{0}));
     COWSNAP_ASSIGN_OR_RETURN(s.preferred_block_bytes, integer_or(j, "preferred_block_bytes", uint32_t{0}));
+    s.merging = j.value("merging", false);
+    s.merge_failed = j.value("merge_failed", false);
+    if (j.contains("usage")) {
+      const json& u = j.at("usage");
+      Usage usage;
+      COWSNAP_ASSIGN_OR_RETURN(usage.total_sectors, integer<uint64_t>(u.at("total"), "total"));
+      COWSNAP_ASSIGN_OR_RETURN(usage.allocated_sectors, integer<uint64_t>(u.at("allocated"), "allocated"));
+      COWSNAP_ASSIGN_OR_RETURN(usage.metadata_sectors, integer<uint64_t>(u.at("metadata"), "metadata"));
+      s.usage = usage;
+    }
     if (s.is_snapshot) {
       s.origin = j.value("origin", std::string());
       s.valid = j.value("valid", true);
       COWSNAP_ASSIGN_OR_RETURN(s.chunk_sectors, integer_or(j, "chunk_sectors", uint32_t{0}));
       s.data_percent = j.value("data_percent", 0.0);
       s.failure = j.value("failure", std::string());
-      if (j.contains("usage")) {
-        const json& u = j.at("usage");
-        Usage usage;
-        COWSNAP_ASSIGN_OR_RETURN(usage.total_sectors, integer<uint64_t>(u.at("total"), "total"));
-        COWSNAP_ASSIGN_OR_RETURN(usage.allocated_sectors, integer<uint64_t>(u.at("allocated"), "allocated"));
-        COWSNAP_ASSIGN_OR_RETURN(usage.metadata_sectors, integer<uint64_t>(u.at("metadata"), "metadata"));
-        s.usage = usage;
-      }
     }
     return s;
   } catch (const json::exception& e) {

@@ -39,7 +39,69 @@ Result<std::unique_ptr<VolumeService>> VolumeService::start(const std::string& r
       }
     });
   }
+  VolumeService* self = service.get();
+  self->merge_thread_ = std::thread([self] {
+    std::unique_lock lock(self->merge_mu_);
+    while (!self->merge_stopping_) {
+      lock.unlock();
+      const bool running = self->merge_snapshots();
+      lock.lock();
+      // Idle, it still looks now and then: an activation (lvchange -ay,
+      // refresh) can start a merge deferred earlier.
+      if (!running) {
+        self->merge_wake_.wait_for(lock, std::chrono::seconds(1),
+                                   [self] { return self->merge_stopping_ || self->merge_kicked_; });
+      }
+      self->merge_kicked_ = false;
+    }
+  });
   return service;
+}
+
+void VolumeService::kick_merges() {
+  {
+    std::lock_guard lock(merge_mu_);
+    merge_kicked_ = true;
+  }
+  merge_wake_.notify_all();
+}
+
+bool VolumeService::merge_snapshots() {
+  std::vector<std::pair<std::string, std::string>> done;  // VG, origin
+  bool running = false;
+  {
+    // Steps are I/O: lookups may run beside them, changes may not.
+    std::shared_lock exports(exports_mu_);
+    for (const auto& [vg_name, active] : vgs_) {
+      for (const std::string& origin : active->merging_origins()) {
+        auto step = active->merge_step(origin, options_.merge_step_bytes);
+        if (!step.ok()) {
+          log_error(fmt::format("{}/{}: Merge failed. Retry merge or inspect manually. ({})", vg_name, origin,
+                                step.status().message()));
+          continue;
+        }
+        running = true;
+        if (step->done) done.emplace_back(vg_name, origin);
+      }
+    }
+  }
+  for (const auto& [vg_name, origin] : done) {
+    std::lock_guard control(control_mu_);
+    std::unique_lock exports(exports_mu_);
+    auto vg = active_vg(vg_name);
+    if (!vg.ok()) continue;
+    std::string snapshot;
+    auto commit = (*vg)->finish_merge(vm_, origin, snapshot);
+    if (!commit.ok()) {
+      log_error(fmt::format("Could not remove snapshot {}/{} merged into {}/{}: {}", vg_name, snapshot, vg_name,
+                            origin, commit.status().message()));
+      continue;
+    }
+    log_error(fmt::format("Merge of snapshot into logical volume {}/{} has finished.", vg_name, origin));
+    log_error(fmt::format("Logical volume \"{}\" successfully removed.", snapshot));
+    rebuild_exports();
+  }
+  return running;
 }
 
 Status VolumeService::check_root(const std::string& root_dir) {
@@ -49,6 +111,12 @@ Status VolumeService::check_root(const std::string& root_dir) {
 }
 
 VolumeService::~VolumeService() {
+  {
+    std::lock_guard lock(merge_mu_);
+    merge_stopping_ = true;
+  }
+  merge_wake_.notify_all();
+  if (merge_thread_.joinable()) merge_thread_.join();
   {
     std::lock_guard lock(monitor_stop_mu_);
     monitor_stopping_ = true;
@@ -139,6 +207,8 @@ void VolumeService::rebuild_exports() {
   std::map<std::string, std::shared_ptr<Export>> next;
   for (const auto& [vg_name, active] : vgs_) {
     for (const std::shared_ptr<ActiveVolume>& volume : active->volumes()) {
+      // A merging snapshot has no device of its own (its origin shows it).
+      if (volume->snapshot && volume->snapshot->merging()) continue;
       const std::string name = vg_name + "/" + volume->lv_name;
       auto old = exports_.find(name);
       if (old != exports_.end() && old->second->volume() == volume) {
@@ -295,6 +365,13 @@ control::LvState VolumeService::state_of(const Export& exp) const {
     s.data_percent = report::snapshot_data_percent(usage, s.valid);
   } else if (v.origin) {
     s.snapshot_count = static_cast<int64_t>(v.origin->snapshots().size());
+    if (auto merging = v.origin->merging_snapshot()) {
+      // lvm2 reports the snapshot-merge target's status for the origin.
+      const StoreUsage usage = merging->usage();
+      s.merging = true;
+      s.merge_failed = v.origin->merge_failed();
+      s.usage = control::Usage{usage.total_sectors, usage.allocated_sectors, usage.metadata_sectors};
+    }
   }
   return s;
 }
@@ -324,6 +401,7 @@ control::Response VolumeService::handle(const json& request) {
     if (op == "refresh") return op_refresh();
     if (op == "lvchange") return op_lvchange(request);
     if (op == "lvrename") return op_lvrename(request);
+    if (op == "lvconvert") return op_lvconvert(request);
     if (op == "dmsetup_table") return op_dmsetup(request, false);
     if (op == "dmsetup_status") return op_dmsetup(request, true);
     return control::Response::from_status(
@@ -625,6 +703,64 @@ control::Response VolumeService::op_lvchange(const json& request) {
   Status s = (*vg)->deactivate_volume(names->lv);
   rebuild_exports();
   return control::Response::from_status(s);
+}
+
+control::Response VolumeService::op_lvconvert(const json& request) {
+  std::lock_guard control(control_mu_);
+  auto names = vg_lv_args(request);
+  if (!names.ok()) return control::Response::from_status(names.status());
+  if (!control::bool_arg(request, "merge", false)) {
+    return control::Response::from_status(
+        Status::Error(EINVAL, "lvconvert: only --merge of a snapshot is supported"));
+  }
+  std::unique_lock exports(exports_mu_);
+  auto vg = active_vg(names->vg);
+  if (!vg.ok()) return control::Response::from_status(vg.status());
+  auto disk = vm_.read_vg(names->vg);
+  if (!disk.ok()) return control::Response::from_status(disk.status());
+  const auto ref = vg::snapshot_for(disk->vg, names->lv);
+  const std::string snap_name = fmt::format("{}/{}", names->vg, names->lv);
+  std::vector<std::string> notices;
+  std::string delayed;
+  bool start_now = false;
+  if (ref && ref->cow_lv == names->lv && !ref->merging) {
+    const auto origin = (*vg)->find(ref->origin_lv);
+    const auto snap = (*vg)->find(names->lv);
+    if (snap && (snap->failed() || (snap->snapshot && !snap->snapshot->valid()))) {
+      return control::Response::from_status(
+          Status::Error(EINVAL, fmt::format("Unable to merge invalidated snapshot LV {}.", snap_name)));
+    }
+    if (origin && snap) {
+      // lvm2 defers while the origin or the snapshot is open; re-activating
+      // the origin would also take every other snapshot of it from its
+      // clients, so any of them open defers too.
+      auto origin_export = exports_.find(fmt::format("{}/{}", names->vg, ref->origin_lv));
+      const bool origin_open = origin_export != exports_.end() && origin_export->second->connections() > 0;
+      const bool any_open = !busy_exports(names->vg, ref->origin_lv, *origin).empty();
+      if (origin_open) {
+        delayed = "Delaying merge since origin is open.";
+      } else if (any_open) {
+        delayed = "Delaying merge since snapshot is open.";
+      }
+      start_now = !any_open;
+    }
+  }
+  auto commit = (*vg)->merge_snapshot(vm_, names->lv, start_now);
+  if (commit.ok()) {
+    rebuild_exports();
+    if (start_now) {
+      notices.push_back(fmt::format("Merging of volume {} started.", snap_name));
+      kick_merges();
+    } else {
+      if (!delayed.empty()) notices.push_back(delayed);
+      notices.push_back(fmt::format("Merging of snapshot {} will occur on next activation of {}/{}.", snap_name,
+                                    names->vg, ref ? ref->origin_lv : "?"));
+    }
+  }
+  control::Response r = committed(commit, std::move(notices));
+  r.body["started"] = start_now && commit.ok();
+  if (ref) r.body["origin"] = ref->origin_lv;
+  return r;
 }
 
 control::Response VolumeService::op_lvrename(const json& request) {

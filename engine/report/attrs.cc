@@ -16,7 +16,9 @@ std::string lv_attr(const vg::VolumeGroup& vg, const vg::LogicalVolume& lv, cons
   a[1] = lv.has_status("WRITE") ? 'w' : 'r';
   a[2] = 'i';
   const bool is_snapshot = role == vg::LvRole::kSnapshotCow;
-  if (is_snapshot && !live.failure.empty()) {
+  if ((is_snapshot || role == vg::LvRole::kOrigin) && live.merge_failed) {
+    a[4] = 'm';
+  } else if (is_snapshot && !live.failure.empty()) {
     a[4] = live.active ? 'd' : '-';
   } else if (is_snapshot && !live.snapshot_valid) {
     a[4] = 'I';

@@ -38,6 +38,8 @@ const std::vector<FieldDef> kFields = {
     {"lv_active", "Active", K::kLv, false, 6, false},
     {"lv_time", "CTime", K::kLv, false, 26, false},
     {"lv_snapshot_invalid", "SnapInvalid", K::kLv, false, 15, false},
+    {"lv_merging", "Merging", K::kLv, false, 7, false},
+    {"lv_merge_failed", "MergeFailed", K::kLv, false, 11, false},
     {"seg_count", "#Seg", K::kLv, true, 4, false},
     {"pv_name", "PV", K::kPv, false, 10, false},
     {"pv_uuid", "PV UUID", K::kPv, false, 38, false},
@@ -208,8 +210,35 @@ std::string snapshot_invalid_text(const vg::VolumeGroup& vg, const vg::LogicalVo
 
 }  // namespace
 
+namespace {
+
+// lvm2's lv_merging: from the metadata alone, for the origin and the
+// snapshot of a merge.
+bool lv_merging(const vg::VolumeGroup& vg, const vg::LogicalVolume& lv) {
+  for (const vg::SnapshotRef& ref : vg::snapshots(vg)) {
+    if (ref.merging && (ref.cow_lv == lv.name || ref.origin_lv == lv.name)) return true;
+  }
+  return false;
+}
+
+// lvm2's lv_merge_failed: "unknown" without a snapshot status to read.
+std::string merge_failed_text(const vg::VolumeGroup& vg, const vg::LogicalVolume& lv, const LvLiveState& live) {
+  const bool snapshot_status = (vg::lv_role(vg, lv.name) == vg::LvRole::kSnapshotCow && live.failure.empty() &&
+                                (live.active || live.usage)) ||
+                               live.merging;
+  if (!snapshot_status) return "unknown";
+  return live.merge_failed ? "merge failed" : "";
+}
+
+}  // namespace
+
 std::string snapshot_percent_text(const vg::VolumeGroup& vg, const vg::LogicalVolume& lv,
                                   const LvLiveState& live) {
+  if (live.merging) {
+    // The snapshot-merge target's Data%, falling to 0; blank once failed.
+    if (live.merge_failed || !live.usage) return "";
+    return fmt::format("{:.2f}", snapshot_data_percent(*live.usage, true));
+  }
   if (vg::lv_role(vg, lv.name) != vg::LvRole::kSnapshotCow) return "";
   if (!live.snapshot_valid) return "100.00";
   if (!live.usage) return "";
@@ -267,6 +296,10 @@ Row lv_row(const std::vector<const FieldDef*>& fields, const LvRowInput& in, con
       v = format_lv_time(lv);
     else if (n == "lv_snapshot_invalid")
       v = snapshot_invalid_text(vg, lv, in.live);
+    else if (n == "lv_merging")
+      v = lv_merging(vg, lv) ? "merging" : "";
+    else if (n == "lv_merge_failed")
+      v = merge_failed_text(vg, lv, in.live);
     row.push_back(std::move(v));
   }
   return row;

@@ -113,6 +113,7 @@ bool lv_user_visible(const VolumeGroup& vg, const LogicalVolume& lv) {
   for (const SnapshotRef& s : snapshots(vg)) {
     if (s.internal_lv == lv.name) return false;
     if (s.cow_lv == lv.name) {
+      if (s.merging) return false;  // lvm2 hides a merging snapshot: `lvs -a` shows "[snap]"
       const LogicalVolume* origin = vg.find_lv(s.origin_lv);
       return origin != nullptr && origin->visible();
     }

@@ -124,4 +124,43 @@ Result<CommitResult> VolumeManager::lvcreate_snapshot(const std::string& vg_name
   });
 }
 
+Result<CommitResult> VolumeManager::lvconvert_merge(const std::string& vg_name, const std::string& snap_name) {
+  return edit_vg(vg_name, [&](VolumeGroup& vg, CommitResult& /*result*/, const PvPaths&) -> Status {
+    if (vg.find_lv(snap_name) == nullptr) return lv_not_found(vg_name, snap_name);
+    const std::string snap_display = vg_name + "/" + snap_name;
+    auto ref = snapshot_for(vg, snap_name);
+    if (!ref || ref->cow_lv != snap_name) {
+      // lvm2 takes any other LV for a raid image split off with
+      // --trackchanges.
+      return Status::Error(EINVAL,
+                           fmt::format("{} cannot be merged because --trackchanges was not used.", snap_display));
+    }
+    if (ref->merging) {
+      return Status::Error(EINVAL, fmt::format("Command on LV {} is invalid on LV with properties: "
+                                               "lv_is_merging_cow .\nCommand not permitted on LV {}.",
+                                               snap_display, snap_display));
+    }
+    for (const SnapshotRef& other : snapshots_of(vg, ref->origin_lv)) {
+      if (other.merging) {
+        // lvm2 names the snapshot being converted twice.
+        return Status::Error(EBUSY, fmt::format("Cannot merge snapshot {} into the origin {}/{} with merging "
+                                                "snapshot {}.",
+                                                snap_display, vg_name, ref->origin_lv, snap_display));
+      }
+    }
+    LogicalVolume* origin = vg.find_lv(ref->origin_lv);
+    if (origin == nullptr) return lv_not_found(vg_name, ref->origin_lv);
+    if (!origin->has_status("WRITE")) {
+      return Status::Error(EROFS, fmt::format("Cannot merge snapshot {} into the read-only origin {}/{}. (Use "
+                                              "lvchange -p rw).",
+                                              snap_display, vg_name, ref->origin_lv));
+    }
+    LogicalVolume* internal = vg.find_lv(ref->internal_lv);
+    if (internal == nullptr) return lv_not_found(vg_name, ref->internal_lv);
+    internal->segments.front().merging = true;
+    std::erase(internal->status, std::string("VISIBLE"));
+    return Status::Ok();
+  });
+}
+
 }  // namespace cowsnap::vg

@@ -118,7 +118,12 @@ Status ActiveVolumeGroup::activate_plain(const vg::VolumeGroup& vg, const vg::Lo
   auto volume = std::make_shared<ActiveVolume>();
   volume->vg_name = vg_name_;
   volume->lv_name = lv.name;
-  volume->origin = Origin::create(real, real->name(), options_.write_back);
+  // A merge runs in the synchronous mode only (invariant 15 of snapshot.h).
+  WriteBackOptions write_back = options_.write_back;
+  for (const vg::SnapshotRef& ref : vg::snapshots_of(vg, lv.name)) {
+    if (ref.merging) write_back.enabled = false;
+  }
+  volume->origin = Origin::create(real, real->name(), write_back);
   volume->device = std::make_shared<SnapshotOriginTarget>(volume->origin);
   volume->read_only = !lv.has_status("WRITE");
   volumes_[lv.name] = volume;
@@ -145,6 +150,13 @@ Status ActiveVolumeGroup::activate_snapshot(const vg::VolumeGroup& vg, const vg:
   volume->origin_lv = ref.origin_lv;
   const vg::LogicalVolume* cow_lv = vg.find_lv(ref.cow_lv);
   volume->read_only = cow_lv != nullptr && !cow_lv->has_status("WRITE");
+  if (ref.merging) {
+    // lvm2's activation of an origin with a merging snapshot loads the
+    // snapshot-merge target; one that cannot merge (invalid) stays a
+    // plain snapshot, and the reason is kept for the log.
+    Status merge = origin->origin->start_merge(*attached);
+    if (!merge.ok()) volume->merge_error = merge.message();
+  }
   volumes_[ref.cow_lv] = volume;
   return Status::Ok();
 }
@@ -183,9 +195,17 @@ std::string ActiveVolumeGroup::dm_text(bool status) const {
     if (v->failed()) {
       lines[dm] = dm + ": \n";  // a device without a table
     } else if (v->is_snapshot()) {
-      lines[dm] = fmt::format("{}: 0 {} snapshot {}\n", dm, sectors,
-                              status ? v->snapshot->status_params() : v->snapshot->table_params());
+      // A merging snapshot has no device of its own: its origin's
+      // snapshot-merge table uses the COW device.
+      if (!v->snapshot->merging()) {
+        lines[dm] = fmt::format("{}: 0 {} snapshot {}\n", dm, sectors,
+                                status ? v->snapshot->status_params() : v->snapshot->table_params());
+      }
       lines[v->snapshot->cow_name()] = linear(v->snapshot->cow_name(), v->snapshot->cow_name());
+    } else if (auto merging = v->origin->merging_snapshot()) {
+      lines[dm] = fmt::format("{}: 0 {} snapshot-merge {}\n", dm, sectors,
+                              status ? merging->status_params() : merging->table_params());
+      lines[v->origin->real_name()] = linear(v->origin->real_name(), v->origin->real_name());
     } else if (!v->origin->snapshots().empty()) {
       // snapshot-origin has no status: dmsetup's line ends in the blank
       // after the type.
@@ -257,6 +277,17 @@ std::vector<std::shared_ptr<ActiveVolume>> ActiveVolumeGroup::with_snapshots(
   return out;
 }
 
+Status ActiveVolumeGroup::flush_volumes(const std::vector<std::shared_ptr<ActiveVolume>>& volumes,
+                                        const std::string& why) {
+  for (const auto& v : volumes) {
+    // A failed or invalid snapshot holds nothing to flush, and its flush
+    // fails by design.
+    if (v->failed() || (v->snapshot && !v->snapshot->valid())) continue;
+    COWSNAP_RETURN_IF_ERROR(v->device->flush().with_context(fmt::format("{}: flushing {}", why, v->lv_name)));
+  }
+  return Status::Ok();
+}
+
 void ActiveVolumeGroup::drop(const ActiveVolume& volume, std::unique_lock<std::shared_mutex>* held) {
   if (volume.failed()) {
     // Never attached, no -cow device.
@@ -274,6 +305,10 @@ Result<vg::CommitResult> ActiveVolumeGroup::remove_volume(vg::VolumeManager& vm,
   auto volume = find(lv_name);
   if (!volume)
     return Status::Error(ENOENT, fmt::format("Failed to find logical volume \"{}/{}\"", vg_name_, lv_name));
+  if (volume->snapshot && volume->snapshot->merging()) {
+    return Status::Error(EBUSY,
+                         fmt::format("Can't remove merging snapshot logical volume {}/{}.", vg_name_, lv_name));
+  }
   COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult commit, vm.lvremove(vg_name_, lv_name, force));
   for (const auto& v : with_snapshots(volume)) drop(*v);
   return commit;
@@ -288,11 +323,7 @@ Result<vg::CommitResult> ActiveVolumeGroup::rename_volume(vg::VolumeManager& vm,
     return commit;
   }
   const auto going = with_snapshots(volume);
-  for (const auto& v : going) {
-    if (v->failed()) continue;  // nothing to flush, and it would fail
-    COWSNAP_RETURN_IF_ERROR(
-        v->device->flush().with_context(fmt::format("renaming {}/{}", vg_name_, old_name)));
-  }
+  COWSNAP_RETURN_IF_ERROR(flush_volumes(going, fmt::format("renaming {}/{}", vg_name_, old_name)));
   if (!volume->is_snapshot() || volume->failed()) {
     // Nobody holds the origin or its snapshots: nothing writes meanwhile.
     // (A failed snapshot is re-activated, and fails again, under its new
@@ -356,6 +387,56 @@ Result<vg::CommitResult> ActiveVolumeGroup::grow_snapshot(vg::VolumeManager& vm,
   return commit;
 }
 
+Result<vg::CommitResult> ActiveVolumeGroup::merge_snapshot(vg::VolumeManager& vm, const std::string& snap_name,
+                                                           bool start_now) {
+  COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult commit, vm.lvconvert_merge(vg_name_, snap_name));
+  auto ref = vg::snapshot_for(commit.vg, snap_name);
+  auto origin = ref ? find(ref->origin_lv) : nullptr;
+  if (!start_now || !origin) return commit;
+  const auto going = with_snapshots(origin);
+  COWSNAP_RETURN_IF_ERROR(flush_volumes(going, fmt::format("starting the merge of {}/{}", vg_name_, snap_name)));
+  for (const auto& v : going) drop(*v);
+  COWSNAP_RETURN_IF_ERROR(refresh(vm).with_context(
+      fmt::format("the merge of {}/{} is committed, but re-activating {} failed", vg_name_, snap_name,
+                  ref->origin_lv)));
+  return commit;
+}
+
+std::vector<std::string> ActiveVolumeGroup::merging_origins() const {
+  std::vector<std::string> out;
+  for (const auto& [name, v] : volumes_) {
+    if (!v->is_snapshot() && v->origin && v->origin->merging_snapshot() && !v->origin->merge_failed()) {
+      out.push_back(name);
+    }
+  }
+  return out;
+}
+
+Result<Origin::MergeStep> ActiveVolumeGroup::merge_step(const std::string& origin_lv, uint64_t max_bytes) {
+  auto origin = find(origin_lv);
+  if (!origin || !origin->origin) {
+    return Status::Error(ENOENT, fmt::format("{}/{} is not active", vg_name_, origin_lv));
+  }
+  return origin->origin->merge_next(max_bytes);
+}
+
+Result<vg::CommitResult> ActiveVolumeGroup::finish_merge(vg::VolumeManager& vm, const std::string& origin_lv,
+                                                         std::string& snapshot) {
+  auto origin = find(origin_lv);
+  std::shared_ptr<SnapshotTarget> merging =
+      origin && origin->origin ? origin->origin->merging_snapshot() : nullptr;
+  std::shared_ptr<ActiveVolume> snap;
+  for (const auto& [name, v] : volumes_) {
+    if (merging && v->snapshot == merging) snap = v;
+  }
+  if (!snap) return Status::Error(EINVAL, fmt::format("{}/{} has no merging snapshot", vg_name_, origin_lv));
+  snapshot = snap->lv_name;
+  // Every chunk is home and the emptied table is durable: the snapshot
+  // goes, then its LVs.
+  drop(*snap);
+  return vm.lvremove(vg_name_, snapshot, false);
+}
+
 Status ActiveVolumeGroup::refresh(vg::VolumeManager& vm) {
   COWSNAP_ASSIGN_OR_RETURN(vg::VgOnDisk disk, vm.read_vg(vg_name_));
   pv_paths_ = disk.pv_paths;
@@ -378,11 +459,7 @@ Status ActiveVolumeGroup::deactivate_volume(const std::string& lv_name) {
   auto volume = find(lv_name);
   if (!volume) return Status::Error(ENOENT, fmt::format("{}/{} is not active", vg_name_, lv_name));
   const auto going = with_snapshots(volume);
-  for (const auto& v : going) {
-    if (v->failed()) continue;  // nothing to flush, and it would fail
-    COWSNAP_RETURN_IF_ERROR(
-        v->device->flush().with_context(fmt::format("deactivating {}/{}", vg_name_, v->lv_name)));
-  }
+  COWSNAP_RETURN_IF_ERROR(flush_volumes(going, fmt::format("deactivating {}/{}", vg_name_, lv_name)));
   for (const auto& v : going) {
     inactive_.insert(v->lv_name);
     drop(*v);

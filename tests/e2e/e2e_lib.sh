@@ -287,6 +287,17 @@ e2e_wait_unused() {
   e2e_fail "LVs of $1 still open after their clients exited: $(csq lvs "$1")"
 }
 
+# e2e_wait_merged VG/SNAP: waits (up to 120 s) until the merge of SNAP is
+# over: the snapshot LV is gone (lvs -a lists a merging one as "[SNAP]").
+e2e_wait_merged() {
+  local i vg=${1%/*} snap=${1#*/}
+  for ((i = 0; i < 1200; i++)); do
+    csq lvs -a --noheadings -o lv_name "$vg" | tr -d ' []' | grep -qx "$snap" || return 0
+    sleep 0.1
+  done
+  e2e_fail "the merge of $1 did not finish: $(csq lvs -a "$vg")"
+}
+
 e2e_expect_eq() {
   [[ "$1" == "$2" ]] || e2e_fail "$3: expected '$2', got '$1'"
 }

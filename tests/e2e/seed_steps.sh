@@ -163,6 +163,38 @@ seed_main() {
   [[ -f "$WORK/mnt/sb64m2/only-in-snapshot" ]] || e2e_fail "sb64m2 lost its own file across the restart"
   echo "  after the restart: sb64m invalid, sb64m2 identical to the originals, b64m as last written"
 
+  step "roll back: merge sb64m2 into b64m (lvconvert --merge)"
+  # Both are mounted: lvm2 defers the merge to the origin's next activation.
+  cs lvconvert --merge vgsrv/sb64m2 >"$WORK/merge.out"
+  cat "$WORK/merge.out"
+  grep -q "Delaying merge since origin is open." "$WORK/merge.out" || e2e_fail "the merge was not deferred"
+  grep -q "Merging of snapshot vgsrv/sb64m2 will occur on next activation of vgsrv/b64m." "$WORK/merge.out" ||
+    e2e_fail "no 'will occur on next activation'"
+  e2e_expect_eq "$(e2e_lv_field vgsrv/b64m lv_attr)" "Owi-aos---" "origin attributes, merge pending"
+  e2e_expect_eq "$(e2e_lv_field vgsrv/b64m lv_merging)" "merging" "origin lv_merging"
+  cs lvs -a -o +lv_merging vgsrv
+  e2e_umount sb64m2
+  e2e_umount b64m
+  e2e_detach vgsrv/sb64m2
+  e2e_detach vgsrv/b64m
+  e2e_wait_unused vgsrv
+  cs lvchange -an vgsrv/b64m
+  cs lvchange -ay vgsrv/b64m   # the next activation: the merge starts
+  e2e_wait_merged vgsrv/sb64m2
+  lvs_table
+  csq lvs -a --noheadings -o lv_name vgsrv | grep -qw sb64m2 && e2e_fail "sb64m2 is still there after its merge"
+  grep -q "Merge of snapshot into logical volume vgsrv/b64m has finished." "$WORK/nbdkit.log" ||
+    e2e_fail "no 'has finished' in the server's log"
+  e2e_attach vgsrv/b64m
+  run e2fsck -fn "$WORK/fuse/b64m/b64m" >"$WORK/e2fsck-merged.log" 2>&1 ||
+    { cat "$WORK/e2fsck-merged.log"; e2e_fail "e2fsck on the rolled-back b64m"; }
+  tail -n 1 "$WORK/e2fsck-merged.log"
+  e2e_mount b64m ro
+  e2e_verify_checksums "$WORK/mnt/b64m" "$WORK/orig.sha256"
+  [[ ! -e "$WORK/mnt/b64m/40M.img" ]] || e2e_fail "40M.img is still on the rolled-back origin"
+  [[ -f "$WORK/mnt/b64m/only-in-snapshot" ]] || e2e_fail "the file written in sb64m2 did not come back with it"
+  echo "  b64m is sb64m2 again: every original file, no 40M.img, the snapshot's own file; e2fsck clean"
+
   printf '\n== summary ==\n'
   echo "  snapshot creation (online, origin mounted): ${SNAP_SECONDS}s"
   echo "  40 MiB dd into the origin with two snapshots: ${DD_SECONDS}s"

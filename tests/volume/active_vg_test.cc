@@ -239,3 +239,67 @@ TEST_CASE("lvrename of live volumes keeps snapshots in step with their origin") 
     CHECK(active->rename_volume(vm, "nope", "other").status().errnum() == ENOENT);
   }
 }
+
+TEST_CASE("lvchange -an deactivates an origin whose snapshot overflowed") {
+  TestVg t("vg", 32 * kMiB, 2048);  // 1 MiB extents
+  auto& vm = t.vm;
+  must(vm.lvcreate("vg", "lv", 4));
+  auto active = must(ActiveVolumeGroup::activate(must(vm.read_vg("vg"))));
+  must(active->create_snapshot(vm, "lv", "s", 1, 8));
+  REQUIRE(active->find("lv")->device->write(0, pattern(0, 4 * kMiB, 1)).ok());  // overflows s
+  REQUIRE_FALSE(active->find("s")->snapshot->valid());
+  // Nothing of an invalid snapshot needs flushing: lvm2 deactivates it.
+  REQUIRE(active->deactivate_volume("lv").ok());
+  REQUIRE(active->activate_volume(vm, "lv").ok());
+  CHECK_FALSE(active->find("s")->snapshot->valid());
+}
+
+TEST_CASE("lvconvert --merge: the origin returns to the snapshot, deferred or at once, and the snapshot goes") {
+  TestVg t("vg", 64 * kMiB, 2048);
+  auto& vm = t.vm;
+  must(vm.lvcreate("vg", "lv", 8));
+  auto active = must(ActiveVolumeGroup::activate(must(vm.read_vg("vg")),
+                                                 ActiveVolumeGroup::Options{.write_back = {.enabled = true}}));
+  REQUIRE(active->find("lv")->device->write(0, pattern(0, 8 * kMiB, 1)).ok());
+  must(active->create_snapshot(vm, "lv", "s", 9, 8));
+  must(active->create_snapshot(vm, "lv", "other", 9, 8));
+  REQUIRE(active->find("lv")->device->write(kMiB, pattern(kMiB, 3 * kMiB, 2)).ok());
+  REQUIRE(active->find("s")->device->write(6 * kMiB, pattern(6 * kMiB, 4096, 3)).ok());
+  REQUIRE(active->find("lv")->device->flush().ok());
+  const std::vector<uint8_t> snap_view = read_bytes(*active->find("s")->device, 0, 8 * kMiB);
+  const std::vector<uint8_t> other_view = read_bytes(*active->find("other")->device, 0, 8 * kMiB);
+
+  // Deferred: only the metadata changes; the snapshot serves on.
+  must(active->merge_snapshot(vm, "s", false));
+  auto ref = vg::snapshot_for(must(vm.read_vg("vg")).vg, "s");
+  REQUIRE(ref);
+  CHECK(ref->merging);
+  CHECK(active->merging_origins().empty());
+  CHECK(active->merge_snapshot(vm, "s", false).status().errnum() == EINVAL);  // merging already
+  CHECK(active->merge_snapshot(vm, "other", false).status().errnum() == EBUSY);
+
+  // The next activation starts it, in the synchronous mode.
+  REQUIRE(active->deactivate_volume("lv").ok());
+  REQUIRE(active->activate_volume(vm, "lv").ok());
+  REQUIRE(active->merging_origins() == std::vector<std::string>{"lv"});
+  CHECK_FALSE(active->find("lv")->origin->write_back_enabled());
+  CHECK(active->dm_table().find("vg-lv: 0 16384 snapshot-merge vg-lv-real vg-s-cow P 8\n") != std::string::npos);
+  CHECK(active->dm_table().find("vg-s: ") == std::string::npos);
+  CHECK(byte_diff(read_bytes(*active->find("lv")->device, 0, 8 * kMiB), snap_view) == "");
+  CHECK(active->remove_volume(vm, "s", false).status().message() ==
+        "Can't remove merging snapshot logical volume vg/s.");
+  for (int steps = 0;; ++steps) {
+    REQUIRE(steps < 100000);
+    auto step = must(active->merge_step("lv", 64 * 1024));
+    if (step.done) break;
+  }
+  std::string merged;
+  must(active->finish_merge(vm, "lv", merged));
+  CHECK(merged == "s");
+  CHECK(active->find("s") == nullptr);
+  CHECK(must(vm.read_vg("vg")).vg.find_lv("s") == nullptr);
+  CHECK(byte_diff(read_bytes(*active->find("lv")->device, 0, 8 * kMiB), snap_view) == "");
+  CHECK(byte_diff(read_bytes(*active->find("other")->device, 0, 8 * kMiB), other_view) == "");
+  auto again = must(ActiveVolumeGroup::activate(must(vm.read_vg("vg"))));
+  CHECK(byte_diff(read_bytes(*again->find("lv")->device, 0, 8 * kMiB), snap_view) == "");
+}

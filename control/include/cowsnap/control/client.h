@@ -61,6 +61,8 @@ class Client {
   Result<Response> lvchange(const std::string& vg, const std::string& lv, bool active);
   // lvchange -p r|rw.
   Result<Response> lvchange_permission(const std::string& vg, const std::string& lv, bool writable);
+  // lvconvert --merge of a snapshot ("started", "origin" in the body).
+  Result<Response> lvconvert_merge(const std::string& vg, const std::string& lv);
   // `dmsetup table` / `dmsetup status` text; an empty vg means every VG.
   Result<std::string> dmsetup(bool status, const std::string& vg = {});
 

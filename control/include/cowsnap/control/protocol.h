@@ -15,6 +15,7 @@
 //   lvextend          vg lv (size_bytes | extents)   (new total size)
 //   lvrename          vg lv new_lv
 //   lvchange          vg lv (active | permission: "r" | "rw")
+//   lvconvert         vg lv merge    ("started": bool, "origin": str)
 //   refresh                         re-scan; activate VGs/LVs made offline
 //   dmsetup_table | dmsetup_status  [vg]  ("text")
 // Response: {"ok": bool, "errno": int, "message": str, "notices": [str],
@@ -58,7 +59,11 @@ struct LvState {
   bool is_snapshot = false;
   std::string origin;          // a snapshot's origin LV
   int64_t snapshot_count = 0;  // an origin's snapshots
-  // Snapshot only:
+  // An origin with a merging snapshot (lvconvert --merge): its usage is
+  // the snapshot-merge target's (the merging snapshot's store).
+  bool merging = false;
+  bool merge_failed = false;
+  // Snapshot only (and a merging origin's usage):
   bool valid = true;
   uint32_t chunk_sectors = 0;
   std::optional<Usage> usage;

@@ -121,6 +121,9 @@ class VolumeService {
     // dmeventd looks every 10 s. Zero: no monitor thread (monitor_snapshots()
     // still works).
     std::chrono::milliseconds monitor_interval{1000};
+    // The most a merge step copies back at once (lvconvert --merge): origin
+    // I/O to a run waits while it is copied.
+    uint64_t merge_step_bytes = uint64_t{1} << 20;
   };
 
   // Opens ROOT, scans it and activates every VG. A VG that cannot be
@@ -134,8 +137,14 @@ class VolumeService {
   static Status check_root(const std::string& root_dir);
   VolumeService(const VolumeService&) = delete;
   VolumeService& operator=(const VolumeService&) = delete;
-  // Stops the monitor thread.
+  // Stops the monitor and merge threads.
   ~VolumeService();
+
+  // One step of every running merge (lvconvert --merge); a merge whose
+  // table is empty is finished: its snapshot LV removed, lvm2's lines
+  // logged. The merge thread calls it until it says no merge runs.
+  // REQUIRES: no lock of this service held.
+  bool merge_snapshots();
 
   // One look of the snapshot monitor at every active snapshot, logging
   // what dmeventd would (see SnapshotMonitor). The monitor thread calls it
@@ -204,6 +213,9 @@ class VolumeService {
   control::Response op_refresh();
   control::Response op_lvchange(const nlohmann::json& request);
   control::Response op_lvrename(const nlohmann::json& request);
+  control::Response op_lvconvert(const nlohmann::json& request);
+  // Wakes the merge thread (a merge may have started).
+  void kick_merges();
   control::Response op_dmsetup(const nlohmann::json& request, bool status);
 
   void log_error(const std::string& msg) const {
@@ -247,6 +259,13 @@ class VolumeService {
   std::condition_variable monitor_wake_;
   bool monitor_stopping_ = false;  // guarded by monitor_stop_mu_
   std::thread monitor_thread_;     // started last in start(), joined first in the destructor
+
+  // The merge thread sleeps on merge_wake_ while no merge runs.
+  std::mutex merge_mu_;
+  std::condition_variable merge_wake_;
+  bool merge_stopping_ = false;  // guarded by merge_mu_
+  bool merge_kicked_ = false;    // guarded by merge_mu_
+  std::thread merge_thread_;
 };
 
 }  // namespace cowsnap::server

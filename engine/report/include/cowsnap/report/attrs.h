@@ -21,6 +21,10 @@ struct LvLiveState {
   // metadata: ..."), "" otherwise. Active (served): its device exists
   // without a table, as a failed dm load leaves it.
   std::string failure;
+  // An origin whose snapshot-merge target runs (and, reported with its
+  // origin's state, the merging snapshot): `usage` is the merging store's.
+  bool merging = false;
+  bool merge_failed = false;
 };
 
 // Characters, in lvm2's order:

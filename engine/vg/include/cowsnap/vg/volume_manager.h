@@ -157,6 +157,13 @@ class VolumeManager {
   // with lvm2's message when the LV has that permission already.
   Result<CommitResult> lvchange_permission(const std::string& vg_name, const std::string& lv_name,
                                            LvPermission permission);
+  // lvconvert --merge of snapshot `snap_name` (its COW LV): the snapshotN
+  // segment names it merging_store instead of cow_store and snapshotN
+  // loses VISIBLE, as lvm2 writes it; the merge itself is the server's
+  // (the snapshot-merge target, at the origin's next activation). Refused
+  // with lvm2's messages: not a snapshot, already merging, another
+  // snapshot of the origin merging, a read-only origin.
+  Result<CommitResult> lvconvert_merge(const std::string& vg_name, const std::string& snap_name);
   // Removes an LV. A snapshot (its COW LV name) goes with its snapshotN LV.
   // An origin with snapshots: EBUSY unless force, which removes the
   // snapshots too.

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -48,6 +49,8 @@ struct ActiveVolume {
   // ActiveVolumeGroup::set_permission while clients are connected, so it is
   // read per request.
   std::atomic<bool> read_only{false};
+  // A merging snapshot whose merge could not start at activation: why.
+  std::string merge_error;
   [[nodiscard]] bool is_snapshot() const { return !origin_lv.empty(); }
   [[nodiscard]] bool failed() const { return !failure.ok(); }
 };
@@ -122,6 +125,25 @@ class ActiveVolumeGroup {
   // lvchange -ay: activates the LV (a snapshot needs its origin active;
   // activating an origin activates its snapshots too).
   Status activate_volume(vg::VolumeManager& vm, const std::string& lv_name);
+  // lvconvert --merge of snapshot `snap_name`: commits it in the metadata
+  // (vg::VolumeManager::lvconvert_merge); with `start_now` (the caller
+  // found nobody holding the origin or the snapshot), re-activates the
+  // origin with its snapshots, which starts the merge: the origin serves
+  // the snapshot-merge target, in the synchronous mode. Otherwise the merge
+  // starts at the origin's next activation, as lvm2 defers it.
+  Result<vg::CommitResult> merge_snapshot(vg::VolumeManager& vm, const std::string& snap_name, bool start_now);
+  // The origins whose merge runs (not failed), by LV name.
+  [[nodiscard]] std::vector<std::string> merging_origins() const;
+  // One step of the merge into `origin_lv` (Origin::merge_next): I/O only,
+  // so the caller need not serialise it against lookups, only against
+  // changes. done: call finish_merge().
+  Result<Origin::MergeStep> merge_step(const std::string& origin_lv, uint64_t max_bytes);
+  // After a step said done: the snapshot detaches and its LVs leave the
+  // metadata (a crash in between leaves an empty merging snapshot, which
+  // the next activation finishes at once). Returns the commit and, in
+  // `snapshot`, the merged snapshot's name.
+  Result<vg::CommitResult> finish_merge(vg::VolumeManager& vm, const std::string& origin_lv, std::string& snapshot);
+
   // Re-reads the VG and activates LVs that appeared (made by other
   // commands), keeping the live ones.
   Status refresh(vg::VolumeManager& vm);
@@ -150,6 +172,9 @@ class ActiveVolumeGroup {
   // The volume and, for an origin, its active snapshots.
   [[nodiscard]] std::vector<std::shared_ptr<ActiveVolume>> with_snapshots(
       const std::shared_ptr<ActiveVolume>& volume) const;
+  // Flushes what is about to stop serving (before drop()); `why` prefixes
+  // the error.
+  static Status flush_volumes(const std::vector<std::shared_ptr<ActiveVolume>>& volumes, const std::string& why);
   // Stops serving a volume: detaches a snapshot (under `held`, its origin's
   // barrier, when given), forgets its devices.
   void drop(const ActiveVolume& volume, std::unique_lock<std::shared_mutex>* held = nullptr);
