@@ -32,7 +32,8 @@ struct MergeView {
 Result<MergeView> look(Backend& backend, const std::string& vg_name, const std::string& origin_lv) {
   COWSNAP_ASSIGN_OR_RETURN(vg::VgOnDisk disk, backend.read_vg(vg_name));
   MergeView view;
-  for (const vg::SnapshotRef& ref : vg::snapshots_of(disk.vg, origin_lv)) view.merging = view.merging || ref.merging;
+  for (const vg::SnapshotRef& ref : vg::snapshots_of(disk.vg, origin_lv))
+    view.merging = view.merging || ref.merging;
   if (!view.merging) return view;
   COWSNAP_ASSIGN_OR_RETURN(VgLiveState live, backend.live_state(disk));
   if (auto it = live.find(origin_lv); it != live.end() && it->second.merging) {
@@ -90,7 +91,8 @@ int run_lvconvert(Context& ctx, const ConvertArgs& args) {
     for (;;) {
       auto view = look(**backend, vg_name, started->origin_lv);
       if (!view.ok()) {
-        rc = fail(view.status().with_context(fmt::format("{}: Failed query for merging percentage. Aborting merge.", origin)));
+        rc = fail(view.status().with_context(
+            fmt::format("{}: Failed query for merging percentage. Aborting merge.", origin)));
         break;
       }
       if (view->failed) {
@@ -122,14 +124,16 @@ int run_lvconvert(Context& ctx, const ConvertArgs& args) {
 void register_lvconvert_command(CLI::App& app, CommandTable& table) {
   auto args = std::make_shared<ConvertArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "lvconvert", "Merge a snapshot back into its origin (--merge): the origin returns to the snapshot's content");
+      "lvconvert",
+      "Merge a snapshot back into its origin (--merge): the origin returns to the snapshot's content");
   cmd->add_flag("--merge,--mergesnapshot", args->merge, "Merge the snapshot VG/SNAP into its origin");
   cmd->add_flag("-b,--background", args->background, "Return once the merge has started");
   cmd->add_option("-i,--interval", args->interval,
                   "Seconds between progress lines while waiting (default 15; 0: none)");
   cmd->add_option("lvs", args->targets, "VG/SNAP")->required();
   cmd->footer(
-      "The merge starts at once when nothing holds the origin or its snapshots open; otherwise at the origin's "
+      "The merge starts at once when nothing holds the origin or its snapshots open; otherwise at the "
+      "origin's "
       "next activation (server start, lvchange -ay), as lvm2 defers it.\n"
       "Example:\n  cowsnap lvconvert --merge vgsrv/sb64m2");
   table.add(cmd, [args](Context& ctx) { return run_lvconvert(ctx, *args); });

@@ -106,8 +106,9 @@ class OfflineBackend final : public Backend {
     auto ref = vg::snapshot_for(commit.vg, snap_name);
     MergeStart start{.commit = std::move(commit), .started = false, .origin_lv = ref ? ref->origin_lv : ""};
     // Nothing is active offline: lvm2's words for an inactive origin.
-    start.commit.notices.push_back(fmt::format("Merging of snapshot {}/{} will occur on next activation of {}/{}.",
-                                               vg_name, snap_name, vg_name, start.origin_lv));
+    start.commit.notices.push_back(
+        fmt::format("Merging of snapshot {}/{} will occur on next activation of {}/{}.", vg_name, snap_name,
+                    vg_name, start.origin_lv));
     return start;
   }
   Result<vg::CommitResult> set_permission(const std::string& vg_name, const std::string& lv_name,

@@ -192,6 +192,10 @@ int cowsnap_after_fork() {
     if (const char* delay = std::getenv("COWSNAP_TEST_WRITEBACK_DELAY_MS"); delay != nullptr) {
       options.write_back.test_commit_delay_ms = static_cast<uint32_t>(std::strtoul(delay, nullptr, 10));
     }
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): before nbdkit starts threads
+    if (const char* limit = std::getenv("COWSNAP_TEST_MERGE_STEP_LIMIT"); limit != nullptr) {
+      options.test_merge_step_limit = std::strtoull(limit, nullptr, 10);
+    }
     if (write_back.enabled) {
       nbdkit_debug("write-back mode, %llu bytes for pending copy-outs",
                    static_cast<unsigned long long>(write_back.max_pending_bytes));

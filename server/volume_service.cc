@@ -74,6 +74,9 @@ bool VolumeService::merge_snapshots() {
     std::shared_lock exports(exports_mu_);
     for (const auto& [vg_name, active] : vgs_) {
       for (const std::string& origin : active->merging_origins()) {
+        if (options_.test_merge_step_limit != 0 && merge_steps_ >= options_.test_merge_step_limit)
+          return false;
+        ++merge_steps_;
         auto step = active->merge_step(origin, options_.merge_step_bytes);
         if (!step.ok()) {
           log_error(fmt::format("{}/{}: Merge failed. Retry merge or inspect manually. ({})", vg_name, origin,
@@ -93,8 +96,8 @@ bool VolumeService::merge_snapshots() {
     std::string snapshot;
     auto commit = (*vg)->finish_merge(vm_, origin, snapshot);
     if (!commit.ok()) {
-      log_error(fmt::format("Could not remove snapshot {}/{} merged into {}/{}: {}", vg_name, snapshot, vg_name,
-                            origin, commit.status().message()));
+      log_error(fmt::format("Could not remove snapshot {}/{} merged into {}/{}: {}", vg_name, snapshot,
+                            vg_name, origin, commit.status().message()));
       continue;
     }
     log_error(fmt::format("Merge of snapshot into logical volume {}/{} has finished.", vg_name, origin));
@@ -753,8 +756,8 @@ control::Response VolumeService::op_lvconvert(const json& request) {
       kick_merges();
     } else {
       if (!delayed.empty()) notices.push_back(delayed);
-      notices.push_back(fmt::format("Merging of snapshot {} will occur on next activation of {}/{}.", snap_name,
-                                    names->vg, ref ? ref->origin_lv : "?"));
+      notices.push_back(fmt::format("Merging of snapshot {} will occur on next activation of {}/{}.",
+                                    snap_name, names->vg, ref ? ref->origin_lv : "?"));
     }
   }
   control::Response r = committed(commit, std::move(notices));

@@ -96,8 +96,8 @@ Result<Origin::MergeStep> Origin::merge_next(uint64_t max_bytes) {
   std::shared_ptr<SnapshotTarget> snap = merging_snapshot();
   if (!snap) return Status::Error(EINVAL, fmt::format("{}: no snapshot is merging into it", real_name_));
   if (merge_failed()) {
-    return Status::Error(EIO, fmt::format("{}: the merge of snapshot on {} failed earlier", real_name_,
-                                          snap->cow_name()));
+    return Status::Error(
+        EIO, fmt::format("{}: the merge of snapshot on {} failed earlier", real_name_, snap->cow_name()));
   }
   auto fail = [&](const Status& s) {
     merge_failed_.store(true, std::memory_order_release);
@@ -107,13 +107,14 @@ Result<Origin::MergeStep> Origin::merge_next(uint64_t max_bytes) {
   const ChunkGeometry& g = snap->geometry();
   // Only the merge thread moves the store's merge position, and the
   // origin's writes never add to this snapshot's table.
-  Result<ExceptionStore::MergeRun> run = store->prepare_merge(std::max<uint64_t>(1, max_bytes / g.chunk_bytes()));
+  Result<ExceptionStore::MergeRun> run =
+      store->prepare_merge(std::max<uint64_t>(1, max_bytes / g.chunk_bytes()));
   if (!run.ok()) return fail(run.status());
   if (run->chunks == 0) return MergeStep{.chunks = 0, .done = true};
   const uint64_t offset = g.offset_of(run->old_first);
   if (offset >= size_bytes()) {
-    return fail(Status::Error(EINVAL, fmt::format("origin chunk {} is beyond the origin's end",
-                                                  run->old_first.value)));
+    return fail(Status::Error(
+        EINVAL, fmt::format("origin chunk {} is beyond the origin's end", run->old_first.value)));
   }
   const uint64_t length = std::min(run->chunks * g.chunk_bytes(), size_bytes() - offset);
   Status merged = change_origin(offset, length, [&]() -> Status {

@@ -222,9 +222,10 @@ bool lv_merging(const vg::VolumeGroup& vg, const vg::LogicalVolume& lv) {
 }
 
 // lvm2's lv_merge_failed: "unknown" without a snapshot status to read.
-std::string merge_failed_text(const vg::VolumeGroup& vg, const vg::LogicalVolume& lv, const LvLiveState& live) {
-  const bool snapshot_status = (vg::lv_role(vg, lv.name) == vg::LvRole::kSnapshotCow && live.failure.empty() &&
-                                (live.active || live.usage)) ||
+std::string merge_failed_text(const vg::VolumeGroup& vg, const vg::LogicalVolume& lv,
+                              const LvLiveState& live) {
+  const bool snapshot_status = (vg::lv_role(vg, lv.name) == vg::LvRole::kSnapshotCow &&
+                                live.failure.empty() && (live.active || live.usage)) ||
                                live.merging;
   if (!snapshot_status) return "unknown";
   return live.merge_failed ? "merge failed" : "";

@@ -159,8 +159,8 @@ class PersistentStore final : public StoreBase {
     // The whole area, durably, as the kernel writes it (FUA after a flush
     // that the caller's origin flush stands in for).
     if (Status s = write_chunk(layout_.area_location(area), image, /*durable=*/true); !s.ok()) {
-      return Status::Error(
-          EIO, fmt::format("{}: cannot commit the merge of {} chunk(s): {}", cow_->describe(), chunks, s.message()));
+      return Status::Error(EIO, fmt::format("{}: cannot commit the merge of {} chunk(s): {}",
+                                            cow_->describe(), chunks, s.message()));
     }
     area_ = std::move(image);
     committed_ -= chunks;

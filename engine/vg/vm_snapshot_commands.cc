@@ -124,7 +124,8 @@ Result<CommitResult> VolumeManager::lvcreate_snapshot(const std::string& vg_name
   });
 }
 
-Result<CommitResult> VolumeManager::lvconvert_merge(const std::string& vg_name, const std::string& snap_name) {
+Result<CommitResult> VolumeManager::lvconvert_merge(const std::string& vg_name,
+                                                    const std::string& snap_name) {
   return edit_vg(vg_name, [&](VolumeGroup& vg, CommitResult& /*result*/, const PvPaths&) -> Status {
     if (vg.find_lv(snap_name) == nullptr) return lv_not_found(vg_name, snap_name);
     const std::string snap_display = vg_name + "/" + snap_name;
@@ -132,8 +133,8 @@ Result<CommitResult> VolumeManager::lvconvert_merge(const std::string& vg_name, 
     if (!ref || ref->cow_lv != snap_name) {
       // lvm2 takes any other LV for a raid image split off with
       // --trackchanges.
-      return Status::Error(EINVAL,
-                           fmt::format("{} cannot be merged because --trackchanges was not used.", snap_display));
+      return Status::Error(
+          EINVAL, fmt::format("{} cannot be merged because --trackchanges was not used.", snap_display));
     }
     if (ref->merging) {
       return Status::Error(EINVAL, fmt::format("Command on LV {} is invalid on LV with properties: "
@@ -151,9 +152,10 @@ Result<CommitResult> VolumeManager::lvconvert_merge(const std::string& vg_name, 
     LogicalVolume* origin = vg.find_lv(ref->origin_lv);
     if (origin == nullptr) return lv_not_found(vg_name, ref->origin_lv);
     if (!origin->has_status("WRITE")) {
-      return Status::Error(EROFS, fmt::format("Cannot merge snapshot {} into the read-only origin {}/{}. (Use "
-                                              "lvchange -p rw).",
-                                              snap_display, vg_name, ref->origin_lv));
+      return Status::Error(EROFS,
+                           fmt::format("Cannot merge snapshot {} into the read-only origin {}/{}. (Use "
+                                       "lvchange -p rw).",
+                                       snap_display, vg_name, ref->origin_lv));
     }
     LogicalVolume* internal = vg.find_lv(ref->internal_lv);
     if (internal == nullptr) return lv_not_found(vg_name, ref->internal_lv);

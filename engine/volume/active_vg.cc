@@ -306,8 +306,8 @@ Result<vg::CommitResult> ActiveVolumeGroup::remove_volume(vg::VolumeManager& vm,
   if (!volume)
     return Status::Error(ENOENT, fmt::format("Failed to find logical volume \"{}/{}\"", vg_name_, lv_name));
   if (volume->snapshot && volume->snapshot->merging()) {
-    return Status::Error(EBUSY,
-                         fmt::format("Can't remove merging snapshot logical volume {}/{}.", vg_name_, lv_name));
+    return Status::Error(
+        EBUSY, fmt::format("Can't remove merging snapshot logical volume {}/{}.", vg_name_, lv_name));
   }
   COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult commit, vm.lvremove(vg_name_, lv_name, force));
   for (const auto& v : with_snapshots(volume)) drop(*v);
@@ -387,18 +387,18 @@ Result<vg::CommitResult> ActiveVolumeGroup::grow_snapshot(vg::VolumeManager& vm,
   return commit;
 }
 
-Result<vg::CommitResult> ActiveVolumeGroup::merge_snapshot(vg::VolumeManager& vm, const std::string& snap_name,
-                                                           bool start_now) {
+Result<vg::CommitResult> ActiveVolumeGroup::merge_snapshot(vg::VolumeManager& vm,
+                                                           const std::string& snap_name, bool start_now) {
   COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult commit, vm.lvconvert_merge(vg_name_, snap_name));
   auto ref = vg::snapshot_for(commit.vg, snap_name);
   auto origin = ref ? find(ref->origin_lv) : nullptr;
   if (!start_now || !origin) return commit;
   const auto going = with_snapshots(origin);
-  COWSNAP_RETURN_IF_ERROR(flush_volumes(going, fmt::format("starting the merge of {}/{}", vg_name_, snap_name)));
+  COWSNAP_RETURN_IF_ERROR(
+      flush_volumes(going, fmt::format("starting the merge of {}/{}", vg_name_, snap_name)));
   for (const auto& v : going) drop(*v);
-  COWSNAP_RETURN_IF_ERROR(refresh(vm).with_context(
-      fmt::format("the merge of {}/{} is committed, but re-activating {} failed", vg_name_, snap_name,
-                  ref->origin_lv)));
+  COWSNAP_RETURN_IF_ERROR(refresh(vm).with_context(fmt::format(
+      "the merge of {}/{} is committed, but re-activating {} failed", vg_name_, snap_name, ref->origin_lv)));
   return commit;
 }
 

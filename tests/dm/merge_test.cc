@@ -142,7 +142,8 @@ TEST_CASE("merge: the origin shows the snapshot at once and takes writes while t
 TEST_CASE("merge: refused for an invalid snapshot, a transient one and a write-back origin") {
   auto real = std::make_shared<MemoryDevice>(kOrigin, "real");
   auto origin = Origin::create(real, "real");
-  auto invalid = std::move(open_snapshot(origin, {std::make_shared<MemoryDevice>(kCow), "c1", 'P', 8, true})).value();
+  auto invalid =
+      std::move(open_snapshot(origin, {std::make_shared<MemoryDevice>(kCow), "c1", 'P', 8, true})).value();
   invalid->invalidate(Status::Error(EIO, "test"));
   CHECK(origin->start_merge(invalid).errnum() == EINVAL);
   auto transient =
@@ -151,7 +152,8 @@ TEST_CASE("merge: refused for an invalid snapshot, a transient one and a write-b
   CHECK(origin->merge_next(4096).status().errnum() == EINVAL);
 
   auto wb = Origin::create(real, "real", {.enabled = true});
-  auto snap = std::move(open_snapshot(wb, {std::make_shared<MemoryDevice>(kCow), "c3", 'P', 8, true})).value();
+  auto snap =
+      std::move(open_snapshot(wb, {std::make_shared<MemoryDevice>(kCow), "c3", 'P', 8, true})).value();
   CHECK(wb->start_merge(snap).errnum() == ENOTSUP);
 }
 

@@ -287,6 +287,24 @@ e2e_wait_unused() {
   e2e_fail "LVs of $1 still open after their clients exited: $(csq lvs "$1")"
 }
 
+# e2e_scatter URI COUNT SEED: COUNT writes of 4 KiB random bytes at random
+# distinct blocks of the export, in random order (the same for one SEED),
+# then a flush. A snapshot then holds COUNT runs of one chunk: its merge
+# takes a step per chunk.
+e2e_scatter() {
+  /usr/bin/python3 - "$1" "$2" "$3" <<'PY'
+import nbd, random, sys
+uri, count, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = random.Random(seed)
+h = nbd.NBD()
+h.connect_uri(uri)
+for block in rng.sample(range(h.get_size() // 4096), count):
+    h.pwrite(rng.randbytes(4096), block * 4096)
+h.flush()
+h.shutdown()
+PY
+}
+
 # e2e_wait_merged VG/SNAP: waits (up to 120 s) until the merge of SNAP is
 # over: the snapshot LV is gone (lvs -a lists a merging one as "[SNAP]").
 e2e_wait_merged() {

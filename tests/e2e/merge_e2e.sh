@@ -18,25 +18,8 @@ e2e_require_tools nbdkit nbdcopy cmp
   e2e_skip "needs libnbd's Python binding (python3-libnbd) for /usr/bin/python3"
 e2e_init
 
-# 4 KiB writes in random order: one run per chunk, so a merge takes
-# thousands of steps (long enough to kill it or write beside it).
-scatter() {
-  /usr/bin/python3 - "$1" "$2" "$3" <<'PY'
-import nbd, random, sys
-uri, count, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-rng = random.Random(seed)
-h = nbd.NBD()
-h.connect_uri(uri)
-size = h.get_size()
-for block in rng.sample(range(size // 4096), count):
-    h.pwrite(rng.randbytes(4096), block * 4096)
-h.flush()
-h.shutdown()
-PY
-}
-
 # setup: b64m with random content (before.img), snapshots snap and other
-# of it, then scattered writes and a 40 MiB overwrite of the origin.
+# of it, then scattered writes and a 24 MiB overwrite of the origin.
 setup() {
   e2e_server_stop
   rm -rf "$ROOT" "$WORK/pv0.img"
@@ -48,7 +31,7 @@ setup() {
   nbdcopy "$WORK/before.img" "$(uri vgsrv/b64m)" || e2e_fail "filling b64m"
   cs lvcreate -L 64M -s -n snap vgsrv/b64m >/dev/null
   cs lvcreate -L 64M -s -n other vgsrv/b64m >/dev/null
-  scatter "$(uri vgsrv/b64m)" 4000 1 || e2e_fail "scattered writes to b64m"
+  e2e_scatter "$(uri vgsrv/b64m)" 4000 1 || e2e_fail "scattered writes to b64m"
   head -c $((24 << 20)) /dev/urandom | nbdcopy - "$(uri vgsrv/b64m)" || e2e_fail "overwriting b64m"
 }
 

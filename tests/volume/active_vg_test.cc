@@ -254,12 +254,13 @@ TEST_CASE("lvchange -an deactivates an origin whose snapshot overflowed") {
   CHECK_FALSE(active->find("s")->snapshot->valid());
 }
 
-TEST_CASE("lvconvert --merge: the origin returns to the snapshot, deferred or at once, and the snapshot goes") {
+TEST_CASE(
+    "lvconvert --merge: the origin returns to the snapshot, deferred or at once, and the snapshot goes") {
   TestVg t("vg", 64 * kMiB, 2048);
   auto& vm = t.vm;
   must(vm.lvcreate("vg", "lv", 8));
-  auto active = must(ActiveVolumeGroup::activate(must(vm.read_vg("vg")),
-                                                 ActiveVolumeGroup::Options{.write_back = {.enabled = true}}));
+  auto active = must(ActiveVolumeGroup::activate(
+      must(vm.read_vg("vg")), ActiveVolumeGroup::Options{.write_back = {.enabled = true}}));
   REQUIRE(active->find("lv")->device->write(0, pattern(0, 8 * kMiB, 1)).ok());
   must(active->create_snapshot(vm, "lv", "s", 9, 8));
   must(active->create_snapshot(vm, "lv", "other", 9, 8));
@@ -283,7 +284,8 @@ TEST_CASE("lvconvert --merge: the origin returns to the snapshot, deferred or at
   REQUIRE(active->activate_volume(vm, "lv").ok());
   REQUIRE(active->merging_origins() == std::vector<std::string>{"lv"});
   CHECK_FALSE(active->find("lv")->origin->write_back_enabled());
-  CHECK(active->dm_table().find("vg-lv: 0 16384 snapshot-merge vg-lv-real vg-s-cow P 8\n") != std::string::npos);
+  CHECK(active->dm_table().find("vg-lv: 0 16384 snapshot-merge vg-lv-real vg-s-cow P 8\n") !=
+        std::string::npos);
   CHECK(active->dm_table().find("vg-s: ") == std::string::npos);
   CHECK(byte_diff(read_bytes(*active->find("lv")->device, 0, 8 * kMiB), snap_view) == "");
   CHECK(active->remove_volume(vm, "s", false).status().message() ==

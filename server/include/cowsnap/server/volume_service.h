@@ -124,6 +124,10 @@ class VolumeService {
     // The most a merge step copies back at once (lvconvert --merge): origin
     // I/O to a run waits while it is copied.
     uint64_t merge_step_bytes = uint64_t{1} << 20;
+    // A test hook: after this many merge steps (0: no limit) the merge
+    // thread takes no more, as if the server had stopped half way; for
+    // tests that hand a half-done merge to the kernel.
+    uint64_t test_merge_step_limit = 0;
   };
 
   // Opens ROOT, scans it and activates every VG. A VG that cannot be
@@ -265,6 +269,7 @@ class VolumeService {
   std::condition_variable merge_wake_;
   bool merge_stopping_ = false;  // guarded by merge_mu_
   bool merge_kicked_ = false;    // guarded by merge_mu_
+  uint64_t merge_steps_ = 0;     // taken so far; used by the merge thread only
   std::thread merge_thread_;
 };
 

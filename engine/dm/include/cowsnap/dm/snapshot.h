@@ -438,7 +438,7 @@ class SnapshotTarget final : public Target {
   ChunkGeometry geometry_;
   std::string cow_name_;
   mutable std::shared_mutex table_mu_;
-  ExceptionTable exceptions_;          // guarded by table_mu_
+  ExceptionTable exceptions_;  // guarded by table_mu_
   // Guarded by table_mu_: runs [first, end) of chunks merged back, whose
   // entries in exceptions_ are void (a merging snapshot only loses them).
   std::map<uint64_t, uint64_t> merged_;

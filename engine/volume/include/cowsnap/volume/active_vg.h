@@ -131,7 +131,8 @@ class ActiveVolumeGroup {
   // origin with its snapshots, which starts the merge: the origin serves
   // the snapshot-merge target, in the synchronous mode. Otherwise the merge
   // starts at the origin's next activation, as lvm2 defers it.
-  Result<vg::CommitResult> merge_snapshot(vg::VolumeManager& vm, const std::string& snap_name, bool start_now);
+  Result<vg::CommitResult> merge_snapshot(vg::VolumeManager& vm, const std::string& snap_name,
+                                          bool start_now);
   // The origins whose merge runs (not failed), by LV name.
   [[nodiscard]] std::vector<std::string> merging_origins() const;
   // One step of the merge into `origin_lv` (Origin::merge_next): I/O only,
@@ -142,7 +143,8 @@ class ActiveVolumeGroup {
   // metadata (a crash in between leaves an empty merging snapshot, which
   // the next activation finishes at once). Returns the commit and, in
   // `snapshot`, the merged snapshot's name.
-  Result<vg::CommitResult> finish_merge(vg::VolumeManager& vm, const std::string& origin_lv, std::string& snapshot);
+  Result<vg::CommitResult> finish_merge(vg::VolumeManager& vm, const std::string& origin_lv,
+                                        std::string& snapshot);
 
   // Re-reads the VG and activates LVs that appeared (made by other
   // commands), keeping the live ones.
@@ -174,7 +176,8 @@ class ActiveVolumeGroup {
       const std::shared_ptr<ActiveVolume>& volume) const;
   // Flushes what is about to stop serving (before drop()); `why` prefixes
   // the error.
-  static Status flush_volumes(const std::vector<std::shared_ptr<ActiveVolume>>& volumes, const std::string& why);
+  static Status flush_volumes(const std::vector<std::shared_ptr<ActiveVolume>>& volumes,
+                              const std::string& why);
   // Stops serving a volume: detaches a snapshot (under `held`, its origin's
   // barrier, when given), forgets its devices.
   void drop(const ActiveVolume& volume, std::unique_lock<std::shared_mutex>* held = nullptr);
