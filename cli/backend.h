@@ -92,6 +92,9 @@ class Backend {
     std::string origin_lv;
   };
   virtual Result<MergeStart> lvconvert_merge(const std::string& vg_name, const std::string& snap_name) = 0;
+  // lvchange --monitor y|n: dmeventd's watch (warnings, autoextend) of a
+  // served snapshot, or of an origin's snapshots. Offline: ENOTSUP.
+  virtual Status set_monitor(const std::string& vg_name, const std::string& lv_name, bool monitor) = 0;
   // lvchange -p r|rw. Online, connected clients stay; their writes are
   // refused from then on (EROFS) or accepted again.
   virtual Result<vg::CommitResult> set_permission(const std::string& vg_name, const std::string& lv_name,

@@ -66,6 +66,7 @@ void register_pv_commands(CLI::App& app, CommandTable& table);
 void register_vg_commands(CLI::App& app, CommandTable& table);
 void register_lv_commands(CLI::App& app, CommandTable& table);
 void register_lvconvert_command(CLI::App& app, CommandTable& table);  // lvconvert --merge
+void register_config_command(CLI::App& app, CommandTable& table);     // config (lvmconfig)
 void register_dmsetup_command(CLI::App& app, CommandTable& table);
 void register_backup_commands(CLI::App& app, CommandTable& table);  // vgcfgbackup, vgcfgrestore, vgck
 

@@ -31,6 +31,7 @@ struct LvArgs {
   bool force = false;
   std::string activate;    // lvchange -a
   std::string permission;  // lvcreate -p, lvchange -p
+  std::string monitor;     // lvchange --monitor
   std::vector<std::string> targets;
 };
 
@@ -432,8 +433,8 @@ int run_lvresize(Context& ctx, const LvArgs& args, bool extend_only) {
 }
 
 int run_lvchange(Context& ctx, const LvArgs& args) {
-  if (args.activate.empty() && args.permission.empty()) {
-    complain("Need one or more command options (cowsnap supports -a y|n and -p r|rw).");
+  if (args.activate.empty() && args.permission.empty() && args.monitor.empty()) {
+    complain("Need one or more command options (cowsnap supports -a y|n, -p r|rw and --monitor y|n).");
     return kExitInvalidCommandLine;
   }
   std::optional<vg::LvPermission> permission;
@@ -451,6 +452,10 @@ int run_lvchange(Context& ctx, const LvArgs& args) {
                                 if (!changed.ok()) return fail(changed.status());
                                 for (const std::string& notice : changed->notices) say(notice);
                                 say(fmt::format("Logical volume {}/{} changed.", vg_name, lv_name));
+                              }
+                              if (!args.monitor.empty()) {
+                                Status m = (*backend)->set_monitor(vg_name, lv_name, args.monitor == "y");
+                                if (!m.ok()) return fail(m);
                               }
                               if (args.activate.empty()) return kExitOk;
                               Status s = (*backend)->set_active(vg_name, lv_name, active);
@@ -509,6 +514,10 @@ void register_lv_commands(CLI::App& app, CommandTable& table) {
       "change their permission (-p r|rw)");
   lvchange->add_option("-a,--activate", args->activate, "y or n")->check(CLI::IsMember({"y", "n", "ay"}));
   lvchange->add_option("-p,--permission", args->permission, "r (read-only) or rw");
+  lvchange
+      ->add_option("--monitor", args->monitor,
+                   "y or n: watch the LV's snapshots as dmeventd does (full warnings, autoextend)")
+      ->check(CLI::IsMember({"y", "n"}));
   lvchange->add_option("lvs", args->targets, "VG/LV")->required();
   table.add(lvchange, [args](Context& ctx) { return run_lvchange(ctx, *args); });
 

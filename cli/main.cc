@@ -78,6 +78,7 @@ int run(int argc, char** argv) {
   register_vg_commands(app, table);
   register_lv_commands(app, table);
   register_lvconvert_command(app, table);
+  register_config_command(app, table);
   register_report_commands(app, table);
   register_dmsetup_command(app, table);
   register_backup_commands(app, table);

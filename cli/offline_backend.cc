@@ -115,6 +115,12 @@ class OfflineBackend final : public Backend {
                                           vg::LvPermission permission) override {
     return vm_.lvchange_permission(vg_name, lv_name, permission);
   }
+  Status set_monitor(const std::string& vg_name, const std::string& lv_name, bool /*monitor*/) override {
+    return Status::Error(ENOTSUP,
+                         fmt::format("Cannot change monitoring of {}/{}: no cowsnap server is running on {} "
+                                     "(only a served LV is monitored)",
+                                     vg_name, lv_name, root_dir()));
+  }
   Status set_active(const std::string& vg_name, const std::string& lv_name, bool /*active*/) override {
     return Status::Error(ENOTSUP,
                          fmt::format("Cannot change activation of {}/{}: no cowsnap server is running on {} "

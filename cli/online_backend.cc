@@ -49,6 +49,7 @@ class OnlineBackend final : public Backend {
       live.failure = s.failure;
       live.merging = s.merging;
       live.merge_failed = s.merge_failed;
+      if (s.is_snapshot && s.failure.empty()) live.monitored = s.monitored;
       if (s.usage) live.usage = to_store_usage(*s.usage);
     }
     // A merging snapshot has no device of its own: lvm2 reports it with
@@ -136,6 +137,10 @@ class OnlineBackend final : public Backend {
     const std::string origin = response.ok() ? response->body.value("origin", std::string()) : std::string();
     COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult commit, committed(vg_name, std::move(response)));
     return MergeStart{.commit = std::move(commit), .started = started, .origin_lv = origin};
+  }
+  Status set_monitor(const std::string& vg_name, const std::string& lv_name, bool monitor) override {
+    COWSNAP_ASSIGN_OR_RETURN(control::Response r, client_.lvchange_monitor(vg_name, lv_name, monitor));
+    return r.status();
   }
   Status set_active(const std::string& vg_name, const std::string& lv_name, bool active) override {
     COWSNAP_ASSIGN_OR_RETURN(control::Response r, client_.lvchange(vg_name, lv_name, active));

@@ -169,6 +169,10 @@ Result<Response> Client::lvchange(const std::string& vg, const std::string& lv, 
   return request({{"op", "lvchange"}, {"vg", vg}, {"lv", lv}, {"active", active}});
 }
 
+Result<Response> Client::lvchange_monitor(const std::string& vg, const std::string& lv, bool monitor) {
+  return request({{"op", "lvchange"}, {"vg", vg}, {"lv", lv}, {"monitor", monitor}});
+}
+
 Result<Response> Client::lvchange_permission(const std::string& vg, const std::string& lv, bool writable) {
   return request({{"op", "lvchange"}, {"vg", vg}, {"lv", lv}, {"permission", writable ? "rw" : "r"}});
 }

@@ -112,6 +112,7 @@ json to_json(const LvState& s) {
     j["origin"] = s.origin;
     j["valid"] = s.valid;
     j["chunk_sectors"] = s.chunk_sectors;
+    j["monitored"] = s.monitored;
     j["data_percent"] = s.data_percent;
     if (!s.failure.empty()) j["failure"] = s.failure;
   }
@@ -150,6 +151,7 @@ Result<LvState> lv_state_from_json(const json& j) {
       COWSNAP_ASSIGN_OR_RETURN(s.chunk_sectors, integer_or(j, "chunk_sectors", uint32_t{0}));
       s.data_percent = j.value("data_percent", 0.0);
       s.failure = j.value("failure", std::string());
+      s.monitored = j.value("monitored", true);
     }
     return s;
   } catch (const json::exception& e) {

@@ -135,7 +135,7 @@ void VolumeService::monitor_snapshots() {
     std::shared_lock exports(exports_mu_);
     for (const auto& [name, exp] : exports_) {
       const std::shared_ptr<ActiveVolume>& volume = exp->volume();
-      if (!volume->is_snapshot() || !volume->snapshot) continue;
+      if (!volume->is_snapshot() || !volume->snapshot || !volume->monitored) continue;
       auto vg = vgs_.find(exp->vg());
       if (vg == vgs_.end()) continue;
       const SnapshotTarget& snap = *volume->snapshot;
@@ -217,6 +217,8 @@ void VolumeService::rebuild_exports() {
       if (old != exports_.end() && old->second->volume() == volume) {
         next[name] = old->second;
       } else {
+        // Activation monitors as lvm.conf's activation/monitoring says.
+        volume->monitored = lvm_config_.monitoring != 0;
         next[name] = std::make_shared<Export>(vg_name, volume->lv_name, volume);
       }
     }
@@ -242,6 +244,11 @@ void VolumeService::install_growers() {
   for (const auto& [name, exp] : exports_) {
     const std::shared_ptr<ActiveVolume>& volume = exp->volume();
     if (!volume->is_snapshot() || !volume->snapshot) continue;
+    // Autoextend is dmeventd's work in lvm2: an unmonitored snapshot has none.
+    if (!volume->monitored) {
+      volume->snapshot->set_grower({});
+      continue;
+    }
     volume->snapshot->set_grower(
         [this, vg_name = exp->vg(), lv_name = exp->lv()] { return autoextend(vg_name, lv_name); },
         lvm_config_.threshold_percent());
@@ -364,6 +371,7 @@ control::LvState VolumeService::state_of(const Export& exp) const {
     s.origin = v.origin_lv;
     s.valid = v.snapshot->valid();
     s.chunk_sectors = v.snapshot->geometry().chunk_sectors();
+    s.monitored = v.monitored;
     s.usage = control::Usage{usage.total_sectors, usage.allocated_sectors, usage.metadata_sectors};
     s.data_percent = report::snapshot_data_percent(usage, s.valid);
   } else if (v.origin) {
@@ -677,6 +685,22 @@ control::Response VolumeService::op_lvchange(const json& request) {
   std::unique_lock exports(exports_mu_);
   auto vg = active_vg(names->vg);
   if (!vg.ok()) return control::Response::from_status(vg.status());
+  if (request.contains("monitor")) {
+    // lvchange --monitor: an origin's snapshots with it, as lvm2 monitors
+    // them through their origin.
+    auto found = find_volume(**vg, names->vg, names->lv);
+    if (!found.ok()) return control::Response::from_status(found.status());
+    const bool monitor = control::bool_arg(request, "monitor", true);
+    for (const auto& [name, exp] : exports_) {
+      const auto& v = exp->volume();
+      if (exp->vg() == names->vg &&
+          (exp->lv() == names->lv || (!(*found)->is_snapshot() && v->origin_lv == names->lv))) {
+        v->monitored = monitor;
+      }
+    }
+    install_growers();
+    return control::Response::from_status(Status::Ok());
+  }
   if (request.contains("permission")) {
     // lvchange -p: connected clients stay; their next write sees it.
     const std::string permission = request.value("permission", std::string());

@@ -40,6 +40,7 @@ const std::vector<FieldDef> kFields = {
     {"lv_snapshot_invalid", "SnapInvalid", K::kLv, false, 15, false},
     {"lv_merging", "Merging", K::kLv, false, 7, false},
     {"lv_merge_failed", "MergeFailed", K::kLv, false, 11, false},
+    {"seg_monitor", "Monitor", K::kLv, false, 7, false},
     {"seg_count", "#Seg", K::kLv, true, 4, false},
     {"pv_name", "PV", K::kPv, false, 10, false},
     {"pv_uuid", "PV UUID", K::kPv, false, 38, false},
@@ -301,6 +302,8 @@ Row lv_row(const std::vector<const FieldDef*>& fields, const LvRowInput& in, con
       v = lv_merging(vg, lv) ? "merging" : "";
     else if (n == "lv_merge_failed")
       v = merge_failed_text(vg, lv, in.live);
+    else if (n == "seg_monitor")
+      v = in.live.monitored ? (*in.live.monitored ? "monitored" : "not monitored") : "";
     row.push_back(std::move(v));
   }
   return row;

@@ -39,6 +39,7 @@ Result<LvmConfig> parse_lvm_config(std::string_view text, const std::string& sou
   };
   COWSNAP_RETURN_IF_ERROR(read_int("snapshot_autoextend_threshold", config.snapshot_autoextend_threshold));
   COWSNAP_RETURN_IF_ERROR(read_int("snapshot_autoextend_percent", config.snapshot_autoextend_percent));
+  COWSNAP_RETURN_IF_ERROR(read_int("monitoring", config.monitoring));
   return config;
 }
 

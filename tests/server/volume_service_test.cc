@@ -567,3 +567,45 @@ TEST_CASE("VolumeService monitor: dmeventd's warnings as a snapshot fills, and w
                        "WARNING: Snapshot vg0-snap changed state to: Invalid and should be removed."});
   service->disconnect(data);
 }
+
+TEST_CASE("VolumeService monitor: lvchange --monitor n silences a snapshot, y watches it again") {
+  TestRoot t;
+  std::mutex mu;
+  std::vector<std::string> lines;
+  VolumeService::Options options;
+  options.log_error = [&](const std::string& line) {
+    std::lock_guard lock(mu);
+    lines.push_back(line);
+  };
+  options.monitor_interval = std::chrono::milliseconds(0);
+  auto service = t.start(std::move(options));
+  ok(*service,
+     {{"op", "lvcreate_snapshot"}, {"vg", "vg0"}, {"origin", "data"}, {"lv", "snap"}, {"extents", 1u}});
+  auto taken = [&] {
+    std::lock_guard lock(mu);
+    return std::exchange(lines, {});
+  };
+  auto monitored = [&] {
+    auto reply = service->handle({{"op", "lvs"}});
+    for (const auto& lv : reply.body.at("lvs")) {
+      if (lv.at("lv") == "snap") return lv.value("monitored", true);
+    }
+    FAIL("no snap in lvs");
+    return false;
+  };
+  CHECK(monitored());
+  ok(*service,
+     {{"op", "lvchange"}, {"vg", "vg0"}, {"lv", "data"}, {"monitor", false}});  // through its origin
+  CHECK_FALSE(monitored());
+  auto data = must(service->connect("vg0/data"));
+  REQUIRE(write_at(*data, 0, pattern(0, 3584 * 1024, 1)).ok());  // past 80 % of the 4 MiB store
+  service->monitor_snapshots();
+  CHECK(taken().empty());
+  ok(*service, {{"op", "lvchange"}, {"vg", "vg0"}, {"lv", "snap"}, {"monitor", true}});
+  CHECK(monitored());
+  service->monitor_snapshots();
+  std::vector<std::string> warned = taken();
+  REQUIRE(warned.size() == 1);
+  CHECK_THAT(warned[0], Catch::StartsWith("WARNING: Snapshot vg0-snap is now 8"));
+  service->disconnect(data);
+}

@@ -59,6 +59,8 @@ class Client {
   Result<Response> lvrename(const std::string& vg, const std::string& lv, const std::string& new_lv);
   // lvchange -a y|n.
   Result<Response> lvchange(const std::string& vg, const std::string& lv, bool active);
+  // lvchange --monitor y|n.
+  Result<Response> lvchange_monitor(const std::string& vg, const std::string& lv, bool monitor);
   // lvchange -p r|rw.
   Result<Response> lvchange_permission(const std::string& vg, const std::string& lv, bool writable);
   // lvconvert --merge of a snapshot ("started", "origin" in the body).

@@ -14,7 +14,7 @@
 //   lvremove          vg lv [force]
 //   lvextend          vg lv (size_bytes | extents)   (new total size)
 //   lvrename          vg lv new_lv
-//   lvchange          vg lv (active | permission: "r" | "rw")
+//   lvchange          vg lv (active | permission: "r" | "rw" | monitor)
 //   lvconvert         vg lv merge    ("started": bool, "origin": str)
 //   refresh                         re-scan; activate VGs/LVs made offline
 //   dmsetup_table | dmsetup_status  [vg]  ("text")
@@ -63,6 +63,7 @@ struct LvState {
   // the snapshot-merge target's (the merging snapshot's store).
   bool merging = false;
   bool merge_failed = false;
+  bool monitored = true;  // lvchange --monitor (snapshots)
   // Snapshot only (and a merging origin's usage):
   bool valid = true;
   uint32_t chunk_sectors = 0;

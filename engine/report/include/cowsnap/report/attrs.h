@@ -25,6 +25,9 @@ struct LvLiveState {
   // origin's state, the merging snapshot): `usage` is the merging store's.
   bool merging = false;
   bool merge_failed = false;
+  // A served snapshot's monitoring (lvchange --monitor); empty when not
+  // served.
+  std::optional<bool> monitored = std::nullopt;
 };
 
 // Characters, in lvm2's order:

@@ -23,6 +23,9 @@ namespace cowsnap::vg {
 struct LvmConfig {
   int64_t snapshot_autoextend_threshold = 100;
   int64_t snapshot_autoextend_percent = 20;
+  // activation/monitoring: whether activation monitors LVs (dmeventd's
+  // warnings and autoextend); lvchange --monitor changes it per LV.
+  int64_t monitoring = 1;
 
   [[nodiscard]] bool autoextend() const {
     return snapshot_autoextend_threshold < 100 && snapshot_autoextend_percent > 0;

@@ -49,6 +49,10 @@ struct ActiveVolume {
   // ActiveVolumeGroup::set_permission while clients are connected, so it is
   // read per request.
   std::atomic<bool> read_only{false};
+  // Watched as dmeventd watches a monitored LV (lvchange --monitor y|n):
+  // warnings and autoextend. Set by the server at activation from
+  // lvm.conf's activation/monitoring, as lvm2 does; not kept on disk.
+  std::atomic<bool> monitored{true};
   // A merging snapshot whose merge could not start at activation: why.
   std::string merge_error;
   [[nodiscard]] bool is_snapshot() const { return !origin_lv.empty(); }
