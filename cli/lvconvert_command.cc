@@ -56,7 +56,7 @@ void show_progress(const std::string& origin, double merged, bool terminal) {
   const int filled = static_cast<int>(merged * kWidth / 100.0);
   fmt::print("\r  {} [{}{}]", line, std::string(static_cast<size_t>(filled), '#'),
              std::string(static_cast<size_t>(kWidth - filled), '.'));
-  std::fflush(stdout);
+  (void)std::fflush(stdout);
 }
 
 int run_lvconvert(Context& ctx, const ConvertArgs& args) {
