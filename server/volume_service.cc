@@ -67,26 +67,40 @@ void VolumeService::kick_merges() {
 }
 
 bool VolumeService::merge_snapshots() {
-  std::vector<std::pair<std::string, std::string>> done;  // VG, origin
-  bool running = false;
+  // Steps run as I/O through the origin's export, with no lock of this
+  // service held: a step's copy-out may call autoextend, which takes the
+  // control and exports locks; and a change that retires the export waits
+  // for the step, as for any request, so no step outlives its objects.
+  std::vector<std::shared_ptr<Export>> origins;
   {
-    // Steps are I/O: lookups may run beside them, changes may not.
     std::shared_lock exports(exports_mu_);
     for (const auto& [vg_name, active] : vgs_) {
       for (const std::string& origin : active->merging_origins()) {
-        if (options_.test_merge_step_limit != 0 && merge_steps_ >= options_.test_merge_step_limit)
-          return false;
-        ++merge_steps_;
-        auto step = active->merge_step(origin, options_.merge_step_bytes);
-        if (!step.ok()) {
-          log_error(fmt::format("{}/{}: Merge failed. Retry merge or inspect manually. ({})", vg_name, origin,
-                                step.status().message()));
-          continue;
-        }
-        running = true;
-        if (step->done) done.emplace_back(vg_name, origin);
+        if (auto it = exports_.find(vg_name + "/" + origin); it != exports_.end())
+          origins.push_back(it->second);
       }
     }
+  }
+  std::vector<std::pair<std::string, std::string>> done;  // VG, origin
+  bool running = false;
+  for (const std::shared_ptr<Export>& exp : origins) {
+    if (options_.test_merge_step_limit != 0 && merge_steps_ >= options_.test_merge_step_limit) return false;
+    ++merge_steps_;
+    bool finished = false;
+    Status stepped = exp->io([&](Target& /*device*/) -> Status {
+      const std::shared_ptr<Origin>& origin = exp->volume()->origin;
+      COWSNAP_ASSIGN_OR_RETURN(Origin::MergeStep step, origin->merge_next(options_.merge_step_bytes));
+      finished = step.done;
+      return Status::Ok();
+    });
+    if (stepped.errnum() == ENODEV) continue;  // retired meanwhile: a later look finds its successor
+    if (!stepped.ok()) {
+      log_error(fmt::format("{}: Merge failed. Retry merge or inspect manually. ({})", exp->name(),
+                            stepped.message()));
+      continue;
+    }
+    running = true;
+    if (finished) done.emplace_back(exp->vg(), exp->lv());
   }
   for (const auto& [vg_name, origin] : done) {
     std::lock_guard control(control_mu_);

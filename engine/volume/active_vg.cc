@@ -412,14 +412,6 @@ std::vector<std::string> ActiveVolumeGroup::merging_origins() const {
   return out;
 }
 
-Result<Origin::MergeStep> ActiveVolumeGroup::merge_step(const std::string& origin_lv, uint64_t max_bytes) {
-  auto origin = find(origin_lv);
-  if (!origin || !origin->origin) {
-    return Status::Error(ENOENT, fmt::format("{}/{} is not active", vg_name_, origin_lv));
-  }
-  return origin->origin->merge_next(max_bytes);
-}
-
 Result<vg::CommitResult> ActiveVolumeGroup::finish_merge(vg::VolumeManager& vm, const std::string& origin_lv,
                                                          std::string& snapshot) {
   auto origin = find(origin_lv);

@@ -609,3 +609,35 @@ TEST_CASE("VolumeService monitor: lvchange --monitor n silences a snapshot, y wa
   CHECK_THAT(warned[0], Catch::StartsWith("WARNING: Snapshot vg0-snap is now 8"));
   service->disconnect(data);
 }
+
+TEST_CASE("VolumeService merge: copying home into an origin grows its other, autoextended snapshot") {
+  TestRoot t;
+  AutoextendService a(t);
+  VolumeService& service = *a.service;
+  ok(service, {{"op", "lvcreate_snapshot"}, {"vg", "vg0"}, {"origin", "data"}, {"lv", "s"}, {"extents", 5u}});
+  auto data = must(service.connect("vg0/data"));
+  REQUIRE(write_at(*data, 0, pattern(0, 12 * kMiB, 1)).ok());
+  service.disconnect(data);
+  // Taken after the writes: the merge's copies home overwrite 12 MiB that
+  // this 4 MiB snapshot must first save, so it has to grow on the way.
+  ok(service,
+     {{"op", "lvcreate_snapshot"}, {"vg", "vg0"}, {"origin", "data"}, {"lv", "small"}, {"extents", 1u}});
+  const control::Response started =
+      ok(service, {{"op", "lvconvert"}, {"vg", "vg0"}, {"lv", "s"}, {"merge", true}});
+  CHECK(started.body.value("started", false));
+  bool merged = false;
+  for (int i = 0; i < 300 && !merged; ++i) {
+    merged = a.logged("Merge of snapshot into logical volume vg0/data has finished.");
+    if (!merged) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  INFO(a.log());
+  REQUIRE(merged);
+  CHECK_FALSE(lvs_entry(service, "data").value("merging", false));
+  CHECK(lvs_entry(service, "small").at("valid") == true);
+  auto origin = must(service.connect("vg0/data"));
+  CHECK(read_at(*origin, 0, 16 * kMiB) == std::vector<uint8_t>(16 * kMiB, 0));
+  service.disconnect(origin);
+  auto small = must(service.connect("vg0/small"));
+  CHECK(read_at(*small, 0, 12 * kMiB) == pattern(0, 12 * kMiB, 1));
+  service.disconnect(small);
+}

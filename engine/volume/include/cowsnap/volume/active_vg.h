@@ -139,14 +139,12 @@ class ActiveVolumeGroup {
                                           bool start_now);
   // The origins whose merge runs (not failed), by LV name.
   [[nodiscard]] std::vector<std::string> merging_origins() const;
-  // One step of the merge into `origin_lv` (Origin::merge_next): I/O only,
-  // so the caller need not serialise it against lookups, only against
-  // changes. done: call finish_merge().
-  Result<Origin::MergeStep> merge_step(const std::string& origin_lv, uint64_t max_bytes);
-  // After a step said done: the snapshot detaches and its LVs leave the
-  // metadata (a crash in between leaves an empty merging snapshot, which
-  // the next activation finishes at once). Returns the commit and, in
-  // `snapshot`, the merged snapshot's name.
+  // The merge itself is I/O on the origin: its owner's thread calls
+  // Origin::merge_next one step at a time. Once a step said done, this
+  // detaches the snapshot and removes its LVs from the metadata (a crash
+  // in between leaves an empty merging snapshot, which the next activation
+  // finishes at once). Returns the commit and, in `snapshot`, the merged
+  // snapshot's name.
   Result<vg::CommitResult> finish_merge(vg::VolumeManager& vm, const std::string& origin_lv,
                                         std::string& snapshot);
 
