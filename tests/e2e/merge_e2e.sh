@@ -99,6 +99,9 @@ cs lvremove vgsrv/other >/dev/null
 e2e_wait_unused vgsrv
 cs lvconvert --merge -i 1 vgsrv/snap >"$WORK/merge3.out" &
 merger=$!
+# The writer connects once the merge has started (a client connected
+# before would defer it).
+for ((i = 0; i < 100; i++)); do grep -q "started" "$WORK/merge3.out" && break; sleep 0.05; done
 # The writer records what it wrote; the model is the snapshot plus that.
 /usr/bin/python3 - "$(uri vgsrv/b64m)" "$WORK/before.img" "$WORK/model.img" <<'PY' || e2e_fail "the writer failed"
 import nbd, random, shutil, sys, time

@@ -52,7 +52,11 @@ store_serve_stop
 echo "== A. cowsnap begins the merge, the kernel continues it"
 csq lvconvert --merge "$VG/sa"
 COWSNAP_TEST_MERGE_STEP_LIMIT=40 store_serve_start
-sleep 2
+for ((i = 0; i < 200; i++)); do
+  awk -v a="$(e2e_lv_field "$VG/sa" data_percent)" -v b="$full_pct" 'BEGIN {exit !(a < b)}' && break
+  sleep 0.1
+done
+sleep 0.5  # the rest of the 40 steps
 store_serve_stop
 merging sa || e2e_fail "sa is not merging after 40 steps: $(csq lvs -a "$VG")"
 part_pct=$(e2e_lv_field "$VG/sa" data_percent)
