@@ -443,22 +443,32 @@ TEST_CASE("VolumeService: clients' I/O and snapshot changes run at once without 
 
 namespace {
 
-// A service over `t` with lvm.conf's autoextend on (70%, +20%) and its
-// log lines collected.
-struct AutoextendService {
+// A service over `t` with its log lines collected; by default with
+// lvm.conf's autoextend on (70%, +20%).
+struct LoggedService {
   std::mutex mu;
   std::vector<std::string> lines;
   std::unique_ptr<VolumeService> service;
 
-  explicit AutoextendService(TestRoot& t) {
-    std::ofstream(t.root + "/lvm.conf")
-        << "activation {\n\tsnapshot_autoextend_threshold = 70\n\tsnapshot_autoextend_percent = 20\n}\n";
+  explicit LoggedService(
+      TestRoot& t, bool autoextend = true,
+      std::chrono::milliseconds monitor_interval = VolumeService::Options{}.monitor_interval) {
+    if (autoextend) {
+      std::ofstream(t.root + "/lvm.conf")
+          << "activation {\n\tsnapshot_autoextend_threshold = 70\n\tsnapshot_autoextend_percent = 20\n}\n";
+    }
     VolumeService::Options options;
     options.log_error = [this](const std::string& line) {
       std::lock_guard lock(mu);
       lines.push_back(line);
     };
+    options.monitor_interval = monitor_interval;
     service = t.start(std::move(options));
+  }
+  // The lines logged since the last call.
+  std::vector<std::string> taken() {
+    std::lock_guard lock(mu);
+    return std::exchange(lines, {});
   }
   bool logged(const std::string& line) {
     std::lock_guard lock(mu);
@@ -476,7 +486,7 @@ struct AutoextendService {
 
 TEST_CASE("VolumeService autoextend: lvm.conf's policy grows a filling snapshot, which never overflows") {
   TestRoot t;
-  AutoextendService a(t);
+  LoggedService a(t);
   VolumeService& service = *a.service;
   // 4 MiB of COW under a 16 MiB origin: rewriting the origin would fill it
   // four times over (the overflow test above).
@@ -514,7 +524,7 @@ TEST_CASE("VolumeService autoextend: lvm.conf's policy grows a filling snapshot,
 TEST_CASE(
     "VolumeService autoextend: with the VG full the snapshot overflows as before, and the log says why") {
   TestRoot t;
-  AutoextendService a(t);
+  LoggedService a(t);
   VolumeService& service = *a.service;
   ok(service,
      {{"op", "lvcreate_snapshot"}, {"vg", "vg0"}, {"origin", "data"}, {"lv", "snap"}, {"extents", 1u}});
@@ -534,22 +544,12 @@ TEST_CASE(
 
 TEST_CASE("VolumeService monitor: dmeventd's warnings as a snapshot fills, and when it overflows") {
   TestRoot t;
-  std::mutex mu;
-  std::vector<std::string> lines;
-  VolumeService::Options options;
-  options.log_error = [&](const std::string& line) {
-    std::lock_guard lock(mu);
-    lines.push_back(line);
-  };
-  options.monitor_interval = std::chrono::milliseconds(0);  // the test looks itself
-  auto service = t.start(std::move(options));
+  LoggedService a(t, /*autoextend=*/false, std::chrono::milliseconds(0));  // the test looks itself
+  auto& service = a.service;
   ok(*service,
      {{"op", "lvcreate_snapshot"}, {"vg", "vg0"}, {"origin", "data"}, {"lv", "snap"}, {"extents", 1u}});
   auto data = must(service->connect("vg0/data"));
-  auto taken = [&] {
-    std::lock_guard lock(mu);
-    return std::exchange(lines, {});
-  };
+  auto taken = [&] { return a.taken(); };
   REQUIRE(write_at(*data, 0, pattern(0, 2 * kMiB, 1)).ok());  // about half of the 4 MiB store
   service->monitor_snapshots();
   CHECK(taken().empty());
@@ -570,21 +570,11 @@ TEST_CASE("VolumeService monitor: dmeventd's warnings as a snapshot fills, and w
 
 TEST_CASE("VolumeService monitor: lvchange --monitor n silences a snapshot, y watches it again") {
   TestRoot t;
-  std::mutex mu;
-  std::vector<std::string> lines;
-  VolumeService::Options options;
-  options.log_error = [&](const std::string& line) {
-    std::lock_guard lock(mu);
-    lines.push_back(line);
-  };
-  options.monitor_interval = std::chrono::milliseconds(0);
-  auto service = t.start(std::move(options));
+  LoggedService a(t, /*autoextend=*/false, std::chrono::milliseconds(0));
+  auto& service = a.service;
   ok(*service,
      {{"op", "lvcreate_snapshot"}, {"vg", "vg0"}, {"origin", "data"}, {"lv", "snap"}, {"extents", 1u}});
-  auto taken = [&] {
-    std::lock_guard lock(mu);
-    return std::exchange(lines, {});
-  };
+  auto taken = [&] { return a.taken(); };
   auto monitored = [&] {
     auto reply = service->handle({{"op", "lvs"}});
     for (const auto& lv : reply.body.at("lvs")) {
@@ -612,7 +602,7 @@ TEST_CASE("VolumeService monitor: lvchange --monitor n silences a snapshot, y wa
 
 TEST_CASE("VolumeService merge: copying home into an origin grows its other, autoextended snapshot") {
   TestRoot t;
-  AutoextendService a(t);
+  LoggedService a(t);
   VolumeService& service = *a.service;
   ok(service, {{"op", "lvcreate_snapshot"}, {"vg", "vg0"}, {"origin", "data"}, {"lv", "s"}, {"extents", 5u}});
   auto data = must(service.connect("vg0/data"));
