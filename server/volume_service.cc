@@ -46,12 +46,9 @@ Result<std::unique_ptr<VolumeService>> VolumeService::start(const std::string& r
       lock.unlock();
       const bool running = self->merge_snapshots();
       lock.lock();
-      // Idle, it still looks now and then: an activation (lvchange -ay,
-      // refresh) can start a merge deferred earlier.
-      if (!running) {
-        self->merge_wake_.wait_for(lock, std::chrono::seconds(1),
-                                   [self] { return self->merge_stopping_ || self->merge_kicked_; });
-      }
+      // Idle until an activation starts a merge (rebuild_exports kicks).
+      if (!running)
+        self->merge_wake_.wait(lock, [self] { return self->merge_stopping_ || self->merge_kicked_; });
       self->merge_kicked_ = false;
     }
   });
@@ -233,6 +230,8 @@ void VolumeService::rebuild_exports() {
       } else {
         // Activation monitors as lvm.conf's activation/monitoring says.
         volume->monitored = lvm_config_.monitoring != 0;
+        if (!volume->merge_error.empty())
+          log_error(fmt::format("{}: merge not started: {}", name, volume->merge_error));
         next[name] = std::make_shared<Export>(vg_name, volume->lv_name, volume);
       }
     }
@@ -251,6 +250,10 @@ void VolumeService::rebuild_exports() {
   }
   exports_ = std::move(next);
   install_growers();
+  // An activation may have started a merge (deferred ones start so).
+  for (const auto& [vg_name, active] : vgs_) {
+    if (!active->merging_origins().empty()) kick_merges();
+  }
 }
 
 void VolumeService::install_growers() {
@@ -705,13 +708,7 @@ control::Response VolumeService::op_lvchange(const json& request) {
     auto found = find_volume(**vg, names->vg, names->lv);
     if (!found.ok()) return control::Response::from_status(found.status());
     const bool monitor = control::bool_arg(request, "monitor", true);
-    for (const auto& [name, exp] : exports_) {
-      const auto& v = exp->volume();
-      if (exp->vg() == names->vg &&
-          (exp->lv() == names->lv || (!(*found)->is_snapshot() && v->origin_lv == names->lv))) {
-        v->monitored = monitor;
-      }
-    }
+    for (const auto& v : (*vg)->with_snapshots(*found)) v->monitored = monitor;
     install_growers();
     return control::Response::from_status(Status::Ok());
   }
@@ -791,7 +788,6 @@ control::Response VolumeService::op_lvconvert(const json& request) {
     rebuild_exports();
     if (start_now) {
       notices.push_back(fmt::format("Merging of volume {} started.", snap_name));
-      kick_merges();
     } else {
       if (!delayed.empty()) notices.push_back(delayed);
       notices.push_back(fmt::format("Merging of snapshot {} will occur on next activation of {}/{}.",

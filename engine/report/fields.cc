@@ -209,10 +209,6 @@ std::string snapshot_invalid_text(const vg::VolumeGroup& vg, const vg::LogicalVo
   return live.snapshot_valid ? "" : "snapshot invalid";
 }
 
-}  // namespace
-
-namespace {
-
 // lvm2's lv_merging: from the metadata alone, for the origin and the
 // snapshot of a merge.
 bool lv_merging(const vg::VolumeGroup& vg, const vg::LogicalVolume& lv) {

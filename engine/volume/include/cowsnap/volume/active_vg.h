@@ -137,6 +137,9 @@ class ActiveVolumeGroup {
   // starts at the origin's next activation, as lvm2 defers it.
   Result<vg::CommitResult> merge_snapshot(vg::VolumeManager& vm, const std::string& snap_name,
                                           bool start_now);
+  // The volume and, for an origin, its active snapshots.
+  [[nodiscard]] std::vector<std::shared_ptr<ActiveVolume>> with_snapshots(
+      const std::shared_ptr<ActiveVolume>& volume) const;
   // The origins whose merge runs (not failed), by LV name.
   [[nodiscard]] std::vector<std::string> merging_origins() const;
   // The merge itself is I/O on the origin: its owner's thread calls
@@ -173,9 +176,6 @@ class ActiveVolumeGroup {
   Status activate_committed_snapshot(const vg::VolumeGroup& vg, const std::string& snap_name,
                                      bool create_store, std::unique_lock<std::shared_mutex>* held);
   [[nodiscard]] std::string dm_text(bool status) const;
-  // The volume and, for an origin, its active snapshots.
-  [[nodiscard]] std::vector<std::shared_ptr<ActiveVolume>> with_snapshots(
-      const std::shared_ptr<ActiveVolume>& volume) const;
   // Flushes what is about to stop serving (before drop()); `why` prefixes
   // the error.
   static Status flush_volumes(const std::vector<std::shared_ptr<ActiveVolume>>& volumes,
