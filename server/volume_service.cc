@@ -73,7 +73,7 @@ bool VolumeService::merge_snapshots() {
     std::shared_lock exports(exports_mu_);
     for (const auto& [vg_name, active] : vgs_) {
       for (const std::string& origin : active->merging_origins()) {
-        if (auto it = exports_.find(vg_name + "/" + origin); it != exports_.end())
+        if (auto it = exports_.find(fmt::format("{}/{}", vg_name, origin)); it != exports_.end())
           origins.push_back(it->second);
       }
     }
@@ -405,9 +405,15 @@ control::LvState VolumeService::state_of(const Export& exp) const {
 }
 
 Status VolumeService::flush_all() {
-  std::shared_lock lock(exports_mu_);
+  // Flushed with no lock of this service held: a write-back flush waits for
+  // the committer, whose autoextend takes exports_mu_ exclusively.
+  std::map<std::string, std::shared_ptr<Export>> exports;
+  {
+    std::shared_lock lock(exports_mu_);
+    exports = exports_;
+  }
   Status first;
-  for (const auto& [name, exp] : exports_) {
+  for (const auto& [name, exp] : exports) {
     if (exp->volume()->failed()) continue;  // fails every request by design
     Status s = exp->io([](Target& dev) { return dev.flush(); });
     if (!s.ok() && s.errnum() != ENODEV && first.ok()) first = s.with_context("flushing " + name);

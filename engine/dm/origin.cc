@@ -239,7 +239,7 @@ Status Origin::change_origin(uint64_t offset, uint64_t length, const ChangeFn& c
     // barrier let go so that the stores can grow: a store past its
     // threshold grows before the change returns; a full one grows and the
     // change (which left the origin as it was) starts again.
-    for (const auto& s : full) s->grow_for_change();
+    for (const auto& s : full) (void)s->grow_for_change();
     if (changed) return *changed;
   }
 }

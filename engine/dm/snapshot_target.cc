@@ -158,14 +158,16 @@ void SnapshotTarget::set_grower(GrowFn grow, uint32_t threshold_percent) {
   growable_.store(static_cast<bool>(grower_), std::memory_order_release);
 }
 
-void SnapshotTarget::grow_for_change() {
+Status SnapshotTarget::grow_for_change(bool retry_busy) {
   std::lock_guard lock(grow_mu_);
-  if (!must_grow_.load(std::memory_order_acquire)) return;  // grown while this change waited
+  if (!must_grow_.load(std::memory_order_acquire)) return Status::Ok();  // grown while this change waited
   Status grown = grower_ ? grower_() : Status::Error(ENOSPC, "no grower");
+  if (retry_busy && grown.errnum() == EBUSY) return grown;
   // A grower that cannot grow the store lets the next full store overflow
   // the snapshot, as without autoextend.
   if (!grown.ok()) growable_.store(false, std::memory_order_release);
   must_grow_.store(false, std::memory_order_release);
+  return grown;
 }
 
 Status SnapshotTarget::add_exceptions_locked(std::span<const ChunkIndex> chunks,
@@ -353,27 +355,43 @@ Status SnapshotTarget::write_range(Origin& origin, uint64_t offset, std::span<co
     pos += n;
   }
   if (missing.empty()) return Status::Ok();
-  return add_exceptions_locked(missing, [&](ChunkIndex c) -> std::span<const uint8_t> {
-    if (auto it = partial.find(c.value); it != partial.end()) return it->second;
-    return buf.subspan(geometry_.offset_of(c) - offset, geometry_.chunk_bytes());
-  });
+  return add_exceptions_locked(
+      missing,
+      [&](ChunkIndex c) -> std::span<const uint8_t> {
+        if (auto it = partial.find(c.value); it != partial.end()) return it->second;
+        return buf.subspan(geometry_.offset_of(c) - offset, geometry_.chunk_bytes());
+      },
+      CopyOptions{.may_grow = true});
+}
+
+Status SnapshotTarget::write_growing(Origin& origin, uint64_t offset, std::span<const uint8_t> buf) {
+  for (;;) {
+    Status written;
+    {
+      std::shared_lock io = origin.enter_io();
+      written = write_range(origin, offset, buf);
+    }
+    // Autoextend (set_grower), with the locks and the barrier let go: a
+    // full store grows and the write (which wrote nothing that needed a
+    // new exception) starts again; one past its threshold grows now.
+    if (must_grow()) (void)grow_for_change();
+    if (written.errnum() != kMustGrow) return written;
+  }
 }
 
 Status SnapshotTarget::write(uint64_t offset, std::span<const uint8_t> buf) {
   COWSNAP_ASSIGN_OR_RETURN(std::shared_ptr<Origin> origin, begin_request(offset, buf.size()));
-  std::shared_lock io = origin->enter_io();
-  COWSNAP_RETURN_IF_ERROR(write_range(*origin, offset, buf));
+  COWSNAP_RETURN_IF_ERROR(write_growing(*origin, offset, buf));
   if (!valid()) return invalid_error();
   return Status::Ok();
 }
 
 Status SnapshotTarget::write_zeroes(uint64_t offset, uint64_t length) {
   COWSNAP_ASSIGN_OR_RETURN(std::shared_ptr<Origin> origin, begin_request(offset, length));
-  std::shared_lock io = origin->enter_io();
   const std::vector<uint8_t> zeroes(std::min<uint64_t>(length, uint64_t{1} << 20), 0);
   for (uint64_t done = 0; done < length;) {
     const uint64_t n = std::min<uint64_t>(length - done, zeroes.size());
-    COWSNAP_RETURN_IF_ERROR(write_range(*origin, offset + done, std::span(zeroes).first(n)));
+    COWSNAP_RETURN_IF_ERROR(write_growing(*origin, offset + done, std::span(zeroes).first(n)));
     done += n;
   }
   if (!valid()) return invalid_error();
@@ -384,25 +402,6 @@ Status SnapshotTarget::flush() {
   if (detached_.load()) return Status::Error(ENODEV, fmt::format("snapshot on {} was removed", cow_name_));
   if (!valid()) return invalid_error();
   return store()->cow_device().flush();
-}
-
-Status SnapshotTarget::replace_store(std::unique_ptr<ExceptionStore> store,
-                                     const std::unique_lock<std::shared_mutex>& held) {
-  auto origin = origin_.lock();
-  if (!origin || held.mutex() != &origin->barrier_ || !held.owns_lock()) {
-    return Status::Error(
-        EINVAL, fmt::format("snapshot on {}: replacing its store needs its origin's barrier", cow_name_));
-  }
-  if (store->geometry().chunk_sectors() != geometry_.chunk_sectors()) {
-    return Status::Error(EINVAL,
-                         fmt::format("snapshot on {}: new store has {}-sector chunks, not {}", cow_name_,
-                                     store->geometry().chunk_sectors(), geometry_.chunk_sectors()));
-  }
-  // Between two write-back batches (invariant 12).
-  std::unique_lock<std::mutex> paused;
-  if (origin->write_back_) paused = origin->write_back_->pause();
-  store_.store(std::shared_ptr<ExceptionStore>(std::move(store)), std::memory_order_release);
-  return Status::Ok();
 }
 
 }  // namespace cowsnap

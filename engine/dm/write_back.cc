@@ -390,6 +390,7 @@ void WriteBack::run() noexcept {
       }
     }
     std::vector<Item> items;
+    std::vector<std::shared_ptr<SnapshotTarget>> to_grow;
     bool ok = false;
     try {
       std::lock_guard round_lock(round_mu_);
@@ -397,7 +398,7 @@ void WriteBack::run() noexcept {
         std::lock_guard lock(mu_);
         items = take_locked();
       }
-      ok = copy_out(items);
+      ok = copy_out(items, to_grow);
     } catch (...) {
       std::lock_guard lock(mu_);
       hand_back_locked(items);
@@ -417,7 +418,23 @@ void WriteBack::run() noexcept {
       write_ready_.notify_one();
     }
     changed_.notify_all();
-    if (!ok) {
+    // Autoextend, with no lock held: growing a store needs no barrier, so
+    // the grower never waits for this thread. A batch handed back for it
+    // is taken again at once.
+    bool retry_later = !ok && to_grow.empty();
+    for (const auto& s : to_grow) {
+      Status grown = s->grow_for_change(/*retry_busy=*/true);
+      if (grown.errnum() != EBUSY) continue;
+      // The command holding the VG may be draining this origin: the round
+      // fails, so its wait ends, and the batch is tried again later.
+      std::lock_guard lock(mu_);
+      copy_error_ =
+          grown.with_context("write-back: a full snapshot store cannot grow yet, origin writes held back");
+      ++rounds_;
+      retry_later = true;
+    }
+    if (retry_later) {
+      changed_.notify_all();
       std::unique_lock lock(mu_);
       changed_.wait_for(lock, kRetryDelay, [&] { return stopping_; });
     }
@@ -446,7 +463,7 @@ void WriteBack::hand_back_locked(const std::vector<Item>& items) {
   retake_ = true;
 }
 
-bool WriteBack::copy_out(std::vector<Item>& items) {
+bool WriteBack::copy_out(std::vector<Item>& items, std::vector<std::shared_ptr<SnapshotTarget>>& to_grow) {
   struct Copy {
     std::shared_ptr<SnapshotTarget> snapshot;
     std::vector<ChunkIndex> chunks;   // ascending, as the entries and their lists are
@@ -511,7 +528,7 @@ bool WriteBack::copy_out(std::vector<Item>& items) {
               const auto at = std::lower_bound(c.chunks.begin(), c.chunks.end(), chunk) - c.chunks.begin();
               return std::span<const uint8_t>(c.old[static_cast<size_t>(at)], chunk_bytes);
             },
-            SnapshotTarget::CopyOptions{.durable_writes = true});
+            SnapshotTarget::CopyOptions{.may_grow = true, .durable_writes = true});
       }
     } catch (...) {
       piece.status =
@@ -520,9 +537,18 @@ bool WriteBack::copy_out(std::vector<Item>& items) {
   };
   CopyOutPool::shared().run(pieces.size(), copy_piece);
   Status failed = Status::Ok();
+  bool must_grow = false;
+  for (const Copy& c : copies) {
+    // Full, or past its threshold (SnapshotTarget::set_grower).
+    if (c.snapshot->must_grow()) to_grow.push_back(c.snapshot);
+  }
   std::lock_guard lock(mu_);
   for (const Piece& piece : pieces) {
     const Copy& c = copies[piece.copy];
+    if (piece.status.errnum() == SnapshotTarget::kMustGrow) {
+      must_grow = true;  // nothing of this piece was copied
+      continue;
+    }
     // Durably invalid: its chunks need no copy any more (invariant 3).
     if (!piece.status.ok() && !c.snapshot->durably_invalid()) {
       if (failed.ok()) failed = piece.status;
@@ -556,6 +582,11 @@ bool WriteBack::copy_out(std::vector<Item>& items) {
     hand_back_locked(items);
     copy_error_ = failed.with_context("write-back: copy-out failed, origin writes held back");
     ++rounds_;
+    return false;
+  }
+  if (must_grow) {
+    // Not an error: the caller grows the store and the batch goes again.
+    hand_back_locked(items);
     return false;
   }
   copy_error_ = Status::Ok();

@@ -35,7 +35,9 @@
 //      origin data is not written), sets a sticky error that fails FLUSH
 //      and later write-back writes until a retry succeeds, and is retried.
 //      A full store or failed commit invalidates the snapshot durably
-//      (invariant 3) and the batch goes on for the others.
+//      (invariant 3) and the batch goes on for the others; a full store
+//      with a grower set hands the batch back instead, and the committer
+//      grows the store (set_grower) and takes the batch again.
 //  W5. Batches reach the device one at a time, in the order they were
 //      taken. A batch takes an entry that an earlier batch took and has not
 //      written only when the entry changed since, and then writes all of
@@ -104,8 +106,6 @@ class WriteBack {
   Status drain();
   // Forgets what `snapshot` still needs (it was detached).
   void forget(const SnapshotTarget* snapshot);
-  // Keeps the committer between batches while held (a store swap).
-  [[nodiscard]] std::unique_lock<std::mutex> pause() { return std::unique_lock(round_mu_); }
   [[nodiscard]] WriteBackStats stats() const;
   [[nodiscard]] bool empty() const { return entry_count_.load(std::memory_order_acquire) == 0; }
 
@@ -143,8 +143,10 @@ class WriteBack {
   // Takes every entry not already taken in its current state. REQUIRES: mu_.
   std::vector<Item> take_locked();
   // Copies a batch's missing chunks out; false when that failed (the batch
-  // is handed back then and copy_error_ is set).
-  bool copy_out(std::vector<Item>& items);
+  // is handed back then and copy_error_ is set) or a store must grow first
+  // (handed back, no error). `to_grow`: the stores found full or past
+  // their threshold, for the caller to grow with no lock held.
+  bool copy_out(std::vector<Item>& items, std::vector<std::shared_ptr<SnapshotTarget>>& to_grow);
   // Entries of a batch that was not written become takeable again.
   // REQUIRES: mu_.
   void hand_back_locked(const std::vector<Item>& items);

@@ -32,6 +32,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cerrno>
 #include <mutex>
@@ -172,6 +173,22 @@ class PersistentStore final : public StoreBase {
     return Status::Ok();
   }
 
+  Status prepare_growth(BlockDevice& grown) override {
+    COWSNAP_RETURN_IF_ERROR(ExceptionStore::prepare_growth(grown));
+    const uint64_t old_chunks = device_chunks_.load();
+    const uint64_t stride = layout_.exceptions_per_area() + 1;
+    const uint64_t area = (old_chunks - pstore::kHeaderChunks + stride - 1) / stride;
+    const uint64_t location = layout_.area_location(area);
+    if (location >= geometry_.chunks_in(grown.size_bytes())) return Status::Ok();
+    // Beyond the old end: no commit can write there yet.
+    const std::vector<uint8_t> zeroes(geometry_.chunk_bytes(), 0);
+    if (Status s = grown.write_durable(geometry_.offset_of(ChunkIndex{location}), zeroes); !s.ok()) {
+      return Status::Error(EIO, fmt::format("{}: cannot zero metadata area {} before growing: {}",
+                                            grown.describe(), area, s.message()));
+    }
+    return Status::Ok();
+  }
+
   [[nodiscard]] StoreUsage usage() const override {
     std::lock_guard lock(mu_);
     const uint64_t cs = geometry_.chunk_sectors();
@@ -189,6 +206,8 @@ class PersistentStore final : public StoreBase {
   [[nodiscard]] uint64_t next_after(uint64_t chunk) const override {
     return layout_.skip_metadata(chunk + 1);
   }
+
+  void grew_locked() override { device_chunks_.store(geometry_.chunks_in(cow_->size_bytes())); }
 
   [[nodiscard]] Status full_error() const override {
     return Status::Error(
@@ -343,14 +362,16 @@ class PersistentStore final : public StoreBase {
       // Only reachable when commits name chunks prepare_exception never
       // handed out; refuse rather than write past the end.
       return Status::Error(EIO, fmt::format("metadata chunk {} is beyond the device's end ({} chunks)", chunk,
-                                            device_chunks_));
+                                            device_chunks_.load()));
     }
     const uint64_t at = geometry_.offset_of(ChunkIndex{chunk});
     return durable ? cow_->write_durable(at, bytes) : cow_->write(at, bytes);
   }
 
   const AreaLayout layout_;
-  const uint64_t device_chunks_;
+  // Whole chunks of the COW device; grows only (grow()), so a commit that
+  // read the old value stays within the device.
+  std::atomic<uint64_t> device_chunks_;
   // Guarded by mu_; written by the commit leader only. The area the next
   // prepared batch starts in (one batch may be prepared and unpublished).
   uint64_t current_area_;

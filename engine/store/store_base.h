@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cowsnap/store/exception_store.h"
+#include "growable_device.h"
 
 namespace cowsnap {
 
@@ -18,6 +19,14 @@ class StoreBase : public ExceptionStore {
  public:
   [[nodiscard]] const ChunkGeometry& geometry() const final { return geometry_; }
   [[nodiscard]] BlockDevice& cow_device() final { return *cow_; }
+
+  Status grow(std::shared_ptr<BlockDevice> grown) final {
+    COWSNAP_RETURN_IF_ERROR(cow_->grow(std::move(grown)));
+    std::lock_guard lock(mu_);
+    total_sectors_ = cow_->size_bytes() / kSectorBytes;
+    grew_locked();
+    return Status::Ok();
+  }
 
   [[nodiscard]] bool valid() const final {
     std::lock_guard lock(mu_);
@@ -71,12 +80,15 @@ class StoreBase : public ExceptionStore {
 
  protected:
   StoreBase(std::shared_ptr<BlockDevice> cow, ChunkGeometry geometry, bool valid, uint64_t next_free)
-      : cow_(std::move(cow)),
+      : cow_(std::make_shared<GrowableDevice>(std::move(cow))),
         geometry_(geometry),
         total_sectors_(cow_->size_bytes() / kSectorBytes),
         valid_(valid),
         next_free_(next_free) {}
 
+  // After grow(): the store's own record of the device's size follows.
+  // REQUIRES: mu_ held.
+  virtual void grew_locked() {}
   // The chunk prepare_exception hands out after `chunk`.
   [[nodiscard]] virtual uint64_t next_after(uint64_t chunk) const = 0;
   // ENOSPC naming the store. REQUIRES: mu_ held.
@@ -89,13 +101,13 @@ class StoreBase : public ExceptionStore {
     valid_ = false;
   }
 
-  const std::shared_ptr<BlockDevice> cow_;
+  const std::shared_ptr<GrowableDevice> cow_;
   const ChunkGeometry geometry_;
-  const uint64_t total_sectors_;
 
   mutable std::mutex mu_;
-  bool valid_;          // guarded by mu_
-  uint64_t next_free_;  // guarded by mu_; the next fresh chunk prepare hands out
+  uint64_t total_sectors_;  // guarded by mu_
+  bool valid_;              // guarded by mu_
+  uint64_t next_free_;      // guarded by mu_; the next fresh chunk prepare hands out
   // Guarded by mu_: chunks below next_free_ given back by abandon_exception,
   // largest first; prepare hands them out before fresh ones.
   std::vector<uint64_t> abandoned_;

@@ -64,7 +64,8 @@ std::string VolumeManager::host() const {
   return buf;
 }
 
-Result<CommitResult> VolumeManager::edit_vg(const std::string& vg_name, const EditFn& edit) {
+Result<CommitResult> VolumeManager::edit_vg(const std::string& vg_name, const EditFn& edit,
+                                            const BeforeCommitFn& before_commit) {
   COWSNAP_ASSIGN_OR_RETURN(FileLock lock, root_.lock_vg(vg_name));
   COWSNAP_ASSIGN_OR_RETURN(VgOnDisk current, read_vg(vg_name));
   COWSNAP_ASSIGN_OR_RETURN(std::vector<PvLock> owned, claim_pvs_for_edit(current.pv_paths, root_.dir()));
@@ -91,6 +92,7 @@ Result<CommitResult> VolumeManager::edit_vg(const std::string& vg_name, const Ed
   }
   COWSNAP_RETURN_IF_ERROR(validate_vg(result.vg));
   COWSNAP_ASSIGN_OR_RETURN(std::vector<PvWrite> pvs, open_pvs_for_commit(result.vg, paths));
+  if (before_commit) COWSNAP_RETURN_IF_ERROR(before_commit(result.vg));
   TextTrailer trailer{
       options_.command_line.empty() ? "Write from cowsnap" : "Write from " + options_.command_line, host(),
       now()};

@@ -97,9 +97,9 @@ Result<std::shared_ptr<BlockDevice>> ActiveVolumeGroup::pv_device(const std::str
   return std::shared_ptr<BlockDevice>(dev);
 }
 
-Result<std::shared_ptr<MappedDevice>> ActiveVolumeGroup::linear_device(const vg::VolumeGroup& vg,
-                                                                       const std::string& lv_name,
-                                                                       const std::string& name) {
+Result<std::shared_ptr<MappedDevice>> ActiveVolumeGroup::make_linear_device(const vg::VolumeGroup& vg,
+                                                                            const std::string& lv_name,
+                                                                            const std::string& name) {
   COWSNAP_ASSIGN_OR_RETURN(std::vector<vg::LinearPiece> pieces, vg::linear_map(vg, lv_name, path_lookup()));
   std::vector<TableEntry> table;
   for (const vg::LinearPiece& p : pieces) {
@@ -108,7 +108,13 @@ Result<std::shared_ptr<MappedDevice>> ActiveVolumeGroup::linear_device(const vg:
         {p.lv_offset_bytes / kSectorBytes, p.length_bytes / kSectorBytes,
          make_linear_target(pv, p.pv_path, p.pv_offset_bytes / kSectorBytes, p.length_bytes / kSectorBytes)});
   }
-  COWSNAP_ASSIGN_OR_RETURN(auto dev, MappedDevice::create(name, std::move(table)));
+  return MappedDevice::create(name, std::move(table));
+}
+
+Result<std::shared_ptr<MappedDevice>> ActiveVolumeGroup::linear_device(const vg::VolumeGroup& vg,
+                                                                       const std::string& lv_name,
+                                                                       const std::string& name) {
+  COWSNAP_ASSIGN_OR_RETURN(auto dev, make_linear_device(vg, lv_name, name));
   linear_devices_[name] = dev;
   return dev;
 }
@@ -368,22 +374,24 @@ Result<vg::CommitResult> ActiveVolumeGroup::grow_snapshot(vg::VolumeManager& vm,
   auto origin = volume->snapshot->origin();
   if (!origin) return Status::Error(ENODEV, fmt::format("{}/{}: its origin is gone", vg_name_, lv_name));
   const std::string cow_name = volume->snapshot->cow_name();
-  auto barrier = origin->hold_io();
-  COWSNAP_ASSIGN_OR_RETURN(vg::CommitResult commit, vm.lvresize(vg_name_, lv_name, new_extents));
-  const auto old_cow = linear_devices_.at(cow_name);
-  auto grown = [&]() -> Status {
-    COWSNAP_ASSIGN_OR_RETURN(auto cow, linear_device(commit.vg, lv_name, cow_name));
-    COWSNAP_ASSIGN_OR_RETURN(auto store,
-                             open_persistent_store(cow, volume->snapshot->geometry().chunk_sectors(), {}));
-    return volume->snapshot->replace_store(std::move(store), barrier);
-  }();
-  if (!grown.ok()) {
-    linear_devices_[cow_name] = old_cow;
-    return grown.with_context(
+  // No barrier: requests go on throughout (SnapshotTarget::grow_store).
+  // The grown store is readied on the new extents before the metadata
+  // naming them is committed, so a crash after the commit finds it whole.
+  std::shared_ptr<MappedDevice> grown;
+  COWSNAP_ASSIGN_OR_RETURN(
+      vg::CommitResult commit,
+      vm.lvresize(vg_name_, lv_name, new_extents, [&](const vg::VolumeGroup& next) -> Status {
+        COWSNAP_ASSIGN_OR_RETURN(grown, make_linear_device(next, lv_name, cow_name));
+        return volume->snapshot->prepare_growth(*grown);
+      }));
+  Status s = volume->snapshot->grow_store(grown);
+  if (!s.ok()) {
+    return s.with_context(
         fmt::format("growing snapshot {}/{} (its COW LV is larger on disk now; the old "
                     "size serves until the server restarts)",
                     vg_name_, lv_name));
   }
+  linear_devices_[cow_name] = grown;
   return commit;
 }
 

@@ -228,11 +228,12 @@ class Run {
         removing_ = true;  // lvm2 forgets it first: after a cut it is gone
         origin_->detach_snapshot(removed_);
       } else {
-        auto barrier = origin_->hold_io();
-        auto store = open_persistent_store(slice(kGrowing, kGrowing.bytes), 8, kOrigin, {});
-        if (!store.ok()) continue;
-        grown_ = true;  // the VG metadata says grown before the store is swapped
-        if (!growing_->replace_store(std::move(*store), barrier).ok()) return;
+        // As the volume layer grows it, with no barrier: the new room is
+        // readied, the VG metadata says grown, the store takes the room.
+        auto grown = slice(kGrowing, kGrowing.bytes);
+        if (!growing_->prepare_growth(*grown).ok()) continue;
+        grown_ = true;
+        if (!growing_->grow_store(grown).ok()) return;
       }
     }
   }

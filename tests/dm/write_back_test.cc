@@ -279,7 +279,7 @@ TEST_CASE("write-back: a failed COW write holds the origin data back and fails t
   CHECK(read_all(*rig.snap, 0, kChunk) == filled(kChunk, 0xAA));
 }
 
-TEST_CASE("write-back: attach, detach and replace_store with copy-outs pending", "[write-back]") {
+TEST_CASE("write-back: attach, detach and grow_store with copy-outs pending", "[write-back]") {
   Rig rig;
   for (uint64_t c = 0; c < 8; ++c) REQUIRE(rig.target->write(c * kChunk, filled(kChunk, 0x55)).ok());
   // A snapshot taken now holds the pending writes.
@@ -292,16 +292,17 @@ TEST_CASE("write-back: attach, detach and replace_store with copy-outs pending",
   CHECK(read_all(**snap2) == after_first);
 
   // Region size is 8 KiB now; write while both need copies, then grow the
-  // first snapshot's store behind the barrier.
+  // first snapshot's store (the barrier only keeps the copy below whole:
+  // growing needs none).
   for (uint64_t c = 4; c < 12; ++c) REQUIRE(rig.target->write(c * kChunk, filled(kChunk, 0x66)).ok());
   {
     auto held = rig.origin->hold_io();
     CHECK(rig.origin->write_back_stats().pending_regions == 0);
     auto bigger = std::make_shared<MemoryDevice>(4 * kOrigin, "cow-big");
     REQUIRE(bigger->write(0, read_all(*rig.cow_mem, 0, 2 * kOrigin)).ok());
-    auto store = open_persistent_store(bigger, 8, kOrigin, [](ChunkIndex, ChunkIndex) {});
-    REQUIRE(store.ok());
-    REQUIRE(rig.snap->replace_store(std::move(*store), held).ok());
+    REQUIRE(rig.snap->prepare_growth(*bigger).ok());
+    REQUIRE(rig.snap->grow_store(bigger).ok());
+    CHECK(rig.snap->usage().total_sectors == 4 * kOrigin / kSectorBytes);
   }
   for (uint64_t c = 12; c < 16; ++c) REQUIRE(rig.target->write(c * kChunk, filled(kChunk, 0x77)).ok());
   rig.origin->detach_snapshot(*snap2);

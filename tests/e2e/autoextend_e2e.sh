@@ -42,7 +42,7 @@ setup() {
 echo "== a 40 MiB overwrite under autoextend"
 setup 256
 e2e_server_start
-nbdcopy "$WORK/dd.img" "$(uri vgsrv/b64m)" || e2e_fail "overwriting b64m"
+nbdcopy --flush "$WORK/dd.img" "$(uri vgsrv/b64m)" || e2e_fail "overwriting b64m"
 attr=$(e2e_lv_field vgsrv/sb64m lv_attr)
 [[ "$attr" == swi-a?s--- ]] || e2e_fail "sb64m attributes: expected swi-a-s---, got $attr"
 size=$(csq lvs --noheadings --units m --nosuffix -o lv_size vgsrv/sb64m | tr -d ' ')
@@ -77,7 +77,7 @@ setup 256
 free=$(csq vgs --noheadings -o vg_free_count vgsrv | tr -d ' ')
 cs lvcreate -l "$free" -n filler vgsrv >/dev/null
 e2e_server_start
-nbdcopy "$WORK/dd.img" "$(uri vgsrv/b64m)" || e2e_fail "overwriting b64m"
+nbdcopy --flush "$WORK/dd.img" "$(uri vgsrv/b64m)" || e2e_fail "overwriting b64m"
 attr=$(e2e_lv_field vgsrv/sb64m lv_attr)
 [[ "$attr" == swi-I?s--- ]] || e2e_fail "sb64m attributes with the VG full: expected swi-I-s---, got $attr"
 grep -q "Failed to extend snapshot vgsrv/sb64m: Insufficient free space: 2 extents needed, but only 0 available" \

@@ -452,7 +452,8 @@ struct LoggedService {
 
   explicit LoggedService(
       TestRoot& t, bool autoextend = true,
-      std::chrono::milliseconds monitor_interval = VolumeService::Options{}.monitor_interval) {
+      std::chrono::milliseconds monitor_interval = VolumeService::Options{}.monitor_interval,
+      bool write_back = false) {
     if (autoextend) {
       std::ofstream(t.root + "/lvm.conf")
           << "activation {\n\tsnapshot_autoextend_threshold = 70\n\tsnapshot_autoextend_percent = 20\n}\n";
@@ -463,6 +464,7 @@ struct LoggedService {
       lines.push_back(line);
     };
     options.monitor_interval = monitor_interval;
+    options.write_back.enabled = write_back;
     service = t.start(std::move(options));
   }
   // The lines logged since the last call.
@@ -482,6 +484,24 @@ struct LoggedService {
   }
 };
 
+// The first `bytes` of `exp` written with pattern 1 by four threads, a
+// quarter each, 256 KiB at a time; the count of failed writes.
+int write_in_four_threads(Export& exp, uint64_t bytes) {
+  std::atomic<int> failed{0};
+  std::vector<std::thread> writers;
+  writers.reserve(4);
+  const uint64_t quarter = bytes / 4;
+  for (uint64_t w = 0; w < 4; ++w) {
+    writers.emplace_back([&, w] {
+      for (uint64_t off = w * quarter; off < (w + 1) * quarter; off += 256 * 1024) {
+        if (!write_at(exp, off, pattern(off, 256 * 1024, 1)).ok()) ++failed;
+      }
+    });
+  }
+  for (auto& th : writers) th.join();
+  return failed;
+}
+
 }  // namespace
 
 TEST_CASE("VolumeService autoextend: lvm.conf's policy grows a filling snapshot, which never overflows") {
@@ -493,16 +513,7 @@ TEST_CASE("VolumeService autoextend: lvm.conf's policy grows a filling snapshot,
   ok(service,
      {{"op", "lvcreate_snapshot"}, {"vg", "vg0"}, {"origin", "data"}, {"lv", "snap"}, {"extents", 1u}});
   auto data = must(service.connect("vg0/data"));
-  std::atomic<int> failed{0};
-  std::vector<std::thread> writers;
-  for (uint64_t w = 0; w < 4; ++w) {
-    writers.emplace_back([&, w] {
-      for (uint64_t off = w * 4 * kMiB; off < (w + 1) * 4 * kMiB; off += 256 * 1024) {
-        if (!write_at(*data, off, pattern(off, 256 * 1024, 1)).ok()) ++failed;
-      }
-    });
-  }
-  for (auto& th : writers) th.join();
+  const int failed = write_in_four_threads(*data, 16 * kMiB);
   INFO(a.log());
   CHECK(failed == 0);
   const json snap = lvs_entry(service, "snap");
@@ -514,6 +525,37 @@ TEST_CASE("VolumeService autoextend: lvm.conf's policy grows a filling snapshot,
   // metadata on disk has the grown COW LV.
   auto snap_export = must(service.connect("vg0/snap"));
   CHECK(read_at(*snap_export, 0, 16 * kMiB) == std::vector<uint8_t>(16 * kMiB, 0));
+  service.disconnect(snap_export);
+  service.disconnect(data);
+  auto disk = must(vg::VolumeManager::open(t.root)).read_vg("vg0");
+  REQUIRE(disk.ok());
+  CHECK(disk->vg.find_lv("snap")->extent_count() >= 5);
+}
+
+TEST_CASE(
+    "VolumeService autoextend in write-back mode: origin writes and the snapshot's own writes grow it") {
+  TestRoot t;
+  LoggedService a(t, /*autoextend=*/true, VolumeService::Options{}.monitor_interval, /*write_back=*/true);
+  VolumeService& service = *a.service;
+  ok(service,
+     {{"op", "lvcreate_snapshot"}, {"vg", "vg0"}, {"origin", "data"}, {"lv", "snap"}, {"extents", 1u}});
+  auto data = must(service.connect("vg0/data"));
+  const int failed = write_in_four_threads(*data, 8 * kMiB);
+  // The writes are pending; flushing them all needs the store to grow
+  // meanwhile (flush_all held exports_mu_, which autoextend takes, once).
+  REQUIRE(service.flush_all().ok());
+  // 8 MiB copied out of the origin, 8 MiB written to the snapshot itself:
+  // four times the 4 MiB it started with.
+  auto snap_export = must(service.connect("vg0/snap"));
+  REQUIRE(write_at(*snap_export, 8 * kMiB, pattern(8 * kMiB, 8 * kMiB, 2)).ok());
+  INFO(a.log());
+  CHECK(failed == 0);
+  CHECK(lvs_entry(service, "snap").at("valid") == true);
+  CHECK(
+      a.logged("Size of logical volume vg0/snap changed from 4.00 MiB (1 extents) to 8.00 MiB (2 extents)."));
+  CHECK(read_at(*snap_export, 0, 8 * kMiB) == std::vector<uint8_t>(8 * kMiB, 0));
+  CHECK(byte_diff(read_at(*snap_export, 8 * kMiB, 8 * kMiB), pattern(8 * kMiB, 8 * kMiB, 2)) == "");
+  CHECK(byte_diff(read_at(*data, 0, 8 * kMiB), pattern(0, 8 * kMiB, 1)) == "");
   service.disconnect(snap_export);
   service.disconnect(data);
   auto disk = must(vg::VolumeManager::open(t.root)).read_vg("vg0");

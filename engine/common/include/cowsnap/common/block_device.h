@@ -32,7 +32,8 @@ class BlockDevice {
   BlockDevice& operator=(const BlockDevice&) = delete;
   virtual ~BlockDevice() = default;
 
-  // Size in bytes; constant for the device's lifetime.
+  // Size in bytes; constant for the device's lifetime, except that a
+  // store's view of a COW LV may grow (engine/store/growable_device.h).
   [[nodiscard]] virtual uint64_t size_bytes() const = 0;
 
   // REQUIRES for every call below: offset + length <= size_bytes();

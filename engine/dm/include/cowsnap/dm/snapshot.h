@@ -107,11 +107,10 @@
 //     with the origin data held back; until a retry succeeds, flushes and
 //     writes that need a copy-out fail with that error.
 // 12. hold_io() drains all pending work before it returns (after taking the
-//     barrier, so nothing new arrives): attach, detach and replace_store
-//     see no pending entry. If the drain fails (invariant 11), attach fails
-//     with the error, detach drops the snapshot's pending needs, and
-//     replace_store swaps between two batches. Destroying the Origin
-//     drains too.
+//     barrier, so nothing new arrives): attach and detach see no pending
+//     entry. If the drain fails (invariant 11), attach fails with the
+//     error and detach drops the snapshot's pending needs. Destroying the
+//     Origin drains too. Growing a store needs no barrier (grow_store).
 #pragma once
 
 #include <array>
@@ -333,25 +332,32 @@ class SnapshotTarget final : public Target {
   [[nodiscard]] bool has_exception(ChunkIndex chunk) const;
   [[nodiscard]] uint64_t exception_count() const;
   [[nodiscard]] size_t exception_table_bytes() const;
-  // Swaps in `store`, a store over the same COW data on a grown device
-  // (lvextend of a snapshot: the admin's rescue of a filling snapshot).
-  // REQUIRES: `held` holds the origin's barrier (hold_io()), so no request
-  // uses the old store; `store` has the same chunk size. EINVAL otherwise.
-  Status replace_store(std::unique_ptr<ExceptionStore> store,
-                       const std::unique_lock<std::shared_mutex>& held);
+  // lvextend of a snapshot (the admin's rescue of a filling one) and
+  // autoextend, online and without the barrier: requests go on while the
+  // COW LV grows, and a write-back committer can grow a store it found
+  // full. The two steps of ExceptionStore::prepare_growth / grow, around
+  // the commit of the COW LV's new size: `grown` is the COW LV's device at
+  // that size.
+  Status prepare_growth(BlockDevice& grown) { return store()->prepare_growth(grown); }
+  Status grow_store(std::shared_ptr<BlockDevice> grown) { return store()->grow(std::move(grown)); }
 
   // Autoextend's promise (lvm.conf's snapshot_autoextend_*, kept by the
-  // volume layer's owner): while a grower is set, a synchronous origin
-  // change that finds this snapshot's store full does not overflow it. The
-  // change lets go of its region locks and the barrier, calls the grower
-  // (which grows the store through replace_store, under hold_io) and starts
-  // again; only once the grower has failed (no free extents, or the most
-  // COW the origin can fill) does a full store overflow the snapshot as
-  // before. Write-back batches and the snapshot's own writes still overflow
-  // a full store. One grower call at a time; concurrent changes that found
-  // the store full wait for it and retry. With `threshold_percent` < 100, a
-  // change whose copy-out leaves the store at least that full calls the
-  // grower too, after the change and before it returns (lvm2's threshold).
+  // volume layer's owner): while a grower is set, nothing that finds this
+  // snapshot's store full overflows it. A synchronous origin change and the
+  // snapshot's own write let go of their region locks and the barrier,
+  // call the grower (which grows the store through prepare_growth and
+  // grow_store) and start again; a write-back batch is handed back, the
+  // committer calls the grower and takes it again (the batch's origin
+  // bytes stay pending meanwhile). Only once the grower has failed (no
+  // free extents, or the most COW the origin can fill) does a full store
+  // overflow the snapshot as before; a grower that answers EBUSY (the VG
+  // is locked by a command that may itself wait for the committer) fails
+  // the committer's round with that error instead, so that the command's
+  // drain ends, and the batch is retried. One grower call at a time;
+  // concurrent changes that found the store full wait for it and retry.
+  // With `threshold_percent` < 100, a copy-out that leaves the store at
+  // least that full calls the grower too, after the change and before it
+  // returns (lvm2's threshold); a committer calls it after the batch.
   using GrowFn = std::function<Status()>;
   void set_grower(GrowFn grow, uint32_t threshold_percent = 100);
 
@@ -409,9 +415,11 @@ class SnapshotTarget final : public Target {
     return add_exceptions_locked(chunks, chunk_data, CopyOptions{});
   }
   static constexpr int kMustGrow = EAGAIN;
-  // After add_exceptions_locked returned kMustGrow: calls the grower unless
-  // another change already did since. REQUIRES: no region lock, no barrier.
-  void grow_for_change();
+  // After add_exceptions_locked returned kMustGrow (or left the store past
+  // its threshold): calls the grower unless another change already did
+  // since, and returns what it said. A failure stops growth for good,
+  // except EBUSY when `retry_busy`. REQUIRES: no region lock, no barrier.
+  Status grow_for_change(bool retry_busy = false);
   [[nodiscard]] bool must_grow() const { return must_grow_.load(std::memory_order_acquire); }
   Status invalid_error() const;
   // Before an origin change skips this invalid snapshot: waits for an
@@ -425,16 +433,18 @@ class SnapshotTarget final : public Target {
   Result<std::shared_ptr<Origin>> begin_request(uint64_t offset, uint64_t length) const;
   // Writes `buf` at `offset`, allocating exceptions (copying the rest of a
   // partly written chunk from the origin) for chunks that have none.
+  // REQUIRES: the barrier is held (shared). kMustGrow when the store must
+  // grow first (nothing that needed a new exception was written).
   Status write_range(Origin& origin, uint64_t offset, std::span<const uint8_t> buf);
+  // write_range behind the barrier, growing the store (and starting again)
+  // when it must. REQUIRES: no barrier, no region lock.
+  Status write_growing(Origin& origin, uint64_t offset, std::span<const uint8_t> buf);
 
-  // Requests load the store once each; it changes only at the barrier.
-  [[nodiscard]] std::shared_ptr<ExceptionStore> store() const {
-    return store_.load(std::memory_order_acquire);
-  }
+  [[nodiscard]] const std::shared_ptr<ExceptionStore>& store() const { return store_; }
 
   std::weak_ptr<Origin> origin_;
   uint64_t size_bytes_;
-  std::atomic<std::shared_ptr<ExceptionStore>> store_;
+  const std::shared_ptr<ExceptionStore> store_;
   ChunkGeometry geometry_;
   std::string cow_name_;
   mutable std::shared_mutex table_mu_;

@@ -107,6 +107,23 @@ class ExceptionStore {
 
   [[nodiscard]] virtual StoreUsage usage() const = 0;
 
+  // Growing the COW device online (lvextend, autoextend), in two steps and
+  // beside every other method, so that requests never wait for it:
+  //  1. prepare_growth(grown) before the COW LV's new size is committed:
+  //     writes, durably, what the store needs beyond the old end before a
+  //     reader may walk there. A persistent store zeroes the first metadata
+  //     area past the old end (an area nobody wrote, on extents that may
+  //     hold an old LV's bytes), so a crash after the commit finds the
+  //     table's end marker where the table ends.
+  //  2. grow(grown) once the size is committed: the device is exchanged
+  //     (requests that began on the old one end there) and the new room
+  //     can be handed out at once.
+  // REQUIRES: `grown` is larger and reads and writes as cow_device() over
+  // cow_device()'s size (an LV's first extents keep their place). EINVAL
+  // otherwise; EIO when the zeroes cannot be written.
+  virtual Status prepare_growth(BlockDevice& grown);
+  virtual Status grow(std::shared_ptr<BlockDevice> grown) = 0;
+
   // Merging (lvconvert --merge, the kernel's snapshot-merge target): the
   // table is taken apart from its end, run by run, in the kernel's way, so
   // that the kernel can continue a merge this store began and the other

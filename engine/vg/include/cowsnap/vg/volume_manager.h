@@ -172,8 +172,12 @@ class VolumeManager {
                                 const std::string& new_name);
   // Grows (or, for a plain LV, shrinks) to `new_extents`. Growing a
   // snapshot grows its COW store. Refuses origins with snapshots and
-  // shrinking a snapshot.
-  Result<CommitResult> lvresize(const std::string& vg_name, const std::string& lv_name, uint64_t new_extents);
+  // shrinking a snapshot. `before_commit`, when set, sees the metadata
+  // about to be written, under the VG's lock, and its error cancels the
+  // commit (an active snapshot prepares its grown store there).
+  using BeforeCommitFn = std::function<Status(const VolumeGroup&)>;
+  Result<CommitResult> lvresize(const std::string& vg_name, const std::string& lv_name, uint64_t new_extents,
+                                const BeforeCommitFn& before_commit = {});
 
   // ---- metadata backups, restore and repair (vg_recovery.cc) ----
   // Every commit also keeps lvm2's backups (metadata_backup.h): before
@@ -213,7 +217,8 @@ class VolumeManager {
   using PvPaths = std::map<std::string, std::string>;
   using EditFn = std::function<Status(VolumeGroup&, CommitResult&, const PvPaths&)>;
   // Runs `edit` on the VG's metadata under its lock and commits the result.
-  Result<CommitResult> edit_vg(const std::string& vg_name, const EditFn& edit);
+  Result<CommitResult> edit_vg(const std::string& vg_name, const EditFn& edit,
+                               const BeforeCommitFn& before_commit = {});
 
   // lvm2's archive() and backup() around a commit (vg_recovery.cc).
   Status archive_before_change(const VolumeGroup& current) const;

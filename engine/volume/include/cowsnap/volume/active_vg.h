@@ -110,9 +110,11 @@ class ActiveVolumeGroup {
   // Removes an LV (a snapshot detaches first; an origin's snapshots go too
   // when forced).
   Result<vg::CommitResult> remove_volume(vg::VolumeManager& vm, const std::string& lv_name, bool force);
-  // lvextend of a live snapshot: grows its COW LV to `new_extents` and
-  // swaps in a store over the grown device, behind the origin's barrier;
-  // connected clients carry on. The rescue of a filling snapshot.
+  // lvextend of a live snapshot, and autoextend: grows its COW LV to
+  // `new_extents` and its store with it, without the origin's barrier
+  // (SnapshotTarget::grow_store), so that a request or a write-back
+  // committer waiting for the room can call it; connected clients carry
+  // on. The rescue of a filling snapshot.
   Result<vg::CommitResult> grow_snapshot(vg::VolumeManager& vm, const std::string& lv_name,
                                          uint64_t new_extents);
   // lvrename of an LV nobody holds a device of (the caller checks: a
@@ -163,6 +165,11 @@ class ActiveVolumeGroup {
 
  private:
   Result<std::shared_ptr<BlockDevice>> pv_device(const std::string& path);
+  // The device of `lv_name`'s linear segments, named `name`; linear_device
+  // also records it for table() and status().
+  Result<std::shared_ptr<MappedDevice>> make_linear_device(const vg::VolumeGroup& vg,
+                                                           const std::string& lv_name,
+                                                           const std::string& name);
   Result<std::shared_ptr<MappedDevice>> linear_device(const vg::VolumeGroup& vg, const std::string& lv_name,
                                                       const std::string& dm_name);
   [[nodiscard]] vg::PvPathLookup path_lookup() const;
