@@ -239,72 +239,68 @@ Result<CommitResult> VolumeManager::lvrename(const std::string& vg_name, const s
 
 Result<CommitResult> VolumeManager::lvresize(const std::string& vg_name, const std::string& lv_name,
                                              uint64_t new_extents, const BeforeCommitFn& before_commit) {
-  return edit_vg(
-      vg_name,
-      [&](VolumeGroup& vg, CommitResult& result, const PvPaths&) -> Status {
-        LogicalVolume* lv = vg.find_lv(lv_name);
-        if (lv == nullptr) return lv_not_found(vg_name, lv_name);
-        const LvRole role = lv_role(vg, lv_name);
-        if (role == LvRole::kSnapshotInternal || role == LvRole::kOther) {
-          return Status::Error(EINVAL,
-                               fmt::format("Cannot resize {}/{}: unsupported volume type", vg_name, lv_name));
+  const EditFn resize = [&](VolumeGroup& vg, CommitResult& result, const PvPaths&) -> Status {
+    LogicalVolume* lv = vg.find_lv(lv_name);
+    if (lv == nullptr) return lv_not_found(vg_name, lv_name);
+    const LvRole role = lv_role(vg, lv_name);
+    if (role == LvRole::kSnapshotInternal || role == LvRole::kOther) {
+      return Status::Error(EINVAL,
+                           fmt::format("Cannot resize {}/{}: unsupported volume type", vg_name, lv_name));
+    }
+    if (role == LvRole::kOrigin) {
+      return Status::Error(EBUSY,
+                           fmt::format("Cannot resize {}/{} while it has snapshots", vg_name, lv_name));
+    }
+    for (const Segment& s : lv->segments) {
+      if (!s.is_linear()) {
+        return Status::Error(
+            EINVAL, fmt::format("Cannot resize {}/{}: only linear segments are supported", vg_name, lv_name));
+      }
+    }
+    const uint64_t cur = lv->extent_count();
+    if (role == LvRole::kSnapshotCow && new_extents > cur) {
+      // As at lvcreate -s: a COW larger than the origin can ever fill is
+      // waste, so lvm2 grows it only to that size, and says so.
+      for (const LogicalVolume& internal : vg.lvs) {
+        if (internal.segments.size() != 1 || internal.segments[0].cow_store != lv_name) continue;
+        const Segment& snap = internal.segments[0];
+        const LogicalVolume* origin = vg.find_lv(snap.origin);
+        if (origin == nullptr) break;
+        const uint64_t max = cow_max_extents(vg, origin->extent_count(), snap.chunk_size);
+        if (new_extents > max) {
+          result.notices.push_back(fmt::format("Reached maximum COW size {} ({} extents).",
+                                               size_string(max * vg.extent_bytes()), max));
+          new_extents = max;
         }
-        if (role == LvRole::kOrigin) {
-          return Status::Error(EBUSY,
-                               fmt::format("Cannot resize {}/{} while it has snapshots", vg_name, lv_name));
-        }
-        for (const Segment& s : lv->segments) {
-          if (!s.is_linear()) {
-            return Status::Error(
-                EINVAL,
-                fmt::format("Cannot resize {}/{}: only linear segments are supported", vg_name, lv_name));
-          }
-        }
-        const uint64_t cur = lv->extent_count();
-        if (role == LvRole::kSnapshotCow && new_extents > cur) {
-          // As at lvcreate -s: a COW larger than the origin can ever fill is
-          // waste, so lvm2 grows it only to that size, and says so.
-          for (const LogicalVolume& internal : vg.lvs) {
-            if (internal.segments.size() != 1 || internal.segments[0].cow_store != lv_name) continue;
-            const Segment& snap = internal.segments[0];
-            const LogicalVolume* origin = vg.find_lv(snap.origin);
-            if (origin == nullptr) break;
-            const uint64_t max = cow_max_extents(vg, origin->extent_count(), snap.chunk_size);
-            if (new_extents > max) {
-              result.notices.push_back(fmt::format("Reached maximum COW size {} ({} extents).",
-                                                   size_string(max * vg.extent_bytes()), max));
-              new_extents = max;
-            }
-            break;
-          }
-        }
-        if (new_extents == cur) {
-          return Status::Error(
-              EINVAL,
-              fmt::format("New size ({} extents) matches existing size ({} extents).", new_extents, cur));
-        }
-        if (new_extents == 0) return Status::Error(EINVAL, "Cannot resize a logical volume to 0 extents");
-        if (new_extents > cur) {
-          COWSNAP_ASSIGN_OR_RETURN(std::vector<Segment> segs, allocate_linear(vg, *lv, new_extents - cur));
-          append_segments(*lv, segs);
-          return Status::Ok();
-        }
-        if (role == LvRole::kSnapshotCow) {
-          return Status::Error(EINVAL,
-                               fmt::format("Shrinking snapshot {}/{} is not supported", vg_name, lv_name));
-        }
-        while (lv->extent_count() > new_extents) {
-          Segment& last = lv->segments.back();
-          const uint64_t excess = lv->extent_count() - new_extents;
-          if (last.extent_count <= excess) {
-            lv->segments.pop_back();
-          } else {
-            last.extent_count -= excess;
-          }
-        }
-        return Status::Ok();
-      },
-      before_commit);
+        break;
+      }
+    }
+    if (new_extents == cur) {
+      return Status::Error(
+          EINVAL, fmt::format("New size ({} extents) matches existing size ({} extents).", new_extents, cur));
+    }
+    if (new_extents == 0) return Status::Error(EINVAL, "Cannot resize a logical volume to 0 extents");
+    if (new_extents > cur) {
+      COWSNAP_ASSIGN_OR_RETURN(std::vector<Segment> segs, allocate_linear(vg, *lv, new_extents - cur));
+      append_segments(*lv, segs);
+      return Status::Ok();
+    }
+    if (role == LvRole::kSnapshotCow) {
+      return Status::Error(EINVAL,
+                           fmt::format("Shrinking snapshot {}/{} is not supported", vg_name, lv_name));
+    }
+    while (lv->extent_count() > new_extents) {
+      Segment& last = lv->segments.back();
+      const uint64_t excess = lv->extent_count() - new_extents;
+      if (last.extent_count <= excess) {
+        lv->segments.pop_back();
+      } else {
+        last.extent_count -= excess;
+      }
+    }
+    return Status::Ok();
+  };
+  return edit_vg(vg_name, resize, before_commit);
 }
 
 }  // namespace cowsnap::vg
