@@ -181,6 +181,10 @@ Result<Response> Client::lvconvert_merge(const std::string& vg, const std::strin
   return request({{"op", "lvconvert"}, {"vg", vg}, {"lv", lv}, {"merge", true}});
 }
 
+Result<Response> Client::changed(const std::string& vg, const std::string& lv) {
+  return request({{"op", "changed"}, {"vg", vg}, {"lv", lv}});
+}
+
 Result<std::string> Client::dmsetup(bool status, const std::string& vg) {
   json req = {{"op", status ? "dmsetup_status" : "dmsetup_table"}};
   if (!vg.empty()) req["vg"] = vg;

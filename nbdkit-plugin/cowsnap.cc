@@ -381,6 +381,28 @@ int cowsnap_zero(void* handle, uint32_t count, uint64_t offset, uint32_t flags) 
   return flush_if_fua(exp, flags);
 }
 
+// Block status: holes of the PV files under the LV, ranges of a snapshot
+// that neither it nor its origin ever wrote. nbdcopy, qemu-img convert and
+// the backup copier skip them.
+int cowsnap_extents(void* handle, uint32_t count, uint64_t offset, uint32_t /*flags*/,
+                    struct nbdkit_extents* extents) {
+  return guarded([&] {
+    cowsnap::ExtentMap map;
+    COWSNAP_RETURN_IF_ERROR(
+        exp_of(handle).io([&](cowsnap::Target& dev) { return dev.extents(offset, count, map); }));
+    uint64_t at = offset;
+    for (const cowsnap::ExtentMap::Run& run : map.runs()) {
+      const uint32_t type = run.zero ? (NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO) : 0;
+      // nbdkit has reported its own error.
+      if (nbdkit_add_extent(extents, at, run.length, type) == -1) {
+        return Status::Error(errno != 0 ? errno : ENOMEM, "cowsnap: cannot add an extent");
+      }
+      at += run.length;
+    }
+    return Status::Ok();
+  });
+}
+
 nbdkit_plugin make_plugin() {
   nbdkit_plugin p{};
   p.name = "cowsnap";
@@ -420,6 +442,8 @@ nbdkit_plugin make_plugin() {
   p.flush = cowsnap_flush;
   p.trim = cowsnap_trim;
   p.zero = cowsnap_zero;
+  p.can_extents = cowsnap_can_true;
+  p.extents = cowsnap_extents;
   p.errno_is_preserved = 0;
   return p;
 }

@@ -438,6 +438,7 @@ control::Response VolumeService::handle(const json& request) {
     if (op == "lvconvert") return op_lvconvert(request);
     if (op == "dmsetup_table") return op_dmsetup(request, false);
     if (op == "dmsetup_status") return op_dmsetup(request, true);
+    if (op == "changed") return op_changed(request);
     return control::Response::from_status(
         Status::Error(EINVAL, op.empty() ? "request has no \"op\"" : fmt::format("unknown op \"{}\"", op)));
   } catch (const std::exception& e) {
@@ -594,6 +595,54 @@ control::Response VolumeService::op_lvcreate_snapshot(const json& request) {
   rebuild_exports();
   if (commit.ok()) log_debug(fmt::format("created snapshot {}/{} of {}", *vg_name, *snap, *origin));
   return committed(commit, std::move(change->notices));
+}
+
+control::Response VolumeService::op_changed(const json& request) {
+  auto names = vg_lv_args(request);
+  if (!names.ok()) return control::Response::from_status(names.status());
+  const std::string name = names->vg + "/" + names->lv;
+  std::shared_ptr<Export> exp;
+  {
+    std::shared_lock lock(exports_mu_);
+    if (auto it = exports_.find(name); it != exports_.end()) exp = it->second;
+  }
+  if (!exp) {
+    return control::Response::from_status(Status::Error(
+        ENOENT, fmt::format("Failed to find logical volume \"{}\" (or it is not active)", name)));
+  }
+  const std::shared_ptr<SnapshotTarget> snap = exp->volume()->snapshot;
+  if (!snap) {
+    return control::Response::from_status(
+        Status::Error(EINVAL, fmt::format("Logical volume {} is not a usable snapshot", name)));
+  }
+  // A write-back origin's pending copy-outs enter the table when they
+  // commit: flush first, so that every origin write acknowledged before
+  // this request is listed. No service lock is held meanwhile (a committer
+  // may need exports_mu_ to grow a store).
+  Status flushed = exp->io([&](Target&) {
+    std::shared_ptr<Origin> origin = snap->origin();
+    return origin ? origin->flush_origin()
+                  : Status::Error(ENODEV, fmt::format("snapshot {} was removed", name));
+  });
+  if (!flushed.ok()) return control::Response::from_status(flushed);
+  if (!snap->valid()) {
+    return control::Response::from_status(Status::Error(
+        EIO,
+        fmt::format("Snapshot {} is invalid: its exception table no longer records every change", name)));
+  }
+  control::Response r;
+  json runs = json::array();
+  uint64_t chunks = 0;
+  for (const SnapshotTarget::ChunkRun& run : snap->changed_chunks()) {
+    runs.push_back(json::array({run.first, run.count}));
+    chunks += run.count;
+  }
+  r.body["origin"] = exp->volume()->origin_lv;
+  r.body["chunk_bytes"] = snap->geometry().chunk_bytes();
+  r.body["size_bytes"] = snap->size_bytes();
+  r.body["changed_chunks"] = chunks;
+  r.body["runs"] = std::move(runs);
+  return r;
 }
 
 control::Response VolumeService::op_lvremove(const json& request) {

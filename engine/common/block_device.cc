@@ -25,6 +25,32 @@ Status BlockDevice::write_gather_durable(uint64_t offset, std::span<const std::s
   return flush();
 }
 
+Status BlockDevice::extents(uint64_t offset, uint64_t length, ExtentMap& out) {
+  COWSNAP_RETURN_IF_ERROR(check_range(*this, offset, length));
+  out.add(length, false);
+  return Status::Ok();
+}
+
+void ExtentMap::add(uint64_t length, bool zero) {
+  if (length == 0) return;
+  length_ += length;
+  if (!runs_.empty() && runs_.back().zero == zero) {
+    runs_.back().length += length;
+    return;
+  }
+  runs_.push_back(Run{length, zero});
+}
+
+void ExtentMap::append(const ExtentMap& other) {
+  for (const Run& run : other.runs_) add(run.length, run.zero);
+}
+
+uint64_t ExtentMap::zero_bytes() const {
+  uint64_t n = 0;
+  for (const Run& run : runs_) n += run.zero ? run.length : 0;
+  return n;
+}
+
 uint64_t gather_bytes(std::span<const std::span<const uint8_t>> pieces) {
   uint64_t n = 0;
   for (const std::span<const uint8_t> piece : pieces) n += piece.size();

@@ -82,6 +82,11 @@ Status MappedDevice::discard(uint64_t offset, uint64_t length) {
                         [&](Target& t, uint64_t at, uint64_t, uint64_t n) { return t.discard(at, n); });
 }
 
+Status MappedDevice::extents(uint64_t offset, uint64_t length, ExtentMap& out) {
+  return for_each_piece(offset, length,
+                        [&](Target& t, uint64_t at, uint64_t, uint64_t n) { return t.extents(at, n, out); });
+}
+
 Status MappedDevice::flush() {
   Status first_error;
   for (const TableEntry& e : table_) {

@@ -183,6 +183,34 @@ Status Origin::flush_origin() {
   return real_->flush();
 }
 
+Status Origin::extents_origin(uint64_t offset, uint64_t length, ExtentMap& out) {
+  COWSNAP_RETURN_IF_ERROR(check_range(*real_, offset, length));
+  std::shared_lock io = enter_io();
+  // While merging, chunks not yet merged read from the snapshot's store.
+  if (merge_running_.load(std::memory_order_acquire)) {
+    out.add(length, false);
+    return Status::Ok();
+  }
+  if (!write_back_) return real_->extents(offset, length, out);
+  // Pending bytes reach the real device only later, and leave the pending
+  // set only once they are there: so a range is looked up in the pending
+  // set first, then (when clean) on the device. Dirty ranges are halved
+  // down to a region, so a few pending regions do not hide a large hole.
+  const uint64_t region = uint64_t{1} << region_shift_;  // the barrier is held
+  std::function<Status(uint64_t, uint64_t)> walk = [&](uint64_t at, uint64_t n) -> Status {
+    if (!write_back_->dirty_overlaps(at, n)) return real_->extents(at, n, out);
+    if (n <= region) {
+      out.add(n, false);
+      return Status::Ok();
+    }
+    // Whole regions, so the halving ends.
+    const uint64_t half = std::max(region, (n / 2) & ~(region - 1));
+    COWSNAP_RETURN_IF_ERROR(walk(at, half));
+    return walk(at + half, n - half);
+  };
+  return walk(offset, length);
+}
+
 Result<std::vector<std::shared_ptr<SnapshotTarget>>> Origin::active_snapshots() {
   std::vector<std::shared_ptr<SnapshotTarget>> active;
   for (const auto& s : snapshots_) {

@@ -41,6 +41,10 @@ class LinearTarget final : public Target {
     COWSNAP_RETURN_IF_ERROR(check_range(*this, offset, length));
     return device_->discard(base() + offset, length);
   }
+  Status extents(uint64_t offset, uint64_t length, ExtentMap& out) override {
+    COWSNAP_RETURN_IF_ERROR(check_range(*this, offset, length));
+    return device_->extents(base() + offset, length, out);
+  }
   [[nodiscard]] std::string_view type_name() const override { return "linear"; }
   [[nodiscard]] std::string table_params() const override {
     return fmt::format("{} {}", device_name_, offset_sectors_);
@@ -69,6 +73,11 @@ class ZeroTarget final : public Target {
   Status flush() override { return Status::Ok(); }
   Status write_zeroes(uint64_t offset, uint64_t length) override {
     return check_range(*this, offset, length);
+  }
+  Status extents(uint64_t offset, uint64_t length, ExtentMap& out) override {
+    COWSNAP_RETURN_IF_ERROR(check_range(*this, offset, length));
+    out.add(length, true);
+    return Status::Ok();
   }
   [[nodiscard]] std::string_view type_name() const override { return "zero"; }
   [[nodiscard]] std::string table_params() const override { return {}; }

@@ -249,6 +249,20 @@ Status SnapshotTarget::add_exceptions_locked(std::span<const ChunkIndex> chunks,
   return Status::Ok();
 }
 
+std::vector<SnapshotTarget::ChunkRun> SnapshotTarget::changed_chunks() const {
+  std::vector<ChunkRun> runs;
+  std::shared_lock lock(table_mu_);
+  exceptions_.for_each([&](ChunkIndex old_chunk, ChunkIndex) {
+    if (!merged_.empty() && in_runs(merged_, old_chunk.value)) return;
+    if (!runs.empty() && runs.back().first + runs.back().count == old_chunk.value) {
+      ++runs.back().count;
+    } else {
+      runs.push_back(ChunkRun{old_chunk.value, 1});
+    }
+  });
+  return runs;
+}
+
 bool SnapshotTarget::has_all_exceptions(uint64_t offset, uint64_t length) const {
   std::shared_lock lock(table_mu_);
   for (ChunkIndex c = geometry_.chunk_of(offset); geometry_.offset_of(c) < offset + length; ++c.value) {
@@ -263,6 +277,34 @@ bool SnapshotTarget::has_any_exception(uint64_t offset, uint64_t length) const {
     if (lookup_locked(c)) return true;
   }
   return false;
+}
+
+Status SnapshotTarget::extents(uint64_t offset, uint64_t length, ExtentMap& out) {
+  COWSNAP_ASSIGN_OR_RETURN(std::shared_ptr<Origin> origin, begin_request(offset, length));
+  std::shared_lock io = origin->enter_io();
+  // The origin's map first, then the table: a chunk that still has no
+  // exception afterwards was not changed on the origin before the map was
+  // taken (its copy-out commits first: invariant 1, and W1 in write-back
+  // mode), so for it the map shows what the snapshot reads.
+  ExtentMap real;
+  COWSNAP_RETURN_IF_ERROR(origin->real().extents(offset, length, real));
+  std::shared_lock table(table_mu_);
+  uint64_t pos = offset;
+  for (const ExtentMap::Run& run : real.runs()) {
+    const uint64_t end = pos + run.length;
+    if (!run.zero) {
+      out.add(run.length, false);
+      pos = end;
+      continue;
+    }
+    while (pos < end) {
+      const ChunkIndex c = geometry_.chunk_of(pos);
+      const uint64_t n = std::min(end - pos, geometry_.chunk_bytes() - geometry_.offset_in_chunk(pos));
+      out.add(n, !lookup_locked(c).has_value());
+      pos += n;
+    }
+  }
+  return Status::Ok();
 }
 
 Status SnapshotTarget::read(uint64_t offset, std::span<uint8_t> buf) {

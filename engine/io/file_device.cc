@@ -252,6 +252,33 @@ Status FileDevice::write_zeroes(uint64_t offset, uint64_t length) {
   return errno_error(path_, fmt::format("punch hole {}+{}", offset, length));
 }
 
+Status FileDevice::extents(uint64_t offset, uint64_t length, ExtentMap& out) {
+  COWSNAP_RETURN_IF_ERROR(check_range(*this, offset, length));
+  if (is_block_device_) {
+    out.add(length, false);
+    return Status::Ok();
+  }
+  const uint64_t end = offset + length;
+  uint64_t pos = offset;
+  while (pos < end) {
+    // Where the data run containing (or following) pos begins: ENXIO means
+    // none follows, so the rest is a hole.
+    const off_t data = ::lseek(fd_, static_cast<off_t>(pos), SEEK_DATA);
+    if (data < 0 && errno != ENXIO) return errno_error(path_, fmt::format("lseek SEEK_DATA {}", pos));
+    const uint64_t data_at = data < 0 ? end : std::min(end, static_cast<uint64_t>(data));
+    out.add(data_at - pos, true);
+    pos = data_at;
+    if (pos == end) break;
+    const off_t hole = ::lseek(fd_, static_cast<off_t>(pos), SEEK_HOLE);
+    if (hole < 0) return errno_error(path_, fmt::format("lseek SEEK_HOLE {}", pos));
+    // From inside data SEEK_HOLE lands later; the max only guards progress.
+    const uint64_t hole_at = std::min(end, std::max(pos + 1, static_cast<uint64_t>(hole)));
+    out.add(hole_at - pos, false);
+    pos = hole_at;
+  }
+  return Status::Ok();
+}
+
 Status FileDevice::discard(uint64_t offset, uint64_t length) {
   if (!is_block_device_) return write_zeroes(offset, length);  // a punched hole is a discard
   if (read_only_) return Status::Error(EROFS, fmt::format("file {}: opened read-only", path_));

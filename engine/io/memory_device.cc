@@ -44,6 +44,15 @@ Status MemoryDevice::read(uint64_t offset, std::span<uint8_t> buf) {
   return Status::Ok();
 }
 
+Status MemoryDevice::extents(uint64_t offset, uint64_t length, ExtentMap& out) {
+  COWSNAP_RETURN_IF_ERROR(check_range(*this, offset, length));
+  std::lock_guard lock(mu_);
+  for_each_page_piece(offset, length, kPageBytes, [&](size_t index, uint64_t, uint64_t n, uint64_t) {
+    out.add(n, pages_[index] == nullptr);
+  });
+  return Status::Ok();
+}
+
 Status MemoryDevice::write(uint64_t offset, std::span<const uint8_t> buf) {
   COWSNAP_RETURN_IF_ERROR(check_range(*this, offset, buf.size()));
   std::lock_guard lock(mu_);

@@ -36,6 +36,11 @@ Status SliceDevice::discard(uint64_t offset, uint64_t length) {
   return base_->discard(offset_ + offset, length);
 }
 
+Status SliceDevice::extents(uint64_t offset, uint64_t length, ExtentMap& out) {
+  COWSNAP_RETURN_IF_ERROR(check_range(*this, offset, length));
+  return base_->extents(offset_ + offset, length, out);
+}
+
 std::string SliceDevice::describe() const {
   return fmt::format("{} [{}+{}]", base_->describe(), offset_, length_);
 }

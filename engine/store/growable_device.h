@@ -48,6 +48,9 @@ class GrowableDevice final : public BlockDevice {
     return device()->write_zeroes(offset, length);
   }
   Status discard(uint64_t offset, uint64_t length) override { return device()->discard(offset, length); }
+  Status extents(uint64_t offset, uint64_t length, ExtentMap& out) override {
+    return device()->extents(offset, length, out);
+  }
   [[nodiscard]] std::string describe() const override { return device()->describe(); }
 
  private:

@@ -65,6 +65,8 @@ class Client {
   Result<Response> lvchange_permission(const std::string& vg, const std::string& lv, bool writable);
   // lvconvert --merge of a snapshot ("started", "origin" in the body).
   Result<Response> lvconvert_merge(const std::string& vg, const std::string& lv);
+  // A snapshot's changed chunks (the "changed" op's body).
+  Result<Response> changed(const std::string& vg, const std::string& lv);
   // `dmsetup table` / `dmsetup status` text; an empty vg means every VG.
   Result<std::string> dmsetup(bool status, const std::string& vg = {});
 

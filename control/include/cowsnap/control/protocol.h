@@ -18,6 +18,10 @@
 //   lvconvert         vg lv merge    ("started": bool, "origin": str)
 //   refresh                         re-scan; activate VGs/LVs made offline
 //   dmsetup_table | dmsetup_status  [vg]  ("text")
+//   changed           vg lv    a snapshot's changed chunks: "origin",
+//                     "chunk_bytes", "size_bytes", "changed_chunks" and
+//                     "runs" ([[first_chunk, count], ...], ascending),
+//                     after flushing the origin's pending copy-outs
 // Response: {"ok": bool, "errno": int, "message": str, "notices": [str],
 //            ...op-specific fields}
 // errno values are Linux errno numbers (EBUSY, ENOENT, ENOTSUP, ...), so a

@@ -212,6 +212,7 @@ class VolumeService {
   control::Response op_lvs();
   control::Response op_lvcreate(const nlohmann::json& request);
   control::Response op_lvcreate_snapshot(const nlohmann::json& request);
+  control::Response op_changed(const nlohmann::json& request);
   control::Response op_lvremove(const nlohmann::json& request);
   control::Response op_lvextend(const nlohmann::json& request);
   control::Response op_refresh();

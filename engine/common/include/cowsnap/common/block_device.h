@@ -25,6 +25,30 @@ namespace cowsnap {
 
 inline constexpr uint64_t kSectorBytes = 512;
 
+// A device's allocation map over a range, as NBD block status reports it:
+// consecutive runs from the range's start, each either known to read as
+// zeroes and to hold no storage (a hole: a file's unallocated range, a
+// discarded range, a memory page never written) or possibly holding data.
+// Adjacent runs of one kind are merged as they are added.
+class ExtentMap {
+ public:
+  struct Run {
+    uint64_t length = 0;
+    bool zero = false;
+  };
+  void add(uint64_t length, bool zero);
+  // Adds `other`'s runs after this map's.
+  void append(const ExtentMap& other);
+  [[nodiscard]] const std::vector<Run>& runs() const { return runs_; }
+  [[nodiscard]] uint64_t length() const { return length_; }
+  // The zero bytes among the runs.
+  [[nodiscard]] uint64_t zero_bytes() const;
+
+ private:
+  std::vector<Run> runs_;
+  uint64_t length_ = 0;
+};
+
 class BlockDevice {
  public:
   BlockDevice() = default;
@@ -58,6 +82,13 @@ class BlockDevice {
   // zeroes or as what it held before, whichever the device finds cheaper.
   // Every device here reads zeroes after a discard.
   virtual Status discard(uint64_t offset, uint64_t length) { return write_zeroes(offset, length); }
+
+  // The allocation map of [offset, offset + length), appended to `out`
+  // (exactly `length` bytes of runs). A hint for copiers: a run may be
+  // reported as data when it reads as zeroes, never as zero when it holds
+  // bytes written before the call began (a write racing with the call may
+  // go either way, as with SEEK_HOLE on a file). The default: one data run.
+  virtual Status extents(uint64_t offset, uint64_t length, ExtentMap& out);
 
   // A short human description for messages, e.g. "file /srv/pv0.img".
   [[nodiscard]] virtual std::string describe() const = 0;

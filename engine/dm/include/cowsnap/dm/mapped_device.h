@@ -63,6 +63,7 @@ class MappedDevice final : public BlockDevice {
   Status write_gather_durable(uint64_t offset, std::span<const std::span<const uint8_t>> pieces) override;
   Status write_zeroes(uint64_t offset, uint64_t length) override;
   Status discard(uint64_t offset, uint64_t length) override;
+  Status extents(uint64_t offset, uint64_t length, ExtentMap& out) override;
   [[nodiscard]] std::string describe() const override { return name_; }
 
   [[nodiscard]] const std::string& name() const { return name_; }

@@ -190,6 +190,9 @@ class Origin : public std::enable_shared_from_this<Origin> {
   Status write_zeroes_origin(uint64_t offset, uint64_t length);
   Status discard_origin(uint64_t offset, uint64_t length);
   Status flush_origin();
+  // The origin's allocation map: the real device's, with ranges holding
+  // pending write-back bytes as data; all data while a merge runs.
+  Status extents_origin(uint64_t offset, uint64_t length, ExtentMap& out);
 
   // Merging (invariants 13-15). start_merge: EINVAL for a snapshot that is
   // not this origin's or is invalid, ENOTSUP for a transient store or a
@@ -291,6 +294,9 @@ class SnapshotOriginTarget final : public Target {
   Status discard(uint64_t offset, uint64_t length) override {
     return origin_->discard_origin(offset, length);
   }
+  Status extents(uint64_t offset, uint64_t length, ExtentMap& out) override {
+    return origin_->extents_origin(offset, length, out);
+  }
   [[nodiscard]] std::string_view type_name() const override { return "snapshot-origin"; }
   [[nodiscard]] std::string table_params() const override { return origin_->real_name(); }
   [[nodiscard]] uint32_t preferred_block_bytes() const override { return origin_->region_bytes(); }
@@ -318,6 +324,9 @@ class SnapshotTarget final : public Target {
   // Both allocate exceptions and write zeroes into the COW store.
   Status write_zeroes(uint64_t offset, uint64_t length) override;
   Status discard(uint64_t offset, uint64_t length) override { return write_zeroes(offset, length); }
+  // Chunks with an exception are data; the others are the origin's real
+  // device's map, which for them still holds what the snapshot shows.
+  Status extents(uint64_t offset, uint64_t length, ExtentMap& out) override;
   [[nodiscard]] std::string_view type_name() const override { return "snapshot"; }
   [[nodiscard]] std::string table_params() const override;
   // "<allocated>/<total> <metadata>" in sectors, or "Invalid".
@@ -331,6 +340,16 @@ class SnapshotTarget final : public Target {
   [[nodiscard]] const ChunkGeometry& geometry() const { return geometry_; }
   [[nodiscard]] bool has_exception(ChunkIndex chunk) const;
   [[nodiscard]] uint64_t exception_count() const;
+  // The origin chunks this snapshot has exceptions for -- every chunk the
+  // origin (or the snapshot itself) changed since the snapshot was taken,
+  // as far as the committed table knows -- as ascending runs
+  // [first, first + count). Incremental backups copy these; a write-back
+  // origin's pending copy-outs are not in it until flushed.
+  struct ChunkRun {
+    uint64_t first = 0;
+    uint64_t count = 0;
+  };
+  [[nodiscard]] std::vector<ChunkRun> changed_chunks() const;
   [[nodiscard]] size_t exception_table_bytes() const;
   // lvextend of a snapshot (the admin's rescue of a filling one) and
   // autoextend, online and without the barrier: requests go on while the

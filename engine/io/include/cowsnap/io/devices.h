@@ -44,6 +44,9 @@ class FileDevice final : public BlockDevice {
   Status write_gather_durable(uint64_t offset, std::span<const std::span<const uint8_t>> pieces) override;
   Status write_zeroes(uint64_t offset, uint64_t length) override;
   Status discard(uint64_t offset, uint64_t length) override;
+  // A regular file's holes (SEEK_HOLE/SEEK_DATA) are zero runs; a block
+  // device reports data.
+  Status extents(uint64_t offset, uint64_t length, ExtentMap& out) override;
   [[nodiscard]] std::string describe() const override { return "file " + path_; }
   [[nodiscard]] const std::string& path() const { return path_; }
   [[nodiscard]] bool is_block_device() const { return is_block_device_; }
@@ -75,6 +78,8 @@ class MemoryDevice final : public BlockDevice {
   Status write(uint64_t offset, std::span<const uint8_t> buf) override;
   Status flush() override { return Status::Ok(); }
   Status write_zeroes(uint64_t offset, uint64_t length) override;
+  // Pages never written (or zeroed whole) are zero runs.
+  Status extents(uint64_t offset, uint64_t length, ExtentMap& out) override;
   [[nodiscard]] std::string describe() const override { return name_; }
 
  private:
@@ -97,6 +102,7 @@ class SliceDevice final : public BlockDevice {
   Status write_gather_durable(uint64_t offset, std::span<const std::span<const uint8_t>> pieces) override;
   Status write_zeroes(uint64_t offset, uint64_t length) override;
   Status discard(uint64_t offset, uint64_t length) override;
+  Status extents(uint64_t offset, uint64_t length, ExtentMap& out) override;
   [[nodiscard]] std::string describe() const override;
   [[nodiscard]] const std::shared_ptr<BlockDevice>& base() const { return base_; }
   [[nodiscard]] uint64_t base_offset() const { return offset_; }
@@ -122,6 +128,9 @@ class DeviceWrapper : public BlockDevice {
     return target_->write_zeroes(offset, length);
   }
   Status discard(uint64_t offset, uint64_t length) override { return target_->discard(offset, length); }
+  Status extents(uint64_t offset, uint64_t length, ExtentMap& out) override {
+    return target_->extents(offset, length, out);
+  }
   [[nodiscard]] std::string describe() const override { return target_->describe(); }
   [[nodiscard]] const std::shared_ptr<BlockDevice>& target() const { return target_; }
 
