@@ -68,7 +68,9 @@ void register_lv_commands(CLI::App& app, CommandTable& table);
 void register_lvconvert_command(CLI::App& app, CommandTable& table);  // lvconvert --merge
 void register_config_command(CLI::App& app, CommandTable& table);     // config (lvmconfig)
 void register_dmsetup_command(CLI::App& app, CommandTable& table);
-void register_backup_commands(CLI::App& app, CommandTable& table);  // vgcfgbackup, vgcfgrestore, vgck
+void register_backup_commands(CLI::App& app, CommandTable& table);     // vgcfgbackup, vgcfgrestore, vgck
+void register_hot_backup_command(CLI::App& app, CommandTable& table);  // backup
+void register_restore_commands(CLI::App& app, CommandTable& table);    // restore, changed
 
 // "vg/lv" or "/dev/vg/lv" -> {vg, lv}; "vg" -> {vg, ""}.
 std::pair<std::string, std::string> split_lv_path(std::string_view arg);

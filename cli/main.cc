@@ -82,6 +82,8 @@ int run(int argc, char** argv) {
   register_report_commands(app, table);
   register_dmsetup_command(app, table);
   register_backup_commands(app, table);
+  register_hot_backup_command(app, table);
+  register_restore_commands(app, table);
   register_serve_command(app, table);
   // lvm2 takes "-L -32M" (shrink by 32 MiB) and "-O -lv_size" (sort
   // descending); CLI11 would read "-32M" or "-lv_size" as an option, so
