@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
@@ -40,24 +41,38 @@ struct ServeArgs {
 
 // The plugin: --plugin, $COWSNAP_NBDKIT_PLUGIN, next to this binary in a
 // build tree (BUILD/cli/cowsnap -> BUILD/nbdkit-plugin/), next to it when
-// installed side by side, the path compiled in, lib/nbdkit/plugins.
+// installed side by side, the install layout seen from this binary
+// (BIN/../lib/x86_64-linux-gnu/nbdkit/plugins: a relocated prefix works),
+// then nbdkit's own plugindir, where `nbdkit cowsnap` looks (both compiled
+// in by cmake/InstallDirs.cmake).
 Result<std::string> find_plugin(const ServeArgs& args) {
   namespace fs = std::filesystem;
-  std::vector<fs::path> candidates;
   if (!args.plugin.empty()) return args.plugin;
   // NOLINTNEXTLINE(concurrency-mt-unsafe): the CLI is single-threaded
   if (const char* env = std::getenv("COWSNAP_NBDKIT_PLUGIN"); env != nullptr && *env != '\0')
     return std::string(env);
+  // Installed, the layout seen from the binary is nbdkit's plugindir: each
+  // place is tried (and listed in the error) once.
+  std::vector<fs::path> candidates;
+  auto add = [&candidates](const fs::path& p) {
+    fs::path normal = p.lexically_normal();
+    if (std::find(candidates.begin(), candidates.end(), normal) == candidates.end())
+      candidates.push_back(std::move(normal));
+  };
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (!ec) {
     const fs::path dir = exe.parent_path();
-    candidates.push_back(dir.parent_path() / "nbdkit-plugin" / kPluginFile);
-    candidates.push_back(dir / kPluginFile);
-    candidates.push_back(dir.parent_path() / "lib" / "nbdkit" / "plugins" / kPluginFile);
+    add(dir.parent_path() / "nbdkit-plugin" / kPluginFile);
+    add(dir / kPluginFile);
+#ifdef COWSNAP_PLUGINDIR_FROM_BINDIR
+    add(dir / COWSNAP_PLUGINDIR_FROM_BINDIR / kPluginFile);
+#else
+    add(dir.parent_path() / "lib" / "nbdkit" / "plugins" / kPluginFile);
+#endif
   }
 #ifdef COWSNAP_PLUGIN_PATH
-  candidates.emplace_back(COWSNAP_PLUGIN_PATH);
+  add(COWSNAP_PLUGIN_PATH);
 #endif
   std::string tried;
   for (const fs::path& p : candidates) {
@@ -169,7 +184,8 @@ void register_serve_command(CLI::App& app, CommandTable& table) {
                   "Memory for pending copy-outs in write-back mode, e.g. 256M (default 64M)")
       ->needs(write_back);
   cmd->add_option("--plugin", args->plugin,
-                  "Path of nbdkit-cowsnap-plugin.so (default: found next to cowsnap)");
+                  "Path of nbdkit-cowsnap-plugin.so (default: the one beside a build tree's cowsnap, "
+                  "else the installed one, in nbdkit's plugin directory)");
   cmd->add_option("--nbdkit", args->nbdkit, "The nbdkit program (default: nbdkit from PATH)");
   table.add(cmd, [args](Context& context) { return serve(context, *args); });
 }

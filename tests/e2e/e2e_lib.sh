@@ -1,9 +1,10 @@
 # Shared by the cowsnap end-to-end scripts (sourced, not run).
 #
-# Needs COWSNAP (the cowsnap binary) and PLUGIN (nbdkit-cowsnap-plugin.so)
-# in the environment. Everything lives under $WORK (a fresh temp dir); the
-# EXIT trap unmounts, detaches and kills whatever the script started, in
-# reverse order, even when a check fails half way.
+# Needs COWSNAP (the cowsnap binary) and PLUGIN (nbdkit-cowsnap-plugin.so,
+# or "cowsnap", the short name of an installed one) in the environment.
+# Everything lives under $WORK (a fresh temp dir); the EXIT trap unmounts,
+# detaches and kills whatever the script started, in reverse order, even
+# when a check fails half way.
 
 set -euo pipefail
 
@@ -57,7 +58,11 @@ e2e_require_mount_env() {
 
 e2e_init() {
   [[ -x "$COWSNAP" ]] || e2e_fail "cowsnap binary not found: $COWSNAP"
-  [[ -f "$PLUGIN" ]] || e2e_fail "plugin not found: $PLUGIN"
+  if [[ "$PLUGIN" == */* ]]; then
+    [[ -f "$PLUGIN" ]] || e2e_fail "plugin not found: $PLUGIN"
+  else
+    nbdkit --dump-plugin "$PLUGIN" >/dev/null 2>&1 || e2e_fail "nbdkit finds no plugin named $PLUGIN"
+  fi
   WORK=$(mktemp -d "${TMPDIR:-/tmp}/cowsnap-e2e.XXXXXX")
   ROOT=$WORK/root
   SOCK=$WORK/nbd.sock
