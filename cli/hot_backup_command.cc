@@ -118,7 +118,8 @@ std::string shell_quote(const std::string& s) {
 
 // Runs the user's command with sh; EIO naming it unless it exits 0.
 Status run_hook(const std::string& what, const std::string& command) {
-  // NOLINTNEXTLINE(cert-env33-c): the user's own hook, run as the user asked
+  // The user's own hook, run as the user asked; nothing else runs then.
+  // NOLINTNEXTLINE(cert-env33-c,concurrency-mt-unsafe)
   const int rc = std::system(command.c_str());
   if (rc != 0) return Status::Error(EIO, fmt::format("{} command failed (status {}): {}", what, rc, command));
   return Status::Ok();
@@ -126,7 +127,7 @@ Status run_hook(const std::string& what, const std::string& command) {
 
 Status run_fsfreeze(const std::string& mode, const std::string& mountpoint) {
   const std::string cmd = fmt::format("fsfreeze {} {}", mode, shell_quote(mountpoint));
-  // NOLINTNEXTLINE(cert-env33-c)
+  // NOLINTNEXTLINE(cert-env33-c,concurrency-mt-unsafe): the mount point is quoted
   const int rc = std::system(cmd.c_str());
   if (rc != 0)
     return Status::Error(EIO, fmt::format("fsfreeze {} {} failed (status {})", mode, mountpoint, rc));
@@ -254,7 +255,9 @@ struct Outcome {
 
 Result<Outcome> make_backup(Context& ctx, const HotBackupArgs& args) {
   const std::string root = vg::absolute_path(ctx.root_dir());
-  auto [vg_name, lv_name] = split_lv_path(args.lv_path);
+  const auto names = split_lv_path(args.lv_path);
+  const std::string& vg_name = names.first;
+  const std::string& lv_name = names.second;
   if (vg_name.empty() || lv_name.empty()) {
     return Status::Error(EINVAL, fmt::format("\"{}\": give the LV to back up as VG/LV", args.lv_path));
   }
@@ -326,7 +329,7 @@ Result<Outcome> make_backup(Context& ctx, const HotBackupArgs& args) {
   COWSNAP_ASSIGN_OR_RETURN(std::vector<control::LvState> lvs, client.lvs());
   const std::string started = backup::utc_now_iso();
   std::string name = backup::backup_name_for(started, parent.has_value());
-  for (int i = 2; fs::exists(dir + "/" + name); ++i) {
+  for (int i = 2; fs::exists(fs::path(dir) / name); ++i) {
     name = fmt::format("{}-{}", backup::backup_name_for(started, parent.has_value()), i);
   }
   const std::string snap = unused_snapshot_name(lvs, lv_name, name.substr(0, 16));

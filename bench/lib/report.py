@@ -4,6 +4,7 @@
     report.py --cow cow_bench.json [--cow-wb cow_bench_writeback.json]
               [--cow-memory cow_bench_memory.json]
               [--etb exception_table_bench.json] --nbd nbd_bench.jsonl
+              [--backup backup_bench.json]
               --out DIR [--command "bench/run ..."] [--check]
 
 --check (bench/run --quick) fails, listing every problem, unless each number
@@ -13,7 +14,10 @@ about speed.
 Every ratio is between two measurements of the same run: cow_bench cases
 against the 0-snapshot case of the same workload and concurrency; NBD
 servers against the nbdkit file plugin (the baseline) for the same fio job,
-as the ratio of the medians over the run's rounds.
+as the ratio of the medians over the run's rounds; `cowsnap backup` against
+nbdcopy of the same snapshot, and incremental backups against the full
+backup of the same level, as medians of the per-round ratios with their
+range (min–max).
 """
 import argparse
 import datetime
@@ -33,6 +37,10 @@ SERVERS = ["file", "cowsnap-0", "cowsnap-1", "cowsnap-4", "cowsnap-wb-0", "cowsn
 WRITEBACK_BOUND_MIB = 64
 JOBS = ["seqwrite-1m-first", "randwrite-4k-first", "seqwrite-1m", "randwrite-4k", "randread-4k"]
 WRITE_JOBS = ["seqwrite-1m-first", "randwrite-4k-first", "fill", "seqwrite-1m", "randwrite-4k"]
+# backup_bench: the shares of chunks changed before an incremental, and the
+# issue's target for backup throughput against nbdcopy of the same snapshot.
+BACKUP_LEVELS = [1, 10, 50]
+BACKUP_TARGET = 0.90
 
 
 # ---------------------------------------------------------------- helpers
@@ -193,6 +201,54 @@ def check_all(cow_cases, nbd_lines, nbd_skipped, etb, expected_servers):
     return problems
 
 
+def check_backup(doc):
+    """The numbers backup_bench promises: every round of both parts, every
+    change level, each present, finite, positive."""
+    problems = []
+
+    def positive(what, v):
+        if v is None or not isinstance(v, (int, float)) or math.isnan(v) or math.isinf(v) or v <= 0:
+            problems.append(f"{what}: {v!r} is not a positive number")
+
+    if doc is None:
+        return ["backup_bench: no output"]
+    rounds = doc.get("config", {}).get("rounds")
+    positive("backup_bench config.rounds", rounds)
+    full = doc.get("full_vs_nbdcopy", {})
+    if len(full.get("rounds", [])) != rounds:
+        problems.append(f"backup_bench full_vs_nbdcopy: {len(full.get('rounds', []))} round(s), not {rounds}")
+    for d in full.get("rounds", []):
+        name = f"backup_bench full_vs_nbdcopy round {d.get('round')}"
+        for field in ("backup_s", "backup_copy_s", "nbdcopy_s", "ratio", "copy_ratio", "copied_bytes",
+                      "zero_bytes", "image_allocated_bytes", "nbdcopy_allocated_bytes"):
+            positive(f"{name} {field}", d.get(field))
+    for field in ("ratio", "copy_ratio"):
+        for k in ("median", "min", "max"):
+            positive(f"backup_bench full_vs_nbdcopy {field}.{k}", full.get("summary", {}).get(field, {}).get(k))
+    levels = {lv.get("percent"): lv for lv in doc.get("incremental_vs_full", [])}
+    for pct in BACKUP_LEVELS:
+        lv = levels.get(pct)
+        if lv is None:
+            problems.append(f"backup_bench incremental_vs_full: no result for {pct} %")
+            continue
+        if len(lv.get("rounds", [])) != rounds:
+            problems.append(f"backup_bench incremental_vs_full {pct} %: {len(lv.get('rounds', []))} round(s), "
+                            f"not {rounds}")
+        for d in lv.get("rounds", []):
+            name = f"backup_bench incremental_vs_full {pct} % round {d.get('round')}"
+            for field in ("full_s", "incremental_s", "full_copied_bytes", "incremental_copied_bytes",
+                          "full_allocated_bytes", "delta_allocated_bytes", "size_ratio", "time_ratio"):
+                positive(f"{name} {field}", d.get(field))
+            if d.get("changed_chunks") != d.get("changed_chunks_written"):
+                problems.append(f"{name}: {d.get('changed_chunks')} changed chunks found, "
+                                f"{d.get('changed_chunks_written')} written")
+        for field in ("size_ratio", "time_ratio"):
+            for k in ("median", "min", "max"):
+                positive(f"backup_bench incremental_vs_full {pct} % {field}.{k}",
+                         lv.get("summary", {}).get(field, {}).get(k))
+    return problems
+
+
 # ---------------------------------------------------------------- report
 def nbd_medians(lines):
     """{(server, job): {"bw": median MiB/s, ...}} over rounds."""
@@ -219,7 +275,7 @@ def nbd_medians(lines):
     return out
 
 
-def targets(cow_cases, wb_cases, nbd, rss):
+def targets(cow_cases, wb_cases, nbd, rss, backup=None):
     """Rows: (target, measured, limit, verdict)."""
     rows = []
 
@@ -283,6 +339,9 @@ def targets(cow_cases, wb_cases, nbd, rss):
     rows.append(("write-back: peak RSS above sync mode's, 1 snapshot (NBD server, all jobs)",
                  fmt(extra, 1) + " MiB", f"≤ {WRITEBACK_BOUND_MIB} MiB",
                  verdict(extra, WRITEBACK_BOUND_MIB, False)))
+    r = backup_summary(backup, "ratio") if backup else None
+    at_least("backup: full backup throughput vs nbdcopy of the same snapshot (backup_bench, median)",
+             r["median"] if r else None, BACKUP_TARGET)
     return rows
 
 
@@ -302,6 +361,69 @@ def cow_full_table(doc, cases):
                  ["r", "r", "l"] + ["r"] * 12)
 
 
+def backup_summary(doc, field, level=None):
+    """{median, min, max} of a backup_bench figure: of the full-vs-nbdcopy
+    part, or of change level `level` (percent)."""
+    if doc is None:
+        return None
+    if level is None:
+        return doc.get("full_vs_nbdcopy", {}).get("summary", {}).get(field)
+    for lv in doc.get("incremental_vs_full", []):
+        if lv.get("percent") == level:
+            return lv.get("summary", {}).get(field)
+    return None
+
+
+def spread(s, digits=2):
+    """"min–max" of a summary."""
+    return f"{fmt(s['min'], digits)}–{fmt(s['max'], digits)}" if s else "–"
+
+
+def backup_section(doc):
+    cfg = doc.get("config", {})
+    lv_bytes = cfg.get("lv_bytes") or 1
+    md = ["## Backup (backup_bench)\n"]
+    md.append(f"One server run: a {human_bytes(lv_bytes)} LV holding {fmt(cfg.get('data_bytes', 0) / lv_bytes * 100, 0)} % "
+              f"random data (the rest holes), {cfg.get('chunk_bytes', 0) // KIB} KiB chunks, {cfg.get('rounds')} "
+              "round(s); medians of the per-round ratios, range (min–max) of the rounds.\n")
+    md.append("### backup vs nbdcopy (same snapshot)\n")
+    md.append("`cowsnap backup --keep-snapshot` (the whole command: snapshot, copy, fsync, read-back check, "
+              "manifest) against `nbdcopy --connections=4 --flush` of the snapshot a backup kept, the order "
+              "alternating between rounds. Throughput = LV size / wall time; ratio = backup / nbdcopy "
+              f"(target ≥ {BACKUP_TARGET:.2f}×). The copy-phase row uses the backup's own `seconds` "
+              "(copy and fsync only).\n")
+    rows = []
+    for label, field, digits, unit in (("throughput ratio, whole command", "ratio", 3, "×"),
+                                       ("throughput ratio, copy phase", "copy_ratio", 3, "×"),
+                                       ("cowsnap backup MiB/s", "backup_mib_s", 1, ""),
+                                       ("nbdcopy MiB/s", "nbdcopy_mib_s", 1, ""),
+                                       ("cowsnap backup s", "backup_s", 3, ""),
+                                       ("nbdcopy s", "nbdcopy_s", 3, "")):
+        st = backup_summary(doc, field)
+        rows.append((label, (fmt(st["median"], digits) + unit) if st else "–", spread(st, digits),
+                     st["n"] if st else "–"))
+    md.append(table(["figure", "median", "range (min–max)", "rounds"], rows) + "\n")
+    md.append("### incremental vs full\n")
+    md.append("Per level, in a fresh directory: a full `backup --incremental` (its snapshot tracks changes), "
+              "then that share of the LV's chunks rewritten with random data, then an incremental. Size ratio = "
+              "allocated bytes of delta.raw / of the full's image.raw; time ratio = wall time of the "
+              "incremental / of the full of the same level and round.\n")
+    rows = []
+    for pct in BACKUP_LEVELS:
+        lv = next((x for x in doc.get("incremental_vs_full", []) if x.get("percent") == pct), None)
+        size, tm = backup_summary(doc, "size_ratio", pct), backup_summary(doc, "time_ratio", pct)
+        inc_s, full_s = backup_summary(doc, "incremental_s", pct), backup_summary(doc, "full_s", pct)
+        delta = backup_summary(doc, "delta_allocated_bytes", pct)
+        rows.append((f"{pct} %", lv["changed_chunks"] if lv else "–",
+                     fmt(delta["median"] / MIB, 1) if delta else "–",
+                     fmt(size["median"], 4) if size else "–", spread(size, 4),
+                     fmt(tm["median"], 3) if tm else "–", spread(tm, 3),
+                     fmt(inc_s["median"], 3) if inc_s else "–", fmt(full_s["median"], 3) if full_s else "–"))
+    md.append(table(["changed", "chunks", "delta MiB", "size ratio", "range", "time ratio", "range",
+                     "incremental s", "full s"], rows) + "\n")
+    return md
+
+
 def write_dat(path, header, rows):
     with open(path, "w") as f:
         f.write("\t".join(header) + "\n")  # gnuplot: set key autotitle columnhead
@@ -317,6 +439,7 @@ def main():
     ap.add_argument("--cow-memory")
     ap.add_argument("--etb")
     ap.add_argument("--nbd", required=True)
+    ap.add_argument("--backup")
     ap.add_argument("--out", required=True)
     ap.add_argument("--command", default="bench/run")
     ap.add_argument("--check", action="store_true")
@@ -332,11 +455,17 @@ def main():
             text = f.read().strip()
         etb = json.loads(text) if text else {}
     nbd_lines, nbd_skipped, nbd_rss = load_nbd(a.nbd)
+    backup = None
+    if a.backup and os.path.exists(a.backup):
+        with open(a.backup) as f:
+            backup = json.load(f)
 
     if a.check:
         problems = check_all(cow_cases, nbd_lines, nbd_skipped, etb, a.servers.split())
         if a.cow_wb:
             problems += [f"write-back {p}" for p in check_all(wb_cases, [], [], None, [])]
+        if a.backup:
+            problems += check_backup(backup)
         if problems:
             print("report.py --check: %d problem(s):" % len(problems), file=sys.stderr)
             for p in problems:
@@ -364,7 +493,7 @@ def main():
               f"nbd_bench: {rounds} round(s), medians across rounds.\n")
 
     # Targets.
-    trows = targets(cow_cases, wb_cases, nbd, nbd_rss)
+    trows = targets(cow_cases, wb_cases, nbd, nbd_rss, backup)
     md.append("## Targets\n")
     md.append(table(["target", "measured", "limit", "verdict"], trows, ["l", "r", "r", "l"]) + "\n")
 
@@ -474,6 +603,10 @@ def main():
         md.append(table(["server", "peak RSS MiB", "rounds"],
                         [(sv, fmt(median(v) / 1024, 1), len(v)) for sv, v in nbd_rss.items()]) + "\n")
 
+    # Backup.
+    if backup is not None:
+        md += backup_section(backup)
+
     # Memory.
     md.append("## Memory per exception\n")
     mrows = []
@@ -510,6 +643,9 @@ def main():
         "machine": machine,
         "targets": [dict(zip(["target", "measured", "limit", "verdict"], r)) for r in trows],
         "nbd": {f"{k[0]}/{k[1]}": v for k, v in nbd.items()},
+        "backup": {"full_vs_nbdcopy": backup["full_vs_nbdcopy"]["summary"],
+                   "incremental_vs_full": {str(lv["percent"]): lv["summary"]
+                                           for lv in backup["incremental_vs_full"]}} if backup else None,
         "cow_bench_config": cfg,
     }
     with open(os.path.join(a.out, "results.json"), "w") as f:
