@@ -21,9 +21,12 @@ Digest digest_of(std::span<const uint8_t> data) { return XXH3_128bits(data.data(
 std::string to_hex(const Digest& d) {
   XXH128_canonical_t canonical;
   XXH128_canonicalFromHash(&canonical, d);
-  std::string out;
-  out.reserve(32);
-  for (unsigned char byte : canonical.digest) out += fmt::format("{:02x}", byte);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(32, '0');
+  for (size_t i = 0; i < 16; ++i) {
+    out[2 * i] = kHex[canonical.digest[i] >> 4];
+    out[2 * i + 1] = kHex[canonical.digest[i] & 15];
+  }
   return out;
 }
 

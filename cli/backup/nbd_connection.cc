@@ -31,7 +31,9 @@ Result<std::unique_ptr<NbdConnection>> NbdConnection::open(const NbdAddress& add
   nbd_handle* h = nbd_create();
   if (h == nullptr) return last_error("nbd_create");
   std::unique_ptr<NbdConnection> c(new NbdConnection(h, address.describe(export_name)));
-  if (nbd_set_export_name(h, export_name.c_str()) == -1 ||
+  // Buffers are used only once a read succeeded: libnbd need not clear
+  // them first.
+  if (nbd_set_pread_initialize(h, false) == -1 || nbd_set_export_name(h, export_name.c_str()) == -1 ||
       nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) == -1) {
     return last_error(c->name_);
   }
