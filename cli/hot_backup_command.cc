@@ -450,23 +450,10 @@ Result<Outcome> make_backup(Context& ctx, const HotBackupArgs& args) {
 }
 
 json summary_json(const Outcome& o) {
-  const Manifest& m = o.manifest;
-  return json{{"backup", m.name},
-              {"dir", o.dir},
-              {"kind", m.incremental ? "incremental" : "full"},
-              {"parent", m.incremental ? json(m.parent) : json(nullptr)},
-              {"vg", m.vg},
-              {"lv", m.lv},
-              {"size_bytes", m.size_bytes},
-              {"chunk_bytes", m.chunk_bytes},
-              {"changed_chunks", m.incremental ? json(m.changed_chunks()) : json(nullptr)},
-              {"copied_bytes", m.copied_bytes},
-              {"zero_bytes", m.zero_bytes},
-              {"seconds", m.seconds},
-              {"snapshot", m.snapshot},
-              {"tracker", m.tracker.empty() ? json(nullptr) : json(m.tracker)},
-              {"image_digest", backup::to_hex(m.image)},
-              {"notices", o.notices}};
+  json j = backup::summary_of(o.manifest);
+  j["dir"] = o.dir;
+  j["notices"] = o.notices;
+  return j;
 }
 
 int backup_command(Context& ctx, const HotBackupArgs& args) {
@@ -480,11 +467,11 @@ int backup_command(Context& ctx, const HotBackupArgs& args) {
   }
   const double rate = m.seconds > 0 ? static_cast<double>(m.copied_bytes + m.zero_bytes) / m.seconds : 0;
   say(fmt::format(
-      "Backup {} of {}/{} is complete in {}/{}: {}{}, {} copied, {} skipped as zeroes, {:.2f} s ({}/s)",
-      m.name, m.vg, m.lv, outcome->dir, m.name,
+      "Backup {} of {}/{} is complete in {}/{}: {}, {} copied, {} skipped as zeroes, {:.2f} s ({}/s)", m.name,
+      m.vg, m.lv, outcome->dir, m.name,
       m.incremental ? fmt::format("incremental on {}, {} changed chunks", m.parent, m.changed_chunks())
                     : "full",
-      "", backup::human_bytes(static_cast<double>(m.copied_bytes)),
+      backup::human_bytes(static_cast<double>(m.copied_bytes)),
       backup::human_bytes(static_cast<double>(m.zero_bytes)), m.seconds, backup::human_bytes(rate)));
   if (!m.tracker.empty())
     say(fmt::format("Snapshot {}/{} tracks changes for the next incremental", m.vg, m.tracker));
@@ -497,17 +484,7 @@ int list_command(const HotBackupArgs& args) {
   if (!backups.ok()) return fail(backups.status());
   if (args.json) {
     json list = json::array();
-    for (const Manifest& m : *backups) {
-      list.push_back({{"backup", m.name},
-                      {"kind", m.incremental ? "incremental" : "full"},
-                      {"parent", m.incremental ? json(m.parent) : json(nullptr)},
-                      {"vg", m.vg},
-                      {"lv", m.lv},
-                      {"created", m.created},
-                      {"size_bytes", m.size_bytes},
-                      {"copied_bytes", m.copied_bytes},
-                      {"tracker", m.tracker.empty() ? json(nullptr) : json(m.tracker)}});
-    }
+    for (const Manifest& m : *backups) list.push_back(backup::summary_of(m));
     fmt::print("{}\n", json{{"backups", list}}.dump(2));
     return kExitOk;
   }

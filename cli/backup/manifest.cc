@@ -77,32 +77,35 @@ uint64_t Manifest::chunk_length(uint64_t i) const {
   return std::min(chunk_bytes, size_bytes - i * chunk_bytes);
 }
 
+json summary_of(const Manifest& m) {
+  return json{{"backup", m.name},
+              {"kind", m.incremental ? "incremental" : "full"},
+              {"parent", m.incremental ? json(m.parent) : json(nullptr)},
+              {"vg", m.vg},
+              {"lv", m.lv},
+              {"size_bytes", m.size_bytes},
+              {"chunk_bytes", m.chunk_bytes},
+              {"changed_chunks", m.incremental ? json(m.changed_chunks()) : json(nullptr)},
+              {"snapshot", m.snapshot},
+              {"snapshot_time", m.snapshot_time},
+              {"created", m.created},
+              {"tracker", m.tracker.empty() ? json(nullptr) : json(m.tracker)},
+              {"copied_bytes", m.copied_bytes},
+              {"zero_bytes", m.zero_bytes},
+              {"seconds", m.seconds},
+              {"image_digest", to_hex(m.image)}};
+}
+
 std::string to_json_text(const Manifest& m) {
   json digests = json::array();
   for (const Digest& d : m.digests) digests.push_back(to_hex(d));
   json changed = json::array();
   for (const ChunkRun& r : m.changed) changed.push_back(json::array({r.first, r.count}));
-  json j = {
-      {"format", kManifestFormat},
-      {"name", m.name},
-      {"kind", m.incremental ? "incremental" : "full"},
-      {"parent", m.incremental ? json(m.parent) : json(nullptr)},
-      {"vg", m.vg},
-      {"lv", m.lv},
-      {"size_bytes", m.size_bytes},
-      {"chunk_bytes", m.chunk_bytes},
-      {"snapshot", m.snapshot},
-      {"snapshot_time", m.snapshot_time},
-      {"created", m.created},
-      {"tracker", m.tracker.empty() ? json(nullptr) : json(m.tracker)},
-      {"image_file", m.data_file()},
-      {"copied_bytes", m.copied_bytes},
-      {"zero_bytes", m.zero_bytes},
-      {"seconds", m.seconds},
-      {"image_digest", to_hex(m.image)},
-      {"changed", std::move(changed)},
-      {"chunk_digests", std::move(digests)},
-  };
+  json j = summary_of(m);
+  j["format"] = kManifestFormat;
+  j["image_file"] = m.data_file();
+  j["changed"] = std::move(changed);
+  j["chunk_digests"] = std::move(digests);
   return j.dump(1) + "\n";
 }
 
@@ -122,7 +125,7 @@ Result<Manifest> manifest_from_json_text(const std::string& text, const std::str
   }
   Manifest m;
   try {
-    m.name = j.at("name").get<std::string>();
+    m.name = j.at("backup").get<std::string>();
     const std::string kind = j.at("kind").get<std::string>();
     if (kind != "full" && kind != "incremental") return bad(where, fmt::format("unknown kind \"{}\"", kind));
     m.incremental = kind == "incremental";

@@ -19,6 +19,8 @@
 
 #include <xxhash.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -76,6 +78,9 @@ struct Manifest {
   [[nodiscard]] uint64_t chunk_length(uint64_t i) const;
 };
 
+// What a backup is, without its digest lists: the manifest's common part,
+// and what `backup --json` and `backup --list --json` print.
+nlohmann::json summary_of(const Manifest& m);
 std::string to_json_text(const Manifest& m);
 // EINVAL naming `where` and the field for anything malformed.
 Result<Manifest> manifest_from_json_text(const std::string& text, const std::string& where);
