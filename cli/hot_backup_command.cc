@@ -296,7 +296,8 @@ Result<Outcome> make_backup(Context& ctx, const HotBackupArgs& args) {
     if (last.tracker.empty()) {
       out.notices.push_back(
           fmt::format("Backup {} kept no change tracker: this backup is a full one", last.name));
-    } else if (auto t = find_lv(client, vg_name, last.tracker); !t.ok()) {
+    } else if (auto t = find_lv(client, vg_name, last.tracker);
+               !t.ok() || !t->is_snapshot || t->origin != lv_name) {
       out.notices.push_back(
           fmt::format("The change tracker {}/{} of backup {} is gone: this backup is a full one", vg_name,
                       last.tracker, last.name));
@@ -365,7 +366,19 @@ Result<Outcome> make_backup(Context& ctx, const HotBackupArgs& args) {
                                                        tracker_chunk, m.chunk_bytes)),
                      "");
     }
-    for (const json& r : changed->body.at("runs")) m.changed.push_back(ChunkRun{r.at(0), r.at(1)});
+    const json& runs = changed->body["runs"];
+    for (const json& r : runs.is_array() ? runs : json::array()) {
+      if (!r.is_array() || r.size() != 2 || !r[0].is_number_unsigned() || !r[1].is_number_unsigned()) {
+        return abandon(Status::Error(EPROTO, "the server's changed runs are not [first, count] pairs"), "");
+      }
+      const ChunkRun run{r[0].get<uint64_t>(), r[1].get<uint64_t>()};
+      const uint64_t after_last = m.changed.empty() ? 0 : m.changed.back().first + m.changed.back().count;
+      if (run.count == 0 || run.first < after_last || run.first + run.count > m.chunk_count()) {
+        return abandon(
+            Status::Error(EPROTO, "the server's changed runs are not ascending runs within the LV"), "");
+      }
+      m.changed.push_back(run);
+    }
   } else {
     m.digests.assign(m.chunk_count(), backup::Digest{0, 0});
   }

@@ -177,7 +177,8 @@ Status apply_delta(const std::string& path, const Manifest& m, Destination& dest
   uint64_t packed = 0;  // chunks of the delta before this run
   for (const ChunkRun& r : m.changed) {
     for (uint64_t done = 0; s.ok() && done < r.count;) {
-      const uint64_t n = std::min<uint64_t>(r.count - done, kCopyBytes / m.chunk_bytes + 1);
+      const uint64_t n =
+          std::min<uint64_t>(r.count - done, std::max<uint64_t>(1, kCopyBytes / m.chunk_bytes));
       const uint64_t first = r.first + done;
       const uint64_t bytes = std::min(m.size_bytes, (first + n) * m.chunk_bytes) - first * m.chunk_bytes;
       buf.resize(bytes);
@@ -223,7 +224,7 @@ int restore_command(Context& ctx, const RestoreArgs& args) {
   }
   if (Status s = d.flush(); !s.ok()) return fail(s);
   // Read back: the image must be the target backup's, chunk by chunk.
-  std::vector<uint8_t> buf(kCopyBytes / target->chunk_bytes * target->chunk_bytes);
+  std::vector<uint8_t> buf(std::max<uint64_t>(1, kCopyBytes / target->chunk_bytes) * target->chunk_bytes);
   for (uint64_t c = 0; c < target->chunk_count();) {
     const uint64_t n = std::min<uint64_t>(target->chunk_count() - c, buf.size() / target->chunk_bytes);
     const uint64_t bytes =
