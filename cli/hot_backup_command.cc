@@ -31,6 +31,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -90,6 +91,9 @@ void add_nbd_options(CLI::App* cmd, NbdArgs& args) {
 }
 
 namespace {
+
+// In a partial backup's directory: the name of its snapshot.
+constexpr const char* kSnapshotFile = "snapshot";
 
 struct HotBackupArgs {
   std::string lv_path;
@@ -274,18 +278,41 @@ Result<Outcome> make_backup(Context& ctx, const HotBackupArgs& args) {
   COWSNAP_ASSIGN_OR_RETURN(DirLock lock, DirLock::take(dir));
   Outcome out;
   out.dir = dir;
-  for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.starts_with(backup::kPartialPrefix)) {
-      fs::remove_all(e.path(), ec);
-      out.notices.push_back(
-          fmt::format("Removed {}, left by a backup that did not complete", e.path().string()));
-    }
-  }
   COWSNAP_ASSIGN_OR_RETURN(std::vector<Manifest> backups, backup::list_backups(dir));
   if (!backups.empty() && (backups.back().vg != vg_name || backups.back().lv != lv_name)) {
     return Status::Error(EINVAL, fmt::format("{} holds backups of {}/{}, not of {}/{}", dir,
                                              backups.back().vg, backups.back().lv, vg_name, lv_name));
+  }
+  // What killed backups left: their directories, and the snapshots they
+  // had named (in PARTIAL/snapshot, written before the snapshot was
+  // taken); old trackers a later backup replaced but did not drop.
+  auto is_our_snapshot = [&](const std::string& snap) {
+    auto s = find_lv(client, vg_name, snap);
+    return s.ok() && s->is_snapshot && s->origin == lv_name;
+  };
+  for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (!name.starts_with(backup::kPartialPrefix)) continue;
+    std::string snap_name;
+    std::getline(std::ifstream(e.path() / kSnapshotFile), snap_name);
+    if (!snap_name.empty() && is_our_snapshot(snap_name)) {
+      drop_snapshot(client, vg_name, snap_name);
+      out.notices.push_back(
+          fmt::format("Removed snapshot {}/{} of a backup that did not complete", vg_name, snap_name));
+    }
+    fs::remove_all(e.path(), ec);
+    out.notices.push_back(
+        fmt::format("Removed {}, left by a backup that did not complete", e.path().string()));
+  }
+  for (size_t i = 0; i + 1 < backups.size(); ++i) {
+    const std::string& old_tracker = backups[i].tracker;
+    if (!old_tracker.empty() && old_tracker != backups.back().tracker && is_our_snapshot(old_tracker)) {
+      drop_snapshot(client, vg_name, old_tracker);
+      out.notices.push_back(
+          fmt::format("Removed snapshot {}/{}, the change tracker of backup {}, which backup {} "
+                      "replaced",
+                      vg_name, old_tracker, backups[i].name, backups.back().name));
+    }
   }
 
   // The parent and its tracker, when this can be an incremental.
@@ -334,17 +361,32 @@ Result<Outcome> make_backup(Context& ctx, const HotBackupArgs& args) {
     name = fmt::format("{}-{}", backup::backup_name_for(started, parent.has_value()), i);
   }
   const std::string snap = unused_snapshot_name(lvs, lv_name, name.substr(0, 16));
-  COWSNAP_RETURN_IF_ERROR(take_snapshot(client, args, vg_name, lv_name, snap, cow_bytes, chunk_sectors));
+  // The partial directory names the snapshot before it exists, so that a
+  // backup killed from here on leaves nothing the next one cannot find.
+  const std::string partial = dir + "/" + backup::kPartialPrefix + name;
+  fs::create_directories(partial, ec);
+  if (ec) return Status::Error(ec.value(), fmt::format("cannot create {}: {}", partial, ec.message()));
+  for (const Status& s : {write_file_durably(partial + "/" + kSnapshotFile, snap + "\n"),
+                          fsync_path(dir, O_RDONLY | O_DIRECTORY)}) {
+    if (!s.ok()) {
+      fs::remove_all(partial, ec);
+      return s;
+    }
+  }
+  if (Status s = take_snapshot(client, args, vg_name, lv_name, snap, cow_bytes, chunk_sectors); !s.ok()) {
+    fs::remove_all(partial, ec);
+    return s;
+  }
   const std::string snapshot_time = backup::utc_now_iso();
 
   // From here on, a failure drops the new snapshot (never the tracker).
-  auto abandon = [&](const Status& why, const std::string& partial) -> Status {
-    if (!partial.empty()) fs::remove_all(partial, ec);
+  auto abandon = [&](const Status& why) -> Status {
+    fs::remove_all(partial, ec);
     drop_snapshot(client, vg_name, snap);
     return why;
   };
   auto snap_state = find_lv(client, vg_name, snap);
-  if (!snap_state.ok()) return abandon(snap_state.status(), "");
+  if (!snap_state.ok()) return abandon(snap_state.status());
 
   Manifest& m = out.manifest;
   m.name = name;
@@ -359,23 +401,22 @@ Result<Outcome> make_backup(Context& ctx, const HotBackupArgs& args) {
     m.parent = parent->name;
     m.digests = parent->digests;
     auto changed = client.changed(vg_name, tracker->lv);
-    if (!changed.ok()) return abandon(changed.status(), "");
+    if (!changed.ok()) return abandon(changed.status());
     const uint64_t tracker_chunk = changed->body.value("chunk_bytes", uint64_t{0});
     if (tracker_chunk != m.chunk_bytes) {
       return abandon(Status::Error(EINVAL, fmt::format("the tracker's chunks are {} bytes, the backup's {}",
-                                                       tracker_chunk, m.chunk_bytes)),
-                     "");
+                                                       tracker_chunk, m.chunk_bytes)));
     }
     const json& runs = changed->body["runs"];
     for (const json& r : runs.is_array() ? runs : json::array()) {
       if (!r.is_array() || r.size() != 2 || !r[0].is_number_unsigned() || !r[1].is_number_unsigned()) {
-        return abandon(Status::Error(EPROTO, "the server's changed runs are not [first, count] pairs"), "");
+        return abandon(Status::Error(EPROTO, "the server's changed runs are not [first, count] pairs"));
       }
       const ChunkRun run{r[0].get<uint64_t>(), r[1].get<uint64_t>()};
       const uint64_t after_last = m.changed.empty() ? 0 : m.changed.back().first + m.changed.back().count;
       if (run.count == 0 || run.first < after_last || run.first + run.count > m.chunk_count()) {
         return abandon(
-            Status::Error(EPROTO, "the server's changed runs are not ascending runs within the LV"), "");
+            Status::Error(EPROTO, "the server's changed runs are not ascending runs within the LV"));
       }
       m.changed.push_back(run);
     }
@@ -383,13 +424,9 @@ Result<Outcome> make_backup(Context& ctx, const HotBackupArgs& args) {
     m.digests.assign(m.chunk_count(), backup::Digest{0, 0});
   }
 
-  const std::string partial = dir + "/" + backup::kPartialPrefix + name;
-  fs::create_directories(partial, ec);
-  if (ec)
-    return abandon(Status::Error(ec.value(), fmt::format("cannot create {}: {}", partial, ec.message())), "");
   const std::string data_path = partial + "/" + m.data_file();
   const int fd = ::open(data_path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return abandon(Status::FromErrno(fmt::format("cannot create {}", data_path)), partial);
+  if (fd < 0) return abandon(Status::FromErrno(fmt::format("cannot create {}", data_path)));
   const uint64_t data_bytes = m.incremental ? m.changed_chunks() * m.chunk_bytes : m.size_bytes;
   Status copied = ::ftruncate(fd, static_cast<off_t>(data_bytes)) == 0
                       ? Status::Ok()
@@ -423,36 +460,34 @@ Result<Outcome> make_backup(Context& ctx, const HotBackupArgs& args) {
   // The copy is only good if the snapshot held still all along.
   auto after = find_lv(client, vg_name, snap);
   if (after.ok() && !after->valid) {
-    return abandon(
-        Status::Error(
-            EIO, fmt::format("Snapshot {}/{} overflowed during the copy (its {} of COW space filled up): "
-                             "backup {} is incomplete and was discarded. Give the snapshot more room "
-                             "(--snapshot-size larger than {}, or -l N%ORIGIN), or let it autoextend "
-                             "(snapshot_autoextend_threshold in {}/lvm.conf)",
-                             vg_name, snap,
-                             backup::human_bytes(static_cast<double>(
-                                 after->usage ? after->usage->total_sectors * 512 : cow_bytes)),
-                             name, backup::human_bytes(static_cast<double>(cow_bytes)), root)),
-        partial);
+    return abandon(Status::Error(
+        EIO, fmt::format("Snapshot {}/{} overflowed during the copy (its {} of COW space filled up): "
+                         "backup {} is incomplete and was discarded. Give the snapshot more room "
+                         "(--snapshot-size larger than {}, or -l N%ORIGIN), or let it autoextend "
+                         "(snapshot_autoextend_threshold in {}/lvm.conf)",
+                         vg_name, snap,
+                         backup::human_bytes(static_cast<double>(
+                             after->usage ? after->usage->total_sectors * 512 : cow_bytes)),
+                         name, backup::human_bytes(static_cast<double>(cow_bytes)), root)));
   }
-  if (!copied.ok()) return abandon(copied.with_context(fmt::format("backup {} failed", name)), partial);
-  if (!after.ok()) return abandon(after.status(), partial);
+  if (!copied.ok()) return abandon(copied.with_context(fmt::format("backup {} failed", name)));
+  if (!after.ok()) return abandon(after.status());
 
   m.image = backup::image_digest(m.digests);
   m.created = backup::utc_now_iso();
   if (args.incremental) m.tracker = snap;
   auto problems = backup::verify_backup(partial, m);
-  if (!problems.ok()) return abandon(problems.status(), partial);
+  if (!problems.ok()) return abandon(problems.status());
   if (!problems->empty()) {
-    return abandon(Status::Error(EIO, fmt::format("backup {} reads back wrong: {}", name, problems->front())),
-                   partial);
+    return abandon(
+        Status::Error(EIO, fmt::format("backup {} reads back wrong: {}", name, problems->front())));
   }
   for (const Status& s : {write_file_durably(partial + "/" + backup::kManifestFile, backup::to_json_text(m)),
                           fsync_path(partial, O_RDONLY | O_DIRECTORY)}) {
-    if (!s.ok()) return abandon(s, partial);
+    if (!s.ok()) return abandon(s);
   }
   if (::rename(partial.c_str(), (dir + "/" + name).c_str()) != 0) {
-    return abandon(Status::FromErrno(fmt::format("cannot rename {} to {}", partial, name)), partial);
+    return abandon(Status::FromErrno(fmt::format("cannot rename {} to {}", partial, name)));
   }
   COWSNAP_RETURN_IF_ERROR(fsync_path(dir, O_RDONLY | O_DIRECTORY));
 

@@ -166,5 +166,9 @@ done
 backup vg0/b64m --to "$WORK/bk4" -q 2>"$WORK/after.err" >/dev/null || e2e_fail "backup after the kills: $(cat "$WORK/after.err")"
 [[ -z "$(find "$WORK/bk4" -maxdepth 1 -name '.partial-*')" ]] || e2e_fail "partial backups left after a complete one"
 csq backup --verify "$WORK/bk4" >/dev/null || e2e_fail "verify after the kills"
+# ...and so are the snapshots of killed backups: of b64m's backup
+# snapshots only the first chain's tracker is left.
+e2e_expect_eq "$(csq lvs --noheadings -o lv_name vg0 | tr -d ' ' | grep '^b64m-backup' | tr '\n' ' ')" "$tracker2 " \
+  "b64m's backup snapshots after the kills"
 echo "ok SIGKILL at random points: every complete-looking backup verifies"
 echo PASS
