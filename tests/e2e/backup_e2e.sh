@@ -151,6 +151,18 @@ grep -q "another backup into .* is running" "$WORK/second.err" || e2e_fail "seco
 wait "$slow" || e2e_fail "the first backup failed: $(cat "$WORK/slow.out")"
 echo "ok a second backup into the same directory is refused"
 
+# ---- 6b. a tracker that overflowed makes the next backup a full one
+tracker=$(jq -r .tracker "$WORK/bk2/$(csq backup --list "$WORK/bk2" --json | jq -r '.backups[-1].backup')/manifest.json")
+head -c 12M /dev/urandom >"$WORK/blk_new.img"
+nbdcopy --flush "$WORK/blk_new.img" "$(uri vg0/blk)"
+e2e_expect_eq "$(e2e_lv_field "vg0/$tracker" lv_attr)" "sri-I-s---" "the tracker after 12 MiB of writes"
+backup vg0/blk --to "$WORK/bk2" --incremental --json -q >"$WORK/blk2.json"
+e2e_expect_eq "$(jq -r .kind "$WORK/blk2.json")" "full" "the backup after the tracker overflowed"
+jq -r '.notices[]' "$WORK/blk2.json" | grep -q "change tracker vg0/$tracker .* overflowed (Invalid): this backup is a full one" ||
+  e2e_fail "no notice of the overflowed tracker: $(jq -c .notices "$WORK/blk2.json")"
+csq lvs "vg0/$tracker" >/dev/null 2>&1 && e2e_fail "the overflowed tracker was not dropped"
+echo "ok an overflowed tracker: the next backup is a full one and says why"
+
 # ---- 7. SIGKILL at random points leaves nothing that looks complete
 for round in 1 2 3 4 5 6; do
   backup vg0/b64m --to "$WORK/bk4" -q --connections 1 >/dev/null 2>&1 &
