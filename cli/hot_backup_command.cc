@@ -22,7 +22,6 @@
 //      a full backup's snapshot unless --keep-snapshot or --incremental.
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -42,6 +41,7 @@
 #include "command.h"
 #include "cowsnap/control/client.h"
 #include "cowsnap/report/size.h"
+#include "cowsnap/vg/lock.h"
 #include "cowsnap/vg/root.h"
 #include "hot_backup.h"
 
@@ -138,36 +138,16 @@ Status run_fsfreeze(const std::string& mode, const std::string& mountpoint) {
   return Status::Ok();
 }
 
-// An exclusive lock on DIR/.lock for the backup's lifetime.
-class DirLock {
- public:
-  static Result<DirLock> take(const std::string& dir) {
-    const std::string path = dir + "/.lock";
-    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) return Status::FromErrno(fmt::format("cannot open {}", path));
-    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-      const int err = errno;
-      ::close(fd);
-      if (err == EWOULDBLOCK) {
-        return Status::Error(EBUSY,
-                             fmt::format("another backup into {} is running ({} is locked)", dir, path));
-      }
-      return Status::Error(err, fmt::format("cannot lock {}", path));
-    }
-    return DirLock(fd);
+// An exclusive lock on DIR/.lock for the backup's lifetime; EBUSY when
+// another backup holds it.
+Result<vg::FileLock> lock_backup_dir(const std::string& dir) {
+  const std::string path = dir + "/.lock";
+  auto lock = vg::FileLock::acquire(path, /*wait=*/false);
+  if (!lock.ok() && lock.status().errnum() == EWOULDBLOCK) {
+    return Status::Error(EBUSY, fmt::format("another backup into {} is running ({} is locked)", dir, path));
   }
-  DirLock(DirLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  DirLock& operator=(DirLock&&) = delete;
-  DirLock(const DirLock&) = delete;
-  DirLock& operator=(const DirLock&) = delete;
-  ~DirLock() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-
- private:
-  explicit DirLock(int fd) : fd_(fd) {}
-  int fd_;
-};
+  return lock;
+}
 
 Status fsync_path(const std::string& path, int flags) {
   const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
@@ -275,7 +255,7 @@ Result<Outcome> make_backup(Context& ctx, const HotBackupArgs& args) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return Status::Error(ec.value(), fmt::format("cannot create {}: {}", dir, ec.message()));
-  COWSNAP_ASSIGN_OR_RETURN(DirLock lock, DirLock::take(dir));
+  COWSNAP_ASSIGN_OR_RETURN(vg::FileLock lock, lock_backup_dir(dir));
   Outcome out;
   out.dir = dir;
   COWSNAP_ASSIGN_OR_RETURN(std::vector<Manifest> backups, backup::list_backups(dir));
