@@ -20,6 +20,7 @@
 #include "backup/image_files.h"
 #include "backup/manifest.h"
 #include "command.h"
+#include "cowsnap/io/devices.h"
 #include "cowsnap/vg/root.h"
 #include "hot_backup.h"
 
@@ -143,53 +144,49 @@ Result<std::unique_ptr<Destination>> open_destination(const std::string& root, c
   return std::unique_ptr<Destination>(std::move(file));
 }
 
+// Copies the data runs of a full image; its holes read as zeroes.
 Status copy_full_image(const std::string& path, uint64_t size, Destination& dest) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::FromErrno(fmt::format("cannot open {}", path));
+  COWSNAP_ASSIGN_OR_RETURN(auto image, FileDevice::open(path, {.read_only = true}));
+  ExtentMap map;
+  COWSNAP_RETURN_IF_ERROR(image->extents(0, size, map));
   std::vector<uint8_t> buf(kCopyBytes);
-  Status s;
   uint64_t pos = 0;
-  while (s.ok() && pos < size) {
-    // Data runs are copied; holes read as zeroes.
-    off_t data = ::lseek(fd, static_cast<off_t>(pos), SEEK_DATA);
-    const uint64_t data_at = data < 0 ? size : std::min(size, static_cast<uint64_t>(data));
-    if (data_at > pos && !dest.starts_zeroed()) s = dest.zero(pos, data_at - pos);
-    pos = data_at;
-    if (!s.ok() || pos >= size) break;
-    off_t hole = ::lseek(fd, static_cast<off_t>(pos), SEEK_HOLE);
-    const uint64_t hole_at = hole < 0 ? size : std::min(size, static_cast<uint64_t>(hole));
-    while (s.ok() && pos < hole_at) {
-      const uint64_t n = std::min<uint64_t>(buf.size(), hole_at - pos);
-      s = backup::read_all(fd, pos, std::span(buf.data(), n), path);
-      if (s.ok()) s = dest.write(pos, std::span(buf.data(), n));
-      pos += n;
+  for (const ExtentMap::Run& run : map.runs()) {
+    const uint64_t end = pos + run.length;
+    if (run.zero) {
+      if (!dest.starts_zeroed()) COWSNAP_RETURN_IF_ERROR(dest.zero(pos, run.length));
+      pos = end;
+      continue;
+    }
+    for (; pos < end;) {
+      const std::span<uint8_t> piece(buf.data(), std::min<uint64_t>(buf.size(), end - pos));
+      COWSNAP_RETURN_IF_ERROR(image->read(pos, piece));
+      COWSNAP_RETURN_IF_ERROR(dest.write(pos, piece));
+      pos += piece.size();
     }
   }
-  ::close(fd);
-  return s;
+  return Status::Ok();
 }
 
+// Writes a delta's packed chunks at their places in the image.
 Status apply_delta(const std::string& path, const Manifest& m, Destination& dest) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::FromErrno(fmt::format("cannot open {}", path));
+  COWSNAP_ASSIGN_OR_RETURN(auto delta, FileDevice::open(path, {.read_only = true}));
   std::vector<uint8_t> buf;
-  Status s;
   uint64_t packed = 0;  // chunks of the delta before this run
   for (const ChunkRun& r : m.changed) {
-    for (uint64_t done = 0; s.ok() && done < r.count;) {
+    for (uint64_t done = 0; done < r.count;) {
       const uint64_t n =
           std::min<uint64_t>(r.count - done, std::max<uint64_t>(1, kCopyBytes / m.chunk_bytes));
       const uint64_t first = r.first + done;
       const uint64_t bytes = std::min(m.size_bytes, (first + n) * m.chunk_bytes) - first * m.chunk_bytes;
       buf.resize(bytes);
-      s = backup::read_all(fd, (packed + done) * m.chunk_bytes, buf, path);
-      if (s.ok()) s = dest.write(first * m.chunk_bytes, buf);
+      COWSNAP_RETURN_IF_ERROR(delta->read((packed + done) * m.chunk_bytes, buf));
+      COWSNAP_RETURN_IF_ERROR(dest.write(first * m.chunk_bytes, buf));
       done += n;
     }
     packed += r.count;
   }
-  ::close(fd);
-  return s;
+  return Status::Ok();
 }
 
 int restore_command(Context& ctx, const RestoreArgs& args) {
