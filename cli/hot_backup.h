@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include <string>
+#include <vector>
 
 #include "backup/nbd_connection.h"
 #include "cowsnap/common/status.h"
@@ -25,5 +26,8 @@ backup::NbdAddress nbd_address(const std::string& root, const NbdArgs& args);
 Result<control::Client> connect_server(const std::string& root, const std::string& verb);
 // ENOENT in lvm2's words when the server does not serve VG/LV.
 Result<control::LvState> find_lv(control::Client& client, const std::string& vg, const std::string& lv);
+// The same lookup in a list already fetched.
+Result<control::LvState> find_lv(const std::vector<control::LvState>& lvs, const std::string& vg,
+                                 const std::string& lv);
 
 }  // namespace cowsnap::cli

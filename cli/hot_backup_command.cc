@@ -61,13 +61,18 @@ Result<control::Client> connect_server(const std::string& root, const std::strin
   return client;
 }
 
-Result<control::LvState> find_lv(control::Client& client, const std::string& vg, const std::string& lv) {
-  COWSNAP_ASSIGN_OR_RETURN(std::vector<control::LvState> lvs, client.lvs());
-  for (control::LvState& s : lvs) {
+Result<control::LvState> find_lv(const std::vector<control::LvState>& lvs, const std::string& vg,
+                                 const std::string& lv) {
+  for (const control::LvState& s : lvs) {
     if (s.vg == vg && s.lv == lv) return s;
   }
   return Status::Error(ENOENT,
                        fmt::format("Failed to find logical volume \"{}/{}\" (or it is not active)", vg, lv));
+}
+
+Result<control::LvState> find_lv(control::Client& client, const std::string& vg, const std::string& lv) {
+  COWSNAP_ASSIGN_OR_RETURN(std::vector<control::LvState> lvs, client.lvs());
+  return find_lv(lvs, vg, lv);
 }
 
 backup::NbdAddress nbd_address(const std::string& root, const NbdArgs& args) {
@@ -246,7 +251,11 @@ Result<Outcome> make_backup(Context& ctx, const HotBackupArgs& args) {
     return Status::Error(EINVAL, fmt::format("\"{}\": give the LV to back up as VG/LV", args.lv_path));
   }
   COWSNAP_ASSIGN_OR_RETURN(control::Client client, connect_server(root, "backup"));
-  COWSNAP_ASSIGN_OR_RETURN(control::LvState origin, find_lv(client, vg_name, lv_name));
+  // The server's LVs as the backup begins: what it checks before its own
+  // snapshot exists needs no fresher view (snapshots it drops meanwhile
+  // only keep their names from being reused).
+  COWSNAP_ASSIGN_OR_RETURN(const std::vector<control::LvState> lvs, client.lvs());
+  COWSNAP_ASSIGN_OR_RETURN(control::LvState origin, find_lv(lvs, vg_name, lv_name));
   if (origin.is_snapshot) {
     return Status::Error(EINVAL, fmt::format("{}/{} is a snapshot: back up its origin {}/{}", vg_name,
                                              lv_name, vg_name, origin.origin));
@@ -267,7 +276,7 @@ Result<Outcome> make_backup(Context& ctx, const HotBackupArgs& args) {
   // had named (in PARTIAL/snapshot, written before the snapshot was
   // taken); old trackers a later backup replaced but did not drop.
   auto is_our_snapshot = [&](const std::string& snap) {
-    auto s = find_lv(client, vg_name, snap);
+    auto s = find_lv(lvs, vg_name, snap);
     return s.ok() && s->is_snapshot && s->origin == lv_name;
   };
   for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
@@ -303,7 +312,7 @@ Result<Outcome> make_backup(Context& ctx, const HotBackupArgs& args) {
     if (last.tracker.empty()) {
       out.notices.push_back(
           fmt::format("Backup {} kept no change tracker: this backup is a full one", last.name));
-    } else if (auto t = find_lv(client, vg_name, last.tracker);
+    } else if (auto t = find_lv(lvs, vg_name, last.tracker);
                !t.ok() || !t->is_snapshot || t->origin != lv_name) {
       out.notices.push_back(
           fmt::format("The change tracker {}/{} of backup {} is gone: this backup is a full one", vg_name,
@@ -334,7 +343,6 @@ Result<Outcome> make_backup(Context& ctx, const HotBackupArgs& args) {
     chunk_sectors = chunk->bytes / 512;
   }
   COWSNAP_ASSIGN_OR_RETURN(uint64_t cow_bytes, snapshot_bytes(args, origin.size_bytes));
-  COWSNAP_ASSIGN_OR_RETURN(std::vector<control::LvState> lvs, client.lvs());
   const std::string started = backup::utc_now_iso();
   std::string name = backup::backup_name_for(started, parent.has_value());
   for (int i = 2; fs::exists(fs::path(dir) / name); ++i) {
