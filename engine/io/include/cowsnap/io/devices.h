@@ -16,6 +16,19 @@
 
 namespace cowsnap {
 
+// A PV's device by its name: "rbd:POOL/IMAGE" is an RBD image
+// (cowsnap/io/rbd.h), anything else a file or block device path.
+struct DeviceOpenOptions {
+  bool read_only = false;
+  // Create what is missing with this size (a sparse file, an image);
+  // 0 means a missing device is an error (ENOENT naming it).
+  uint64_t create_size_bytes = 0;
+};
+Result<std::shared_ptr<BlockDevice>> open_device(const std::string& name, DeviceOpenOptions options);
+// Whether the named device exists; an error only when that cannot be told
+// (an unreachable cluster, a missing pool).
+Result<bool> device_exists(const std::string& name);
+
 // A regular file or a block device, through pread/pwrite; flush() is
 // fdatasync(). write_zeroes/discard punch holes in regular files
 // (fallocate PUNCH_HOLE|KEEP_SIZE, falling back to writing zeroes). On block

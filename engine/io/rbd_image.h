@@ -1,0 +1,37 @@
+// Private to the RBD devices: the librados and librbd handles, owned.
+#pragma once
+
+#include <rados/librados.h>
+#include <rbd/librbd.h>
+
+#include <memory>
+#include <string>
+
+#include "cowsnap/io/rbd.h"
+
+namespace cowsnap {
+
+// The process's connection to its cluster; shut down with the last image.
+struct RbdCluster {
+  RbdCluster(rados_t h, std::string what) : handle(h), description(std::move(what)) {}
+  RbdCluster(const RbdCluster&) = delete;
+  RbdCluster& operator=(const RbdCluster&) = delete;
+  ~RbdCluster();
+  rados_t handle;
+  std::string description;  // "the Ceph cluster of CONF as client.ID", for messages
+  bool connected = false;
+};
+
+// One open image: its pool's I/O context and the librbd handle (thread-safe
+// for every call used here). The cluster outlives it.
+struct RbdDevice::Image {
+  explicit Image(std::shared_ptr<RbdCluster> c) : cluster(std::move(c)) {}
+  Image(const Image&) = delete;
+  Image& operator=(const Image&) = delete;
+  ~Image();
+  std::shared_ptr<RbdCluster> cluster;
+  rados_ioctx_t io = nullptr;
+  rbd_image_t handle = nullptr;
+};
+
+}  // namespace cowsnap
