@@ -9,6 +9,8 @@
 #include <iostream>
 
 #include "command.h"
+#include "cowsnap/io/rbd.h"
+#include "cowsnap/vg/root.h"
 #include "online_backend.h"
 
 #ifndef COWSNAP_VERSION
@@ -73,6 +75,11 @@ int run(int argc, char** argv) {
   app.add_option("--root", root,
                  "Root directory (devices file, locks); default $COWSNAP_ROOT, "
                  "$XDG_DATA_HOME/cowsnap or ~/.local/share/cowsnap");
+  CephClient ceph;
+  app.add_option("--ceph-conf", ceph.conf_path,
+                 "Ceph config of the cluster holding rbd:POOL/IMAGE PVs (default $CEPH_CONF, "
+                 "/etc/ceph/ceph.conf)");
+  app.add_option("--ceph-id", ceph.id, "Ceph client id to connect as (client.ID; default admin)");
   CommandTable table;
   register_pv_commands(app, table);
   register_vg_commands(app, table);
@@ -119,6 +126,8 @@ int run(int argc, char** argv) {
     command_line += ' ';
     command_line += argv[i];
   }
+  if (!ceph.conf_path.empty()) ceph.conf_path = vg::absolute_path(ceph.conf_path);
+  set_ceph_client(ceph);
   Context context(root.empty() ? default_root() : root, command_line);
   const Handler* handler = table.chosen();
   if (handler == nullptr) return kExitInvalidCommandLine;

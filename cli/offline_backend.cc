@@ -136,8 +136,8 @@ class OfflineBackend final : public Backend {
                              vg::linear_map(disk.vg, cow_lv, disk.path_lookup()));
     std::vector<TableEntry> table;
     for (const vg::LinearPiece& piece : pieces) {
-      COWSNAP_ASSIGN_OR_RETURN(std::shared_ptr<FileDevice> dev,
-                               FileDevice::open(piece.pv_path, FileDevice::Options{.read_only = read_only}));
+      COWSNAP_ASSIGN_OR_RETURN(std::shared_ptr<BlockDevice> dev,
+                               open_device(piece.pv_path, DeviceOpenOptions{.read_only = read_only}));
       table.push_back(TableEntry{
           piece.lv_offset_bytes / 512, piece.length_bytes / 512,
           make_linear_target(dev, piece.pv_path, piece.pv_offset_bytes / 512, piece.length_bytes / 512)});

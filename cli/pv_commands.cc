@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "command.h"
+#include "cowsnap/io/rbd.h"
 #include "cowsnap/report/size.h"
 #include "display.h"
 
@@ -66,9 +67,12 @@ int run_pvcreate(Context& ctx, const PvArgs& args) {
                           {[size_bytes, options](Backend& backend, const std::string& abs) {
                              // A refused pvcreate leaves nothing behind: a
                              // file it created for --size goes again.
+                             // An RBD image it created stays: removing
+                             // images is the rbd tool's business.
                              std::error_code ec;
-                             const bool existed = std::filesystem::symlink_status(abs, ec).type() !=
-                                                  std::filesystem::file_type::not_found;
+                             const bool existed =
+                                 is_rbd_name(abs) || std::filesystem::symlink_status(abs, ec).type() !=
+                                                         std::filesystem::file_type::not_found;
                              Status s = backend.pvcreate(abs, size_bytes, options).status();
                              if (!s.ok() && !existed) std::filesystem::remove(abs, ec);
                              return s;

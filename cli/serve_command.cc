@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cowsnap/control/client.h"
+#include "cowsnap/io/rbd.h"
 #include "cowsnap/vg/root.h"
 #include "online_backend.h"
 
@@ -37,6 +38,9 @@ struct ServeArgs {
   std::string write_back_memory;
   std::string plugin;
   std::string nbdkit = "nbdkit";
+  // The plugin's takeover=on (--take-over) or takeover=force (--force).
+  bool take_over = false;
+  bool force = false;
 };
 
 // The plugin: --plugin, $COWSNAP_NBDKIT_PLUGIN, next to this binary in a
@@ -144,6 +148,10 @@ int serve(Context& context, const ServeArgs& args) {
   argv.push_back("root=" + root);
   if (args.write_back) argv.emplace_back("writeback=on");
   if (!args.write_back_memory.empty()) argv.push_back("writeback-memory=" + args.write_back_memory);
+  const CephClient ceph = ceph_client();
+  if (!ceph.conf_path.empty()) argv.push_back("ceph-conf=" + ceph.conf_path);
+  if (!ceph.id.empty()) argv.push_back("ceph-id=" + ceph.id);
+  if (args.take_over) argv.emplace_back(args.force ? "takeover=force" : "takeover=on");
 
   fmt::print(stderr, "cowsnap serve: every LV under {} as {} (control socket {})\n", root, where,
              control::socket_path(root));
@@ -187,6 +195,12 @@ void register_serve_command(CLI::App& app, CommandTable& table) {
                   "Path of nbdkit-cowsnap-plugin.so (default: the one beside a build tree's cowsnap, "
                   "else the installed one, in nbdkit's plugin directory)");
   cmd->add_option("--nbdkit", args->nbdkit, "The nbdkit program (default: nbdkit from PATH)");
+  auto* take_over =
+      cmd->add_flag("--take-over", args->take_over,
+                    "Serve RBD PVs another server owns once that server is dead: break its exclusive lock "
+                    "(the cluster blocklists it) after its watch lapses");
+  cmd->add_flag("--force", args->force, "With --take-over: break the owner's lock even while it is alive")
+      ->needs(take_over);
   table.add(cmd, [args](Context& context) { return serve(context, *args); });
 }
 

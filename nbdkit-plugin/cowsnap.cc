@@ -16,6 +16,7 @@
 #include <string>
 
 #include "cowsnap/control/protocol.h"
+#include "cowsnap/io/rbd.h"
 #include "cowsnap/server/control_server.h"
 #include "cowsnap/server/volume_service.h"
 
@@ -45,6 +46,8 @@ constexpr uint32_t kMaxBlockBytes = 32 * 1024 * 1024;
 // Set by config, read-only once nbdkit starts serving.
 std::string root_dir;
 cowsnap::WriteBackOptions write_back;
+cowsnap::CephClient ceph;
+cowsnap::vg::PvTakeOver take_over = cowsnap::vg::PvTakeOver::kNo;
 // Created in get_ready (the control socket) and after_fork (the service,
 // whose threads must live in the process that serves), destroyed in
 // cleanup/unload; the pointers are not changed while connections exist,
@@ -135,9 +138,35 @@ int cowsnap_config(const char* key, const char* value) {
     write_back.max_pending_bytes = static_cast<uint64_t>(bytes);
     return 0;
   }
+  if (std::strcmp(key, "ceph-conf") == 0) {
+    char* abs = nbdkit_absolute_path(value);
+    if (abs == nullptr) return -1;
+    const int r = guarded([abs] {
+      ceph.conf_path = abs;
+      return Status::Ok();
+    });
+    std::free(abs);
+    return r;
+  }
+  if (std::strcmp(key, "ceph-id") == 0) {
+    return guarded([value] {
+      ceph.id = value;
+      return Status::Ok();
+    });
+  }
+  if (std::strcmp(key, "takeover") == 0) {
+    if (std::strcmp(value, "force") == 0) {
+      take_over = cowsnap::vg::PvTakeOver::kForce;
+      return 0;
+    }
+    const int on = nbdkit_parse_bool(value);
+    if (on == -1) return -1;
+    take_over = on == 1 ? cowsnap::vg::PvTakeOver::kDeadOwner : cowsnap::vg::PvTakeOver::kNo;
+    return 0;
+  }
   nbdkit_error(
       "unknown parameter '%s' (the cowsnap plugin takes root=DIR, writeback=on|off, "
-      "writeback-memory=SIZE)",
+      "writeback-memory=SIZE, ceph-conf=FILE, ceph-id=ID, takeover=on|off|force)",
       key);
   return -1;
 }
@@ -187,6 +216,9 @@ int cowsnap_after_fork() {
     options.log_debug = log_debug;
     options.command_line = "nbdkit cowsnap plugin (online change)";
     options.write_back = write_back;
+    options.take_over = take_over;
+    // librados starts threads: the client is made here, after the fork.
+    cowsnap::set_ceph_client(ceph);
     // A test hook (fault-injection tests only): see the man page.
     // NOLINTNEXTLINE(concurrency-mt-unsafe): before nbdkit starts threads
     if (const char* delay = std::getenv("COWSNAP_TEST_WRITEBACK_DELAY_MS"); delay != nullptr) {
@@ -418,6 +450,10 @@ nbdkit_plugin make_plugin() {
       "               before the copy-out is durable; a crash may lose writes since the last\n"
       "               flush, never a snapshot's view or a flushed write.\n"
       "writeback-memory=SIZE  (default 64M) memory for pending copy-outs; writers wait when full.\n"
+      "ceph-conf=FILE (default $CEPH_CONF, /etc/ceph/ceph.conf) the cluster of rbd:POOL/IMAGE PVs.\n"
+      "ceph-id=ID     (default admin) the Ceph client id (client.ID) to connect as.\n"
+      "takeover=on|off|force  (default off) break another server's exclusive lock on an RBD PV:\n"
+      "               on once that owner is dead (its watch has lapsed), force even if alive.\n"
       "Every active LV is served as export \"VG/LV\"; ROOT/control.sock takes online commands.";
   p.dump_plugin = cowsnap_dump_plugin;
   p.get_ready = cowsnap_get_ready;

@@ -210,7 +210,8 @@ Status VolumeService::own_pvs(const vg::VgOnDisk& disk) {
   std::map<std::string, vg::PvLock> taken;
   for (const auto& [pv_name, path] : disk.pv_paths) {
     if (pv_locks_.count(path) != 0 || taken.count(path) != 0) continue;
-    COWSNAP_ASSIGN_OR_RETURN(vg::PvLock lock, vg::PvLock::acquire(path, vm_.root().dir()));
+    COWSNAP_ASSIGN_OR_RETURN(vg::PvLock lock,
+                             vg::PvLock::acquire(path, vm_.root().dir(), 10000, options_.take_over));
     taken.emplace(path, std::move(lock));
   }
   pv_locks_.merge(taken);

@@ -15,6 +15,8 @@
 #include <sstream>
 #include <thread>
 
+#include "cowsnap/io/rbd.h"
+
 namespace cowsnap::vg {
 
 FileLock::FileLock(FileLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
@@ -70,6 +72,18 @@ Result<FileLock> FileLock::try_existing(const std::string& path, bool exclusive)
 // ---- PV ownership ----
 
 namespace {
+
+TakeOver rbd_take_over(PvTakeOver t) {
+  switch (t) {
+    case PvTakeOver::kDeadOwner:
+      return TakeOver::kDeadOwner;
+    case PvTakeOver::kForce:
+      return TakeOver::kForce;
+    case PvTakeOver::kNo:
+      break;
+  }
+  return TakeOver::kNo;
+}
 
 constexpr std::string_view kOwnerMarker = "/locks/pv_owner";
 
@@ -147,8 +161,9 @@ std::optional<PvHolder> find_pv_holder(const std::string& pv_path) {
   return std::nullopt;
 }
 
-Result<PvLock> PvLock::acquire(const std::string& pv_path, const std::string& root_dir,
-                               int same_root_wait_ms) {
+Result<PvLock> PvLock::acquire(const std::string& pv_path, const std::string& root_dir, int same_root_wait_ms,
+                               PvTakeOver take_over) {
+  if (is_rbd_name(pv_path)) return acquire_rbd(pv_path, take_over);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(same_root_wait_ms);
   PvLock lock;
   lock.path_ = pv_path;
@@ -181,10 +196,24 @@ Result<PvLock> PvLock::acquire(const std::string& pv_path, const std::string& ro
   }
 }
 
+Result<PvLock> PvLock::acquire_rbd(const std::string& pv_path, PvTakeOver take_over) {
+  COWSNAP_ASSIGN_OR_RETURN(std::shared_ptr<RbdDevice> image, RbdDevice::open(pv_path, {}));
+  COWSNAP_RETURN_IF_ERROR(image->acquire_exclusive_lock(rbd_take_over(take_over)));
+  PvLock lock;
+  lock.path_ = pv_path;
+  lock.rbd_image_ = std::move(image);
+  return lock;
+}
+
 Result<std::vector<PvLock>> claim_pvs_for_edit(const std::vector<std::string>& paths,
                                                const std::string& root_dir) {
   std::vector<PvLock> held;
   for (const std::string& path : paths) {
+    if (is_rbd_name(path)) {
+      COWSNAP_ASSIGN_OR_RETURN(PvLock lock, PvLock::acquire(path, root_dir, 0));
+      held.push_back(std::move(lock));
+      continue;
+    }
     Result<PvLock> lock = PvLock::acquire(path, root_dir, 0);
     if (lock.ok()) {
       held.push_back(std::move(lock).value());

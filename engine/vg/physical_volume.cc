@@ -40,11 +40,7 @@ MetadataText bad_area(BlockDevice& dev, const DiskArea& area, const std::string&
 
 Result<std::shared_ptr<BlockDevice>> open_pv_device(const std::string& path, bool read_only,
                                                     uint64_t create_size_bytes) {
-  FileDevice::Options opts;
-  opts.read_only = read_only;
-  opts.create_size_bytes = create_size_bytes;
-  COWSNAP_ASSIGN_OR_RETURN(std::shared_ptr<FileDevice> dev, FileDevice::open(path, opts));
-  return std::shared_ptr<BlockDevice>(std::move(dev));
+  return open_device(path, {.read_only = read_only, .create_size_bytes = create_size_bytes});
 }
 
 uint64_t PvOnDisk::pe_start_bytes() const {

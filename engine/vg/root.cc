@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "atomic_file.h"
+#include "cowsnap/io/rbd.h"
 
 namespace cowsnap::vg {
 namespace {
@@ -30,6 +31,7 @@ Status make_dir(const std::string& path) {
 }  // namespace
 
 std::string absolute_path(const std::string& path) {
+  if (is_rbd_name(path)) return path;
   std::error_code ec;
   std::filesystem::path p = std::filesystem::absolute(path, ec);
   if (ec) return path;

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 
+#include "cowsnap/io/devices.h"
 #include "cowsnap/vg/pv_metadata.h"
 #include "cowsnap/vg/volume_manager.h"
 
@@ -15,7 +16,8 @@ Result<PvHeader> VolumeManager::pvcreate(const std::string& path, uint64_t size_
                                          const PvCreateOptions& options) {
   const std::string abs = absolute_path(path);
   COWSNAP_ASSIGN_OR_RETURN(FileLock lock, root_.lock_global());
-  if (::access(abs.c_str(), F_OK) == 0) {
+  COWSNAP_ASSIGN_OR_RETURN(const bool exists, device_exists(abs));
+  if (exists) {
     COWSNAP_ASSIGN_OR_RETURN(std::shared_ptr<BlockDevice> dev, open_pv_device(abs, true));
     COWSNAP_ASSIGN_OR_RETURN(bool labelled, has_pv_label(*dev));
     if (labelled) {

@@ -91,10 +91,10 @@ void ActiveVolumeGroup::activate_snapshot_or_fail(const vg::VolumeGroup& vg, con
 
 Result<std::shared_ptr<BlockDevice>> ActiveVolumeGroup::pv_device(const std::string& path) {
   if (auto it = pv_devices_.find(path); it != pv_devices_.end()) return it->second;
-  COWSNAP_ASSIGN_OR_RETURN(std::shared_ptr<FileDevice> dev,
-                           FileDevice::open(path, FileDevice::Options{.read_only = options_.read_only}));
+  COWSNAP_ASSIGN_OR_RETURN(std::shared_ptr<BlockDevice> dev,
+                           open_device(path, DeviceOpenOptions{.read_only = options_.read_only}));
   pv_devices_.emplace(path, dev);
-  return std::shared_ptr<BlockDevice>(dev);
+  return dev;
 }
 
 Result<std::shared_ptr<MappedDevice>> ActiveVolumeGroup::make_linear_device(const vg::VolumeGroup& vg,

@@ -116,6 +116,9 @@ class VolumeService {
     // Write-back acknowledges copy-out writes before they are durable; a
     // crash may lose writes since the last FLUSH, never a snapshot's view.
     WriteBackOptions write_back;
+    // What activating a VG does when another client owns one of its RBD
+    // PVs (cowsnap/vg/lock.h): refuse, or take the PV over.
+    vg::PvTakeOver take_over = vg::PvTakeOver::kNo;
     // How often the snapshot monitor looks at every active snapshot and
     // logs dmeventd's warnings (80 % full and each 5 % after, invalid);
     // dmeventd looks every 10 s. Zero: no monitor thread (monitor_snapshots()
