@@ -16,8 +16,8 @@ e2e_require_tools nbdkit nbdcopy
 /usr/bin/python3 -c 'import nbd' 2>/dev/null || e2e_skip "python3-libnbd is not installed"
 e2e_init
 
-csq pvcreate --size 512M "$WORK/pv0.img" >/dev/null
-csq vgcreate -s 4M vgc "$WORK/pv0.img" >/dev/null
+csq pvcreate --size 512M "$(e2e_pv pv0)" >/dev/null
+csq vgcreate -s 4M vgc "$(e2e_pv pv0)" >/dev/null
 csq lvcreate -L 16M -n data vgc >/dev/null
 e2e_server_start
 wb=()
@@ -28,6 +28,9 @@ wait "$SERVER_PID" 2>/dev/null || true
 SERVER_PID=""
 echo "server killed under load"
 
+# On RBD the killed server still owns its PV's exclusive lock: the new one
+# takes it over once the old client's watch lapses.
+[[ "${E2E_PV_BACKEND:-file}" == rbd ]] && E2E_SERVER_PARAMS=(takeover=on)
 e2e_server_start
 for s in model0 model1 model2; do
   e2e_expect_eq "$(e2e_lv_field vgc/$s lv_attr)" "swi-a-s---" "$s attributes after the crash"

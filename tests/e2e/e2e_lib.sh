@@ -26,6 +26,7 @@ declare -A E2E_FS_PIDS=()       # mount point -> its fuse2fs process
 declare -a E2E_FUSE_DIRS=()     # nbdfuse mount points
 declare -a E2E_FUSE_PIDS=()
 declare -a E2E_BG_PIDS=()       # other background helpers
+declare -a E2E_SERVER_PARAMS=() # more plugin parameters for e2e_server_start
 
 e2e_skip() {
   # ctest treats 77 as "skipped"; in CI a missing prerequisite is a failure.
@@ -68,6 +69,9 @@ e2e_init() {
   SOCK=$WORK/nbd.sock
   mkdir -p "$WORK/fuse" "$WORK/mnt"
   trap e2e_cleanup EXIT
+  if [[ "${E2E_PV_BACKEND:-file}" == rbd ]]; then
+    [[ -r "${CEPH_CONF:-}" ]] || e2e_fail "E2E_PV_BACKEND=rbd needs CEPH_CONF naming a running cluster's config"
+  fi
 }
 
 e2e_cleanup() {
@@ -118,13 +122,24 @@ csq() { "$COWSNAP" --root "$ROOT" "$@"; }
 
 uri() { echo "nbd+unix:///$1?socket=$SOCK"; }
 
+# A PV's name: a sparse file in WORK, or with E2E_PV_BACKEND=rbd an image
+# in the pool "rbd" of the cluster $CEPH_CONF names (tests/ceph), unique to
+# this run.
+e2e_pv() {
+  if [[ "${E2E_PV_BACKEND:-file}" == rbd ]]; then
+    echo "rbd:rbd/${WORK##*/}-$1"
+  else
+    echo "$WORK/$1.img"
+  fi
+}
+
 # ---- the server ----
 
 e2e_server_start() {
   local mode=()
   [[ "$COWSNAP_WRITEBACK" == 1 ]] && mode=(writeback=on)
   rm -f "$SOCK"
-  nbdkit -f -U "$SOCK" "$PLUGIN" root="$ROOT" "${mode[@]}" 2>>"$WORK/nbdkit.log" &
+  nbdkit -f -U "$SOCK" "$PLUGIN" root="$ROOT" "${mode[@]}" "${E2E_SERVER_PARAMS[@]}" 2>>"$WORK/nbdkit.log" &
   SERVER_PID=$!
   local i
   for ((i = 0; i < 100; i++)); do

@@ -37,9 +37,9 @@ seed_main() {
   local t0 f
   e2e_init
 
-  step "a PV (6625M sparse file), VG vgsrv with 32 MiB extents, LV b64m"
-  cs pvcreate --size 6625M "$WORK/pv0.img"
-  cs vgcreate -s 32M vgsrv "$WORK/pv0.img"
+  step "a PV (6625M sparse file or RBD image), VG vgsrv with 32 MiB extents, LV b64m"
+  cs pvcreate --size 6625M "$(e2e_pv pv0)"
+  cs vgcreate -s 32M vgsrv "$(e2e_pv pv0)"
   cs vgs vgsrv
   cs lvcreate -L 64M -n b64m vgsrv
 
