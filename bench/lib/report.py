@@ -424,6 +424,37 @@ def backup_section(doc):
     return md
 
 
+def rbd_section(doc):
+    md = ["## RBD-backed PVs (rbd_bench)\n"]
+    md.append(f"The engine over RBD images of a scratch single-node Ceph cluster (one memstore OSD on this "
+              f"machine) against the same engine over files, {len(doc['rounds'])} round(s); per case the ratio "
+              "of RBD to file throughput within a round, median and range (min–max) over the rounds. "
+              "64 KiB chunks, 8 writers. A memstore OSD on loopback is a floor for a real cluster's cost.\n")
+    rows = []
+    for k, v in doc["figures"].items():
+        r = v["rbd_over_file"]
+        rows.append((k, fmt(v["file_mib_s"]["median"], 1), fmt(v["rbd_mib_s"]["median"], 1),
+                     fmt(r["median"], 3) + "×", f"{fmt(r['min'], 3)}–{fmt(r['max'], 3)}",
+                     fmt(v["rbd_wa"]["median"], 3)))
+    md.append(table(["case", "file MiB/s", "RBD MiB/s", "RBD / file", "range", "WA (RBD)"], rows) + "\n")
+    frows = [(b, fmt(v["median"], 3), f"{fmt(v['min'], 3)}–{fmt(v['max'], 3)}") for b, v in doc["flush_ms"].items()]
+    md.append("Flush latency: a 4 KiB write, then a timed flush, 64 times per round on the origin device; "
+              "medians of the rounds' medians (ms). librbd with its cache off sends each write to the OSD "
+              "before it returns, so its flush has nothing left to do: the round trip is paid per write.\n")
+    md.append(table(["backing", "flush ms (median)", "range"], frows) + "\n")
+    return md
+
+
+def check_rbd(doc):
+    problems = []
+    for k, v in doc.get("figures", {}).items():
+        if not v["rbd_mib_s"]["min"] > 0:
+            problems.append(f"rbd_bench {k}: no RBD throughput")
+    if not doc.get("figures"):
+        problems.append("rbd_bench: no cases")
+    return problems
+
+
 def write_dat(path, header, rows):
     with open(path, "w") as f:
         f.write("\t".join(header) + "\n")  # gnuplot: set key autotitle columnhead
@@ -440,6 +471,7 @@ def main():
     ap.add_argument("--etb")
     ap.add_argument("--nbd", required=True)
     ap.add_argument("--backup")
+    ap.add_argument("--rbd")
     ap.add_argument("--out", required=True)
     ap.add_argument("--command", default="bench/run")
     ap.add_argument("--check", action="store_true")
@@ -459,6 +491,10 @@ def main():
     if a.backup and os.path.exists(a.backup):
         with open(a.backup) as f:
             backup = json.load(f)
+    rbd = None
+    if a.rbd and os.path.exists(a.rbd):
+        with open(a.rbd) as f:
+            rbd = json.load(f)
 
     if a.check:
         problems = check_all(cow_cases, nbd_lines, nbd_skipped, etb, a.servers.split())
@@ -466,6 +502,8 @@ def main():
             problems += [f"write-back {p}" for p in check_all(wb_cases, [], [], None, [])]
         if a.backup:
             problems += check_backup(backup)
+        if a.rbd:
+            problems += check_rbd(rbd or {})
         if problems:
             print("report.py --check: %d problem(s):" % len(problems), file=sys.stderr)
             for p in problems:
@@ -606,6 +644,8 @@ def main():
     # Backup.
     if backup is not None:
         md += backup_section(backup)
+    if rbd is not None:
+        md += rbd_section(rbd)
 
     # Memory.
     md.append("## Memory per exception\n")
