@@ -29,13 +29,13 @@ die() {
     exit 1
 }
 
-# Print the last lines of a daemon log to stderr (for failure reports).
+# Print the last lines of a daemon log (for failure reports).
 show_log() {
     local log=$1
     if [[ -s $log ]]; then
-        echo "---- tail of $log ----" >&2
-        tail -n 30 "$log" >&2
-        echo "----" >&2
+        echo "---- tail of $log ----"
+        tail -n 30 "$log"
+        echo "----"
     fi
 }
 
@@ -47,7 +47,12 @@ pid_is_ours() {
     [[ -r /proc/$pid/stat ]] || return 1
     state=$(sed -E 's/^.*\) (.).*$/\1/' "/proc/$pid/stat" 2>/dev/null) || return 1
     [[ $state != Z ]] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$conf"
+    [[ $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) == *" $conf"* ]]
+}
+
+# listens PID PORT: process PID has a listening TCP socket on PORT.
+listens() {
+    [[ $(ss -Hltnp "sport = :$2") == *"pid=$1,"* ]]
 }
 
 # stop_daemon DIR NAME: SIGTERM, wait up to STOP_GRACE s, then SIGKILL.
@@ -132,9 +137,14 @@ mon_warn_on_insecure_global_id_reclaim_allowed = false
 
 [mon]
 mon_data = $dir/mon.\$id
+# Keep rocksdb statistics dumps out of the mon log.
+debug_rocksdb = 0/5
 log_file = $dir/\$name.log
 pid_file = $dir/run/\$name.pid
 admin_socket = $dir/run/\$name.asok
+# If another cluster grabbed our port, fail at once (default: 3 tries, 5 s
+# apart) so start can retry with another port.
+ms_bind_retry_count = 1
 # Commit map changes almost at once (default 1 s): cluster is up in ~1 s.
 paxos_propose_interval = 0.01
 # Do not shut the mon down on a nearly full CI disk (defaults 30%/5% free).
@@ -170,6 +180,9 @@ client_mount_timeout = 15
 # Clients ping their watches once per objecter tick (default 5 s); with a
 # 5 s osd_client_watch_timeout that would race, so ping every second.
 objecter_tick_interval = 1
+# The OSDs' watch timeout, as the client sees it: how long a take-over
+# (cowsnap serve --take-over) waits for a lapsed owner's watch to go.
+osd_client_watch_timeout = 5
 # One process may open several clients; do not let them fight over sockets.
 admin_socket = ""
 EOF
@@ -183,7 +196,7 @@ ceph_cli() {
 # wait_for DESCRIPTION DAEMON COMMAND...: retry COMMAND until it succeeds,
 # for at most STEP_TIMEOUT s; fails early if DAEMON's pid has exited.
 wait_for() {
-    local what=$1 daemon=$2 deadline
+    local what=$1 daemon=$2 deadline delay=0.1
     shift 2
     deadline=$((SECONDS + STEP_TIMEOUT))
     while ! "$@" >/dev/null 2>&1; do
@@ -193,17 +206,23 @@ wait_for() {
         fi
         ((SECONDS < deadline)) || fail "timed out after ${STEP_TIMEOUT}s waiting for $what" \
             "$DIR/$daemon.log"
-        sleep 0.2
+        # Back off to 1 s: each ceph CLI call costs ~0.3 s of CPU.
+        sleep "$delay"
+        [[ $delay == 1 ]] || delay=$([[ $delay == 0.1 ]] && echo 0.3 || echo 1)
     done
 }
 
-# fail MESSAGE [LOG...]: report, show logs, stop what we started, exit 1.
+# fail MESSAGE [LOG...]: stop what we started, report with log tails, exit 1.
+# The tails are taken before stopping (shutdown would bury the error), and
+# printed after, so a closed stderr (SIGPIPE) cannot leave daemons behind.
 fail() {
-    local msg=$1 log
+    local msg=$1 report log
     shift
-    echo "$prog: error: $msg" >&2
-    for log in "$@"; do show_log "$log"; done
+    trap '' PIPE INT TERM
+    report="$prog: error: $msg"$'\n'
+    for log in "$@"; do report+=$(show_log "$log")$'\n'; done
     cmd_stop "$DIR" || true
+    printf '%s' "$report" >&2
     exit 1
 }
 
@@ -213,8 +232,16 @@ fail() {
 start_daemon() {
     local name=$1
     shift
+    local pid i
     setsid "$@" -f -c "$CONF" </dev/null >"$DIR/$name.stderr" 2>&1 &
-    echo $! >"$DIR/run/$name.pid"
+    pid=$!
+    echo "$pid" >"$DIR/run/$name.pid"
+    # Until setsid has exec'd the daemon, pid_is_ours would say "dead".
+    for ((i = 0; i < 100; i++)); do
+        pid_is_ours "$pid" "$CONF" && return 0
+        [[ -e /proc/$pid ]] || return 0
+        sleep 0.05
+    done
 }
 
 osd_is_up() {
@@ -228,7 +255,8 @@ cmd_start() {
     while (($#)); do
         case $1 in
             --memstore-size)
-                [[ ${2:-} =~ ^[0-9]+$ ]] || die "--memstore-size needs a byte count"
+                # 0 makes the OSD assert on its first statfs.
+                [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || die "--memstore-size needs a positive byte count"
                 memstore_bytes=$2
                 shift 2 ;;
             *) usage ;;
@@ -243,6 +271,8 @@ cmd_start() {
     mkdir -p "$DIR/run" "$DIR/crash" "$DIR/osd0"
     DIR=$(cd "$DIR" && pwd)
     CONF=$DIR/ceph.conf
+    # Killed half-way (e.g. by a test timeout): do not leave daemons behind.
+    trap 'fail "interrupted"' INT TERM HUP
     fsid=$(cat /proc/sys/kernel/random/uuid)
 
     # Monitor. The port is only checked free, so another cluster may grab it
@@ -264,12 +294,14 @@ cmd_start() {
         pid=$(<"$DIR/run/mon.a.pid")
         for ((i = 0; i < STEP_TIMEOUT * 5; i++)); do
             pid_is_ours "$pid" "$CONF" || break
-            ss -Hltnp "sport = :$port" | grep -q "pid=$pid," && break
+            listens "$pid" "$port" && break
             sleep 0.2
         done
-        pid_is_ours "$pid" "$CONF" && break
+        listens "$pid" "$port" && break
+        pid_is_ours "$pid" "$CONF" &&
+            fail "ceph-mon did not listen on port $port within ${STEP_TIMEOUT}s" "$DIR/mon.a.log"
         echo "$prog: ceph-mon on port $port exited (attempt $attempt)" >&2
-        show_log "$DIR/mon.a.log"
+        show_log "$DIR/mon.a.log" >&2
         ((attempt < 3)) || fail "ceph-mon failed to start" "$DIR/mon.a.log" "$DIR/mon.a.stderr"
     done
     wait_for "the monitor to answer (ceph mon stat)" mon.a ceph_cli mon stat

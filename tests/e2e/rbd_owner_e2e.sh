@@ -4,7 +4,9 @@
 # the first stops answering (SIGSTOP: its watch lapses as a dead host's
 # would), `serve --take-over` breaks its lock and serves the VG with its
 # snapshot intact; the old server, woken, fails its late writes (the
-# cluster blocklisted it), and the data stays the new owner's.
+# cluster blocklisted it), and the data stays the new owner's. A live owner
+# is not taken over without --force, and is with it. One VG mixes an RBD
+# PV and a file PV.
 # Then bad input: an unknown pool, an unknown image, an image smaller than
 # a PV, and a cluster that cannot be reached (an error within a bound).
 # Needs CEPH_CONF (ctest starts a cluster: tests/ceph).
@@ -13,6 +15,7 @@ COWSNAP=${COWSNAP:-${1:-}}
 PLUGIN=${PLUGIN:-${2:-}}
 source "$here/e2e_lib.sh"
 e2e_require_tools nbdkit nbdcopy nbdinfo rbd
+/usr/bin/python3 -c 'import nbd' 2>/dev/null || e2e_skip "python3-libnbd is not installed"
 E2E_PV_BACKEND=rbd
 e2e_init
 PV=$(e2e_pv pv0)
@@ -48,6 +51,23 @@ echo "  second server refused: $(grep -o 'rbd:[^ ]*: in use by another server: c
 kill "$second"; wait "$second" 2>/dev/null
 rm -f "$SOCK2"
 
+# --take-over does not break a live owner: it waits out the watch
+# timeout, then refuses, naming the owner.
+"$COWSNAP" --root "$ROOT2" serve -U "$SOCK2" --take-over 2>"$WORK/live.log" &
+live=$!
+E2E_BG_PIDS+=("$live")
+for ((i = 0; i < 300; i++)); do
+  grep -q "not taken over" "$WORK/live.log" && break
+  sleep 0.1
+done
+grep -q "not taken over: its owner client\.[0-9]* is alive" "$WORK/live.log" ||
+  e2e_fail "serve --take-over did not refuse a live owner: $(cat "$WORK/live.log")"
+nbdinfo --list "nbd+unix://?socket=$SOCK2" 2>/dev/null | grep -q '^export=' &&
+  e2e_fail "serve --take-over serves the VG of a live owner"
+echo "  --take-over with a live owner: $(grep -o 'not taken over: its owner client\.[0-9]* is alive' "$WORK/live.log")"
+kill "$live"; wait "$live" 2>/dev/null
+rm -f "$SOCK2"
+
 # The first server hangs (a dead host, as the cluster sees it).
 kill -STOP "$FIRST_PID"
 t0=$(date +%s)
@@ -79,7 +99,57 @@ echo "  old server's late write: $(grep -m1 -o 'Cannot send after transport endp
 nbdcopy "nbd+unix:///vgo/data?socket=$SOCK2" "$WORK/data.read"
 cmp -s "$WORK/data.read" "$WORK/v2" || e2e_fail "the old server's late write reached the image"
 e2e_server_kill
-kill "$taker"; wait "$taker" 2>/dev/null
+
+# --force takes a live owner's PV: a third root's server takes it from the
+# running taker at once, and the taker's writes fail from then on.
+ROOT3=$WORK/root3 SOCK3=$WORK/nbd3.sock
+mkdir -p "$ROOT3"
+"$COWSNAP" --root "$ROOT3" lvmdevices --adddev "$PV" >/dev/null
+"$COWSNAP" --root "$ROOT3" serve -U "$SOCK3" --take-over --force 2>"$WORK/force.log" &
+forcer=$!
+E2E_BG_PIDS+=("$forcer")
+for ((i = 0; i < 100; i++)); do
+  nbdinfo --list "nbd+unix://?socket=$SOCK3" 2>/dev/null | grep -q '^export="vgo/data"' && break
+  sleep 0.1
+done
+nbdinfo --list "nbd+unix://?socket=$SOCK3" 2>/dev/null | grep -q '^export="vgo/snap"' ||
+  e2e_fail "serve --take-over --force did not take a live owner's VG: $(cat "$WORK/force.log")"
+if nbdcopy --flush "$WORK/late" "nbd+unix:///vgo/data?socket=$SOCK2" 2>/dev/null; then
+  e2e_fail "the live owner's write succeeded after a forced take-over"
+fi
+nbdcopy "nbd+unix:///vgo/snap?socket=$SOCK3" "$WORK/snap.read"
+cmp -s "$WORK/snap.read" "$WORK/v1" || e2e_fail "the snapshot changed in a forced take-over"
+echo "  --force: taken from a live owner, whose writes now fail"
+kill "$forcer" "$taker"; wait "$forcer" "$taker" 2>/dev/null
+
+# One VG over an RBD PV and a file PV, an LV spanning both, a snapshot.
+cs pvcreate --size 64M "$(e2e_pv mix0)"
+cs pvcreate --size 64M "$WORK/mix1.img"
+cs vgcreate -s 4M vgmix "$(e2e_pv mix0)" "$WORK/mix1.img"
+cs lvcreate -L 96M -n span vgmix
+cs pvs -o pv_name,vg_name,pv_size,pv_free
+e2e_server_start
+head -c 96M /dev/urandom >"$WORK/m1"
+cp "$WORK/m1" "$WORK/m2"
+# 8 MiB on each PV change after the snapshot.
+for mib in 0 80; do
+  dd if=/dev/urandom of="$WORK/m2" bs=1M seek=$mib count=8 conv=notrunc status=none
+done
+nbdcopy --flush "$WORK/m1" "$(uri vgmix/span)"
+cs lvcreate -L 20M -s -n spansnap vgmix/span
+/usr/bin/python3 -c "
+import nbd
+h = nbd.NBD()
+h.connect_uri('$(uri vgmix/span)')
+d = open('$WORK/m2', 'rb').read()
+for off in (0, 80 << 20):
+    h.pwrite(d[off:off + (8 << 20)], off)
+h.flush()"
+nbdcopy "$(uri vgmix/spansnap)" "$WORK/m.snap"
+nbdcopy "$(uri vgmix/span)" "$WORK/m.origin"
+cmp -s "$WORK/m.snap" "$WORK/m1" || e2e_fail "a snapshot of an LV over an RBD and a file PV does not read its origin as it was"
+cmp -s "$WORK/m.origin" "$WORK/m2" || e2e_fail "an LV over an RBD and a file PV does not read what was written"
+e2e_server_stop
 
 # ---- bad input ----
 expect_error() {  # expect_error PATTERN CMD...: fails, saying PATTERN
