@@ -499,11 +499,11 @@ class Bench {
       ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
     }
     std::sort(ms.begin(), ms.end());
-    const nlohmann::json out = {{"backing", backing_name()},
-                                {"rounds", kRounds},
-                                {"median_ms", ms[ms.size() / 2]},
-                                {"min_ms", ms.front()},
-                                {"max_ms", ms.back()}};
+    nlohmann::json out = {{"backing", backing_name()},
+                          {"rounds", kRounds},
+                          {"median_ms", ms[ms.size() / 2]},
+                          {"min_ms", ms.front()},
+                          {"max_ms", ms.back()}};
     if (!o_.quiet) {
       (void)std::fprintf(stderr, "flush latency (%s): median %.3f ms (%.3f-%.3f) over %d flushes\n",
                          backing_name().c_str(), ms[ms.size() / 2], ms.front(), ms.back(), kRounds);

@@ -7,7 +7,6 @@
 #include <array>
 #include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <map>
 #include <mutex>
 #include <utility>
@@ -59,28 +58,27 @@ Result<std::shared_ptr<RbdCluster>> connect_cluster(const CephClient& c) {
   int rc = rados_create(&cluster, c.id.empty() ? nullptr : c.id.c_str());
   if (rc < 0) {
     return Status::Error(
-        -rc, fmt::format("cannot create a Ceph client for {}: {}", describe_client(c), std::strerror(-rc)));
+        -rc, fmt::format("cannot create a Ceph client for {}: {}", describe_client(c), errno_text(-rc)));
   }
   auto result = std::make_shared<RbdCluster>(cluster, describe_client(c));
   rc = rados_conf_read_file(cluster, c.conf_path.empty() ? nullptr : c.conf_path.c_str());
   if (rc < 0) {
     return Status::Error(
-        -rc,
-        fmt::format("cannot read the Ceph config {}: {}{}",
-                    c.conf_path.empty() ? "($CEPH_CONF or /etc/ceph/ceph.conf)" : c.conf_path,
-                    std::strerror(-rc), c.conf_path.empty() ? " (give --ceph-conf or set CEPH_CONF)" : ""));
+        -rc, fmt::format("cannot read the Ceph config {}: {}{}",
+                         c.conf_path.empty() ? "($CEPH_CONF or /etc/ceph/ceph.conf)" : c.conf_path,
+                         errno_text(-rc), c.conf_path.empty() ? " (give --ceph-conf or set CEPH_CONF)" : ""));
   }
   (void)rados_conf_set(cluster, "rbd_cache", "false");
   set_if_default(cluster, "client_mount_timeout", "300", kBoundedTimeout);
   set_if_default(cluster, "rados_mon_op_timeout", "0", kBoundedTimeout);
   rc = rados_conf_parse_env(cluster, nullptr);  // $CEPH_ARGS
   if (rc < 0) {
-    return Status::Error(EINVAL, fmt::format("bad $CEPH_ARGS: {}", std::strerror(-rc)));
+    return Status::Error(EINVAL, fmt::format("bad $CEPH_ARGS: {}", errno_text(-rc)));
   }
   rc = rados_connect(cluster);
   if (rc < 0) {
     return Status::Error(-rc, fmt::format("cannot connect to {} (mon_host {}): {}", result->description,
-                                          conf_value(cluster, "mon_host"), std::strerror(-rc)));
+                                          conf_value(cluster, "mon_host"), errno_text(-rc)));
   }
   result->connected = true;
   return result;
@@ -105,8 +103,7 @@ Result<std::shared_ptr<RbdDevice::Image>> open_image(const std::shared_ptr<RbdCl
       return Status::Error(
           ENOENT, fmt::format("{}: pool {} does not exist in {}", name, parts.pool, cluster->description));
     }
-    return Status::Error(-rc,
-                         fmt::format("{}: cannot open pool {}: {}", name, parts.pool, std::strerror(-rc)));
+    return Status::Error(-rc, fmt::format("{}: cannot open pool {}: {}", name, parts.pool, errno_text(-rc)));
   }
   rados_ioctx_set_namespace(image->io, parts.name_space.c_str());
   rc = read_only ? rbd_open_read_only(image->io, parts.image.c_str(), &image->handle, nullptr)
@@ -118,7 +115,7 @@ Result<std::shared_ptr<RbdDevice::Image>> open_image(const std::shared_ptr<RbdCl
       return Status::Error(
           ENOENT, fmt::format("{}: image {} does not exist in pool {}", name, parts.image, parts.pool));
     }
-    return Status::Error(-rc, fmt::format("{}: cannot open the image: {}", name, std::strerror(-rc)));
+    return Status::Error(-rc, fmt::format("{}: cannot open the image: {}", name, errno_text(-rc)));
   }
   return image;
 }
@@ -130,7 +127,7 @@ Status create_image(const std::shared_ptr<RbdCluster>& cluster, const std::strin
   if (rc < 0) {
     pool.io = nullptr;
     return Status::Error(-rc, fmt::format("{}: cannot open pool {} to create the image: {}", name, parts.pool,
-                                          rc == -ENOENT ? "no such pool" : std::strerror(-rc)));
+                                          rc == -ENOENT ? "no such pool" : errno_text(-rc)));
   }
   rados_ioctx_set_namespace(pool.io, parts.name_space.c_str());
   rbd_image_options_t opts = nullptr;
@@ -139,7 +136,7 @@ Status create_image(const std::shared_ptr<RbdCluster>& cluster, const std::strin
   rbd_image_options_destroy(opts);
   if (rc < 0 && rc != -EEXIST) {  // EEXIST: a concurrent creator won
     return Status::Error(
-        -rc, fmt::format("{}: cannot create an image of {} bytes: {}", name, size_bytes, std::strerror(-rc)));
+        -rc, fmt::format("{}: cannot create an image of {} bytes: {}", name, size_bytes, errno_text(-rc)));
   }
   return Status::Ok();
 }
@@ -208,7 +205,7 @@ Result<std::shared_ptr<RbdDevice>> RbdDevice::open(const std::string& name, Opti
   if (!image.ok()) return image.status();
   uint64_t size = 0;
   if (int rc = rbd_get_size((*image)->handle, &size); rc < 0) {
-    return Status::Error(-rc, fmt::format("{}: cannot read the image's size: {}", name, std::strerror(-rc)));
+    return Status::Error(-rc, fmt::format("{}: cannot read the image's size: {}", name, errno_text(-rc)));
   }
   auto dev = std::make_shared<RbdDevice>(name, std::move(*image), size, options.read_only);
   (options.read_only ? r.read_only : r.writable)[name] = dev;

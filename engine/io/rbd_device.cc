@@ -5,7 +5,6 @@
 
 #include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -39,7 +38,7 @@ class Completion {
 // errors that mean "not ours any more" say so.
 Status rbd_error(const std::string& name, int rc, std::string_view what) {
   const int err = rc < 0 ? -rc : EIO;
-  std::string why = std::strerror(err);
+  std::string why = errno_text(err);
   if (err == EROFS) {
     why += " (another client holds the image's exclusive lock)";
   } else if (err == ESHUTDOWN) {

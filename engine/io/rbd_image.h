@@ -6,10 +6,14 @@
 
 #include <memory>
 #include <string>
+#include <system_error>
 
 #include "cowsnap/io/rbd.h"
 
 namespace cowsnap {
+
+// strerror's text, thread-safe (librbd reports -errno).
+inline std::string errno_text(int err) { return std::generic_category().message(err); }
 
 // The process's connection to its cluster; shut down with the last image.
 struct RbdCluster {

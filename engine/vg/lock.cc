@@ -208,6 +208,7 @@ Result<PvLock> PvLock::acquire_rbd(const std::string& pv_path, PvTakeOver take_o
 Result<std::vector<PvLock>> claim_pvs_for_edit(const std::vector<std::string>& paths,
                                                const std::string& root_dir) {
   std::vector<PvLock> held;
+  held.reserve(paths.size());
   for (const std::string& path : paths) {
     if (is_rbd_name(path)) {
       COWSNAP_ASSIGN_OR_RETURN(PvLock lock, PvLock::acquire(path, root_dir, 0));
