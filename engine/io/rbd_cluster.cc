@@ -32,16 +32,17 @@ Registry& registry() {
   return r;
 }
 
-std::string conf_value(rados_t cluster, const char* key) {
-  std::array<char, 256> buf{};
-  if (rados_conf_get(cluster, key, buf.data(), buf.size()) != 0) return {};
-  return std::string(buf.data());
+// The open device of `name` in `devices`, if one is still alive.
+std::shared_ptr<RbdDevice> live(const std::map<std::string, std::weak_ptr<RbdDevice>>& devices,
+                                const std::string& name) {
+  const auto it = devices.find(name);
+  return it == devices.end() ? nullptr : it->second.lock();
 }
 
 // Sets `key` to `value` unless the config file or $CEPH_ARGS chose it
 // (i.e. it still has Ceph's default, `ceph_default`).
 void set_if_default(rados_t cluster, const char* key, const char* ceph_default, const char* value) {
-  const std::string now = conf_value(cluster, key);
+  const std::string now = ceph_conf_value(cluster, key);
   if (now.empty() || now == ceph_default) (void)rados_conf_set(cluster, key, value);
 }
 
@@ -78,9 +79,8 @@ Result<std::shared_ptr<RbdCluster>> connect_cluster(const CephClient& c) {
   rc = rados_connect(cluster);
   if (rc < 0) {
     return Status::Error(-rc, fmt::format("cannot connect to {} (mon_host {}): {}", result->description,
-                                          conf_value(cluster, "mon_host"), errno_text(-rc)));
+                                          ceph_conf_value(cluster, "mon_host"), errno_text(-rc)));
   }
-  result->connected = true;
   return result;
 }
 
@@ -143,6 +143,12 @@ Status create_image(const std::shared_ptr<RbdCluster>& cluster, const std::strin
 
 }  // namespace
 
+std::string ceph_conf_value(rados_t cluster, const char* key) {
+  std::array<char, 256> buf{};
+  if (rados_conf_get(cluster, key, buf.data(), buf.size()) != 0) return {};
+  return std::string(buf.data());
+}
+
 RbdCluster::~RbdCluster() {
   if (handle != nullptr) rados_shutdown(handle);
 }
@@ -191,9 +197,9 @@ Result<std::shared_ptr<RbdDevice>> RbdDevice::open(const std::string& name, Opti
   COWSNAP_ASSIGN_OR_RETURN(RbdImageName parts, parse_rbd_name(name));
   Registry& r = registry();
   std::lock_guard lock(r.mu);
-  if (auto dev = r.writable[name].lock()) return dev;
+  if (auto dev = live(r.writable, name)) return dev;
   if (options.read_only) {
-    if (auto dev = r.read_only[name].lock()) return dev;
+    if (auto dev = live(r.read_only, name)) return dev;
   }
   COWSNAP_ASSIGN_OR_RETURN(std::shared_ptr<RbdCluster> cluster, cluster_locked(r));
   bool image_missing = false;
@@ -216,7 +222,7 @@ Result<bool> RbdDevice::exists(const std::string& name) {
   COWSNAP_ASSIGN_OR_RETURN(RbdImageName parts, parse_rbd_name(name));
   Registry& r = registry();
   std::lock_guard lock(r.mu);
-  if (r.writable[name].lock() || r.read_only[name].lock()) return true;
+  if (live(r.writable, name) || live(r.read_only, name)) return true;
   COWSNAP_ASSIGN_OR_RETURN(std::shared_ptr<RbdCluster> cluster, cluster_locked(r));
   bool image_missing = false;
   auto image = open_image(cluster, name, parts, true, &image_missing);

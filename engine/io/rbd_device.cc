@@ -3,8 +3,11 @@
 // request (a gather write's pieces, then its flush) are in flight together.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -73,6 +76,10 @@ int64_t client_global_id(const std::string& owner) {
 RbdDevice::RbdDevice(std::string name, std::shared_ptr<Image> image, uint64_t size_bytes, bool read_only)
     : name_(std::move(name)), image_(std::move(image)), size_bytes_(size_bytes), read_only_(read_only) {}
 
+Status RbdDevice::check_writable() const {
+  return read_only_ ? Status::Error(EROFS, fmt::format("{}: opened read-only", name_)) : Status::Ok();
+}
+
 RbdDevice::~RbdDevice() {
   std::lock_guard lock(lock_mu_);
   if (lock_held_) (void)rbd_lock_release(image_->handle);
@@ -88,7 +95,7 @@ Status RbdDevice::read(uint64_t offset, std::span<uint8_t> buf) {
 
 Status RbdDevice::write(uint64_t offset, std::span<const uint8_t> buf) {
   COWSNAP_RETURN_IF_ERROR(check_range(*this, offset, buf.size()));
-  if (read_only_) return Status::Error(EROFS, fmt::format("{}: opened read-only", name_));
+  COWSNAP_RETURN_IF_ERROR(check_writable());
   if (buf.empty()) return Status::Ok();
   const char* data = reinterpret_cast<const char*>(buf.data());  // NOLINT: librbd's char buffers
   return run(name_, fmt::format("write of {} bytes at {}", buf.size(), offset),
@@ -102,7 +109,7 @@ Status RbdDevice::flush() {
 
 Status RbdDevice::write_gather_durable(uint64_t offset, std::span<const std::span<const uint8_t>> pieces) {
   COWSNAP_RETURN_IF_ERROR(check_range(*this, offset, gather_bytes(pieces)));
-  if (read_only_) return Status::Error(EROFS, fmt::format("{}: opened read-only", name_));
+  COWSNAP_RETURN_IF_ERROR(check_writable());
   std::vector<Completion> done(pieces.size());
   Status first_error;
   size_t started = 0;
@@ -136,21 +143,11 @@ Status RbdDevice::write_gather_durable(uint64_t offset, std::span<const std::spa
 
 Status RbdDevice::write_zeroes(uint64_t offset, uint64_t length) {
   COWSNAP_RETURN_IF_ERROR(check_range(*this, offset, length));
-  if (read_only_) return Status::Error(EROFS, fmt::format("{}: opened read-only", name_));
+  COWSNAP_RETURN_IF_ERROR(check_writable());
   if (length == 0) return Status::Ok();
   return run(name_, fmt::format("write zeroes of {} bytes at {}", length, offset), [&](rbd_completion_t c) {
     return rbd_aio_write_zeroes(image_->handle, offset, length, c, 0, 0);
   });
-}
-
-Status RbdDevice::discard(uint64_t offset, uint64_t length) {
-  COWSNAP_RETURN_IF_ERROR(check_range(*this, offset, length));
-  if (read_only_) return Status::Error(EROFS, fmt::format("{}: opened read-only", name_));
-  if (length == 0) return Status::Ok();
-  // librbd's discard of a partial object may leave the bytes in place
-  // (rbd_skip_partial_discard); the BlockDevice contract is zeroes after a
-  // discard, which write_zeroes keeps while still freeing whole objects.
-  return write_zeroes(offset, length);
 }
 
 Result<bool> RbdDevice::owns_lock() {
@@ -211,7 +208,7 @@ Result<LockOwner> describe_owner(const std::string& name, rbd_image_t image, con
 }  // namespace
 
 Status RbdDevice::acquire_exclusive_lock(TakeOver take_over) {
-  if (read_only_) return Status::Error(EROFS, fmt::format("{}: opened read-only", name_));
+  COWSNAP_RETURN_IF_ERROR(check_writable());
   std::lock_guard lock(lock_mu_);
   if (lock_held_) {
     COWSNAP_ASSIGN_OR_RETURN(bool owner, owns_lock());
@@ -239,11 +236,8 @@ Status RbdDevice::acquire_exclusive_lock(TakeOver take_over) {
   if (take_over == TakeOver::kDeadOwner && owner.watching) {
     // A killed owner still looks alive until its watch times out; wait
     // that long for it, no longer.
-    std::array<char, 32> buf{};
-    int timeout_s = 30;
-    if (rados_conf_get(image_->cluster->handle, "osd_client_watch_timeout", buf.data(), buf.size()) == 0) {
-      timeout_s = std::max(1, std::atoi(buf.data()));
-    }
+    const std::string configured = ceph_conf_value(image_->cluster->handle, "osd_client_watch_timeout");
+    const int timeout_s = configured.empty() ? 30 : std::max(1, std::atoi(configured.c_str()));
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s + 5);
     while (owner.watching && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(250));

@@ -23,8 +23,10 @@ struct RbdCluster {
   ~RbdCluster();
   rados_t handle;
   std::string description;  // "the Ceph cluster of CONF as client.ID", for messages
-  bool connected = false;
 };
+
+// A config value of the client as a string; empty when the key is unknown.
+std::string ceph_conf_value(rados_t cluster, const char* key);
 
 // One open image: its pool's I/O context and the librbd handle (thread-safe
 // for every call used here). The cluster outlives it.

@@ -101,8 +101,11 @@ class RbdDevice final : public BlockDevice {
   // The pieces' writes go out together (rbd_aio_write each), then one
   // rbd_aio_flush: one round trip of latency, not one per piece.
   Status write_gather_durable(uint64_t offset, std::span<const std::span<const uint8_t>> pieces) override;
+  // rbd_aio_write_zeroes. discard() is the default (these zeroes): librbd's
+  // discard of part of an object may leave its bytes (rbd_skip_partial_discard),
+  // and the contract is zeroes after a discard; write-zeroes still frees
+  // whole objects.
   Status write_zeroes(uint64_t offset, uint64_t length) override;
-  Status discard(uint64_t offset, uint64_t length) override;
   [[nodiscard]] std::string describe() const override { return name_; }
   [[nodiscard]] const std::string& name() const { return name_; }
   [[nodiscard]] bool read_only() const { return read_only_; }
@@ -120,6 +123,9 @@ class RbdDevice final : public BlockDevice {
   RbdDevice(std::string name, std::shared_ptr<Image> image, uint64_t size_bytes, bool read_only);
 
  private:
+  // EROFS naming the image when it was opened read-only.
+  [[nodiscard]] Status check_writable() const;
+
   std::string name_;
   std::shared_ptr<Image> image_;
   uint64_t size_bytes_;
