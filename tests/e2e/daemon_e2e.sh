@@ -45,10 +45,7 @@ echo "  write-back: 14 MiB written and flushed, read back; the snapshot still re
 
 attr=$(e2e_lv_field vgd/snap lv_attr)
 [[ "$attr" == swi-a-s--- ]] || e2e_fail "snapshot attributes: expected swi-a-s---, got $attr"
-for ((i = 0; i < 50; i++)); do
-  grep -q "WARNING: Snapshot vgd-snap is now 8[0-9]\.[0-9][0-9]% full\." "$WORK/nbdkit.log" && break
-  sleep 0.1
-done
+e2e_wait_until 50 grep -q "WARNING: Snapshot vgd-snap is now 8[0-9]\.[0-9][0-9]% full\." "$WORK/nbdkit.log"
 grep -q "WARNING: Snapshot vgd-snap is now 8[0-9]\.[0-9][0-9]% full\." "$WORK/nbdkit.log" ||
   e2e_fail "no dmeventd warning in the background server's log: $(tail -5 "$WORK/nbdkit.log")"
 echo "  the monitor says: $(grep -o "WARNING: Snapshot vgd-snap is now .*" "$WORK/nbdkit.log" | head -1)"

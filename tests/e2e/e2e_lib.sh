@@ -336,6 +336,19 @@ e2e_wait_merged() {
   e2e_fail "the merge of $1 did not finish: $(csq lvs -a "$vg")"
 }
 
+# e2e_wait_until TENTHS CMD...: runs CMD every 0.1 s until it succeeds, at
+# most TENTHS times; fails when it never did. The caller's own check after
+# it says what was expected.
+e2e_wait_until() {
+  local tries=$1 i
+  shift
+  for ((i = 0; i < tries; i++)); do
+    "$@" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 e2e_expect_eq() {
   [[ "$1" == "$2" ]] || e2e_fail "$3: expected '$2', got '$1'"
 }

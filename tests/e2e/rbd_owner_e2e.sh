@@ -20,6 +20,7 @@ E2E_PV_BACKEND=rbd
 e2e_init
 PV=$(e2e_pv pv0)
 IMAGE=${PV#rbd:}
+serves() { nbdinfo --list "nbd+unix://?socket=$1" 2>/dev/null | grep -q "^export=\"$2\""; }  # serves SOCKET VG/LV
 
 cs pvcreate --size 256M "$PV"
 rbd info "$IMAGE" | grep -q 'exclusive-lock' || e2e_fail "pvcreate's image has no exclusive-lock feature"
@@ -41,7 +42,7 @@ mkdir -p "$ROOT2"
 nbdkit -f -U "$SOCK2" "$PLUGIN" root="$ROOT2" 2>"$WORK/second.log" &
 second=$!
 E2E_BG_PIDS+=("$second")
-for ((i = 0; i < 50; i++)); do [[ -S "$SOCK2" ]] && break; sleep 0.1; done
+e2e_wait_until 50 test -S "$SOCK2" || true
 sleep 1
 nbdinfo --list "nbd+unix://?socket=$SOCK2" 2>/dev/null | grep -q '^export=' &&
   e2e_fail "a second server serves the VG while the first owns its PV"
@@ -56,10 +57,7 @@ rm -f "$SOCK2"
 "$COWSNAP" --root "$ROOT2" serve -U "$SOCK2" --take-over 2>"$WORK/live.log" &
 live=$!
 E2E_BG_PIDS+=("$live")
-for ((i = 0; i < 300; i++)); do
-  grep -q "not taken over" "$WORK/live.log" && break
-  sleep 0.1
-done
+e2e_wait_until 300 grep -q "not taken over" "$WORK/live.log" || true
 grep -q "not taken over: its owner client\.[0-9]* is alive" "$WORK/live.log" ||
   e2e_fail "serve --take-over did not refuse a live owner: $(cat "$WORK/live.log")"
 nbdinfo --list "nbd+unix://?socket=$SOCK2" 2>/dev/null | grep -q '^export=' &&
@@ -74,12 +72,12 @@ t0=$(date +%s)
 "$COWSNAP" --root "$ROOT2" serve -U "$SOCK2" --take-over 2>"$WORK/takeover.log" &
 taker=$!
 E2E_BG_PIDS+=("$taker")
-for ((i = 0; i < 300; i++)); do
-  nbdinfo --list "nbd+unix://?socket=$SOCK2" 2>/dev/null | grep -q '^export="vgo/data"' && break
+taker_serves() {
   kill -0 "$taker" 2>/dev/null || e2e_fail "serve --take-over exited: $(cat "$WORK/takeover.log")"
-  sleep 0.1
-done
-nbdinfo --list "nbd+unix://?socket=$SOCK2" 2>/dev/null | grep -q '^export="vgo/snap"' ||
+  serves "$SOCK2" vgo/data
+}
+e2e_wait_until 300 taker_serves || true
+serves "$SOCK2" vgo/snap ||
   e2e_fail "serve --take-over does not serve the VG: $(cat "$WORK/takeover.log")"
 echo "  taken over in $(($(date +%s) - t0)) s"
 nbdcopy "nbd+unix:///vgo/snap?socket=$SOCK2" "$WORK/snap.read"
@@ -108,11 +106,8 @@ mkdir -p "$ROOT3"
 "$COWSNAP" --root "$ROOT3" serve -U "$SOCK3" --take-over --force 2>"$WORK/force.log" &
 forcer=$!
 E2E_BG_PIDS+=("$forcer")
-for ((i = 0; i < 100; i++)); do
-  nbdinfo --list "nbd+unix://?socket=$SOCK3" 2>/dev/null | grep -q '^export="vgo/data"' && break
-  sleep 0.1
-done
-nbdinfo --list "nbd+unix://?socket=$SOCK3" 2>/dev/null | grep -q '^export="vgo/snap"' ||
+e2e_wait_until 100 serves "$SOCK3" vgo/data || true
+serves "$SOCK3" vgo/snap ||
   e2e_fail "serve --take-over --force did not take a live owner's VG: $(cat "$WORK/force.log")"
 if nbdcopy --flush "$WORK/late" "nbd+unix:///vgo/data?socket=$SOCK2" 2>/dev/null; then
   e2e_fail "the live owner's write succeeded after a forced take-over"
